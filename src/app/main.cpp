@@ -1,0 +1,175 @@
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+#include <variant>
+
+#include "app/http_server.h"
+#include "app/logging.h"
+#include "config/config.h"
+#include "kafka/producer.h"
+#include "relay/pipeline.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+std::atomic<bool> g_stop{false};
+int g_stop_fd = -1;
+
+void on_signal(int) {
+  g_stop.store(true);
+  uint64_t one = 1;
+  // write() is async-signal-safe; the loop polls this descriptor.
+  [[maybe_unused]] auto n = write(g_stop_fd, &one, sizeof one);
+}
+
+void install_signal_handlers() {
+  g_stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+std::variant<config::Config, int> load_config(const std::string& path) {
+  auto loaded = config::load_file(path);
+  if (auto* failure = std::get_if<config::LoadFailure>(&loaded)) {
+    for (const auto& d : failure->diagnostics) std::cerr << d.format() << '\n';
+    std::cerr << path << ": " << failure->diagnostics.size() << " error"
+              << (failure->diagnostics.size() == 1 ? "" : "s") << '\n';
+    return kExitUsage;
+  }
+  return std::get<config::Config>(std::move(loaded));
+}
+
+// Checks that the dead-letter topic exists before the first bad row needs
+// it; a missing one would otherwise turn the dead-letter policy into a halt.
+bool ensure_dead_letter_topic(kafka::Producer& producer, const config::Config& cfg) {
+  if (cfg.outbox.on_bad_row != config::BadRowPolicy::kDeadLetter) return true;
+  const auto& topic = cfg.outbox.dead_letter_topic;
+  auto exists = producer.topic_exists(topic, std::chrono::seconds(10));
+  if (!exists) {
+    spdlog::warn("cannot check dead-letter topic={}: {}", topic, exists.error().describe());
+    return true;
+  }
+  if (*exists) return true;
+  if (!cfg.kafka.create_topics) {
+    spdlog::error("dead-letter topic={} does not exist and kafka.create_topics is false", topic);
+    return false;
+  }
+  if (auto r = producer.create_topic(topic, 1, std::chrono::seconds(30)); !r) {
+    spdlog::error("cannot create dead-letter topic={}: {}", topic, r.error().describe());
+    return false;
+  }
+  spdlog::info("created dead-letter topic={}", topic);
+  return true;
+}
+
+int run(const std::string& config_path) {
+  auto loaded = load_config(config_path);
+  if (auto* code = std::get_if<int>(&loaded)) return *code;
+  const config::Config cfg = std::get<config::Config>(std::move(loaded));
+  app::setup_logging(cfg.log);
+  install_signal_handlers();
+  spdlog::info("outbox-relay {} starting slot={} publication={} table={}", OUTBOX_RELAY_VERSION,
+               cfg.postgres.slot, cfg.postgres.publication, cfg.outbox.table);
+
+  kafka::ProducerOptions po;
+  po.brokers = cfg.kafka.brokers;
+  po.properties = cfg.kafka.properties;
+  po.max_inflight_messages = cfg.limits.max_inflight_messages;
+  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
+  auto producer = kafka::Producer::create(po);
+  if (!producer) {
+    spdlog::error("{}", producer.error().describe());
+    return kExitUsage;
+  }
+  if (!ensure_dead_letter_topic(**producer, cfg)) return kExitRuntime;
+
+  relay::PipelineStats stats;
+  app::HttpServer http(stats, cfg.postgres.slot);
+  if (!cfg.http.listen.empty()) {
+    if (auto r = http.start(cfg.http.listen); !r) {
+      spdlog::error("{}", r.error().describe());
+      return kExitRuntime;
+    }
+    spdlog::info("http listening on {}", cfg.http.listen);
+  }
+
+  std::atomic<bool> pipeline_done{false};
+  std::thread notifier([&] {
+    bool ready_sent = false;
+    while (!pipeline_done.load()) {
+      if (!ready_sent &&
+          stats.state.load() == static_cast<int>(relay::PipelineState::kStreaming)) {
+        sd_notify(0, "READY=1\nSTATUS=streaming");
+        ready_sent = true;
+      }
+      int64_t last = stats.last_loop_unix_ms.load();
+      int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+      // The watchdog is fed only while the relay's own loop keeps turning.
+      if (last == 0 || now - last < 10000) sd_notify(0, "WATCHDOG=1");
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
+
+  relay::Pipeline pipeline(cfg, **producer, stats, g_stop, g_stop_fd);
+  auto result = pipeline.run();
+  pipeline_done = true;
+  sd_notify(0, "STOPPING=1");
+  notifier.join();
+  http.stop();
+  if (!result) {
+    spdlog::error("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
+    return kExitRuntime;
+  }
+  spdlog::info("slot={} stopped cleanly", cfg.postgres.slot);
+  return kExitOk;
+}
+
+int check_config(const std::string& path) {
+  auto loaded = load_config(path);
+  if (auto* code = std::get_if<int>(&loaded)) return *code;
+  std::cout << path << ": ok\n" << config::describe(std::get<config::Config>(loaded));
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"outbox-relay: publishes rows of a PostgreSQL outbox table to Kafka"};
+  cli.set_version_flag("--version", OUTBOX_RELAY_VERSION);
+  cli.require_subcommand(1);
+  std::string config_path;
+  auto* run_cmd = cli.add_subcommand("run", "Run the relay");
+  run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
+  std::string check_path;
+  auto* check_cmd = cli.add_subcommand("check-config", "Validate a configuration file and exit");
+  check_cmd->add_option("file", check_path, "Configuration file (YAML)")->required();
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return cli.exit(e);
+  } catch (const CLI::ParseError& e) {
+    cli.exit(e);
+    return kExitUsage;
+  }
+  if (run_cmd->parsed()) return run(config_path);
+  if (check_cmd->parsed()) return check_config(check_path);
+  return kExitUsage;
+}

@@ -1,0 +1,625 @@
+#include "relay/pipeline.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <unordered_set>
+
+#include "relay/ack_tracker.h"
+#include "relay/router.h"
+#include "wal/copy_protocol.h"
+#include "wal/pgoutput.h"
+#include "wal/replication_stream.h"
+
+namespace relay {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+struct PipelineCategory : std::error_category {
+  const char* name() const noexcept override { return "pipeline"; }
+  std::string message(int ev) const override {
+    switch (static_cast<pipeline_errc>(ev)) {
+      case pipeline_errc::retriable: return "retriable failure";
+      case pipeline_errc::halted: return "halted at a bad row";
+      case pipeline_errc::fatal: return "fatal failure";
+    }
+    return "unknown pipeline error";
+  }
+};
+
+common::Error failure(pipeline_errc code, std::string message) {
+  return common::Error{make_error_code(code), std::move(message)};
+}
+
+bool is_retriable(const common::Error& e) {
+  return e.code == make_error_code(pipeline_errc::retriable);
+}
+
+// Status updates go out at least this often even when nothing moved, well
+// inside the default wal_sender_timeout of 60 s.
+constexpr milliseconds kForcedStatusInterval{10000};
+// Messages read from the socket before serving delivery reports again, so
+// that acknowledgements (and with them, feedback) never starve under load.
+constexpr int kReadBudget = 4096;
+constexpr uint64_t kTokenSeqBits = 40;
+
+}  // namespace
+
+OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& reason,
+                                     const std::string& dlq_topic, bool drop_payload);
+
+namespace {
+
+RelationDesc to_relation_desc(const wal::Relation& r) {
+  RelationDesc d;
+  d.relid = r.relid;
+  d.nspname = r.nspname;
+  d.relname = r.relname;
+  d.columns.reserve(r.columns.size());
+  for (const auto& c : r.columns) d.columns.push_back(ColumnDesc{c.name, c.type_oid, c.type_modifier});
+  return d;
+}
+
+}  // namespace
+
+const std::error_category& pipeline_category() {
+  static PipelineCategory c;
+  return c;
+}
+
+// One connection's worth of streaming: everything here is reset on reconnect
+// (relation cache, decoder state, tracker), because the server resends
+// Relation messages and restarts at the confirmed position.
+class Pipeline::Session {
+ public:
+  Session(Pipeline& p, std::unique_ptr<wal::ReplicationStream> stream, Router router,
+          wal::Lsn confirmed, uint32_t epoch)
+      : p_(p),
+        cfg_(p.cfg_),
+        stream_(std::move(stream)),
+        router_(std::move(router)),
+        decoder_(1),
+        tracker_(confirmed),
+        last_sent_flush_(confirmed),
+        epoch_(epoch) {}
+
+  common::Result<void> run();
+
+ private:
+  common::Result<void> handle_copy_data(std::string_view data);
+  common::Result<void> handle_event(const wal::Event& ev, wal::Lsn lsn);
+  common::Result<void> handle_insert(const wal::Insert& ins, wal::Lsn lsn);
+  common::Result<void> publish(OutboxRecord&& record);
+  common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn, const std::string& source);
+  common::Result<void> retry_pending();
+  void on_report(const DeliveryReport& report);
+  common::Result<void> send_status(bool reply);
+  common::Result<void> maybe_send_status();
+  bool backpressured() const;
+  common::Result<void> wait_for_io(bool read_socket, milliseconds timeout);
+  common::Result<void> drain(milliseconds timeout);
+  uint64_t token(AckTracker::TxnSeq seq) const {
+    return (static_cast<uint64_t>(epoch_) << kTokenSeqBits) | seq;
+  }
+
+  Pipeline& p_;
+  const config::Config& cfg_;
+  std::unique_ptr<wal::ReplicationStream> stream_;
+  Router router_;
+  wal::PgOutputDecoder decoder_;
+  AckTracker tracker_;
+  std::unordered_set<wal::RelId> outbox_relids_;
+
+  // The open transaction, between Begin and Commit.
+  std::optional<AckTracker::TxnSeq> txn_;
+  wal::Lsn txn_final_lsn_;
+  wal::Xid txn_xid_ = 0;
+  wal::PgTimestamp txn_commit_time_;
+
+  // Records the producer's queue had no room for yet, retried from the loop.
+  std::deque<std::pair<OutboxRecord, uint64_t>> pending_;
+  std::vector<RawValue> scratch_values_;
+
+  wal::Lsn received_;
+  wal::Lsn last_sent_flush_;
+  Clock::time_point last_status_ = Clock::now();
+  bool reply_requested_ = false;
+  bool output_pending_ = false;
+
+  std::optional<common::Error> stop_error_;  // set from delivery reports
+  uint32_t epoch_;
+};
+
+Pipeline::Pipeline(const config::Config& cfg, Publisher& publisher, PipelineStats& stats,
+                   const std::atomic<bool>& stop, int stop_fd)
+    : cfg_(cfg), publisher_(publisher), stats_(stats), stop_(stop), stop_fd_(stop_fd) {}
+
+Pipeline::~Pipeline() = default;
+
+common::Result<void> Pipeline::run() {
+  const auto& pg = cfg_.postgres;
+  milliseconds backoff = pg.reconnect_backoff_min;
+  auto router_or = Router::create(cfg_.outbox);
+  if (!router_or) return failure(pipeline_errc::fatal, router_or.error().describe());
+
+  while (!stop_.load()) {
+    stats_.state = static_cast<int>(PipelineState::kConnecting);
+    wal::ReplicationOptions ro;
+    ro.dsn = pg.dsn;
+    ro.slot = pg.slot;
+    ro.publication = pg.publication;
+    ro.table = cfg_.outbox.table;
+    ro.create_slot = pg.create_slot;
+    ro.create_publication = pg.create_publication;
+    ro.binary = pg.binary;
+
+    common::Result<void> outcome;
+    auto stream = wal::ReplicationStream::connect(ro);
+    if (!stream) {
+      outcome = failure(pipeline_errc::retriable, stream.error().describe());
+    } else {
+      auto slot = (*stream)->prepare();
+      if (!slot) {
+        const auto& code = slot.error().code;
+        if (code == wal::replication_errc::slot_in_use) {
+          stats_.state = static_cast<int>(PipelineState::kWaitingForSlot);
+          spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
+          outcome = failure(pipeline_errc::retriable, slot.error().describe());
+        } else if (code == wal::replication_errc::query_failed) {
+          outcome = failure(pipeline_errc::retriable, slot.error().describe());
+        } else {
+          return failure(pipeline_errc::fatal, slot.error().describe());
+        }
+      } else {
+        if (slot->created) spdlog::info("slot={} created replication slot", pg.slot);
+        auto start = (*stream)->start(slot->confirmed_flush, pg.binary, true);
+        if (!start) {
+          if (start.error().code == wal::replication_errc::slot_in_use) {
+            stats_.state = static_cast<int>(PipelineState::kWaitingForSlot);
+            spdlog::warn("slot={} waiting for the slot: {}", pg.slot, start.error().describe());
+          }
+          outcome = failure(pipeline_errc::retriable, start.error().describe());
+        } else {
+          spdlog::info("slot={} streaming from lsn={} server_version={}", pg.slot,
+                       slot->confirmed_flush.to_string(), (*stream)->server_version());
+          stats_.state = static_cast<int>(PipelineState::kStreaming);
+          stats_.confirmed_lsn = slot->confirmed_flush.value();
+          backoff = pg.reconnect_backoff_min;
+          ++epoch_;
+          Session session(*this, std::move(*stream), *router_or, slot->confirmed_flush, epoch_);
+          outcome = session.run();
+        }
+      }
+    }
+    if (outcome.ok()) break;
+    if (!is_retriable(outcome.error())) return outcome;
+    if (stop_.load()) break;
+
+    ++stats_.reconnects;
+    spdlog::warn("slot={} {}; reconnecting in {} ms", pg.slot, outcome.error().describe(),
+                 backoff.count());
+    struct pollfd pfd = {stop_fd_, POLLIN, 0};
+    ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
+    backoff = std::min(backoff * 2, pg.reconnect_backoff_max);
+  }
+  stats_.state = static_cast<int>(PipelineState::kStopped);
+  return {};
+}
+
+common::Result<void> Pipeline::Session::run() {
+  auto report = [this](const DeliveryReport& r) { on_report(r); };
+  common::Result<void> result;
+  while (true) {
+    p_.stats_.last_loop_unix_ms =
+        std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    if (p_.stop_.load()) break;
+
+    p_.publisher_.poll(milliseconds(0), report);
+    if (stop_error_) {
+      result = *stop_error_;
+      break;
+    }
+    if (auto r = retry_pending(); !r) {
+      result = r;
+      break;
+    }
+
+    int read = 0;
+    bool socket_drained = false;
+    while (!backpressured() && read < kReadBudget) {
+      auto msg = stream_->read();
+      if (!msg) {
+        result = failure(pipeline_errc::retriable, msg.error().describe());
+        break;
+      }
+      if (!*msg) {
+        socket_drained = true;
+        break;
+      }
+      ++read;
+      if (auto r = handle_copy_data((*msg)->view()); !r) {
+        result = r;
+        break;
+      }
+    }
+    if (!result.ok()) break;
+    if (stop_error_) {
+      result = *stop_error_;
+      break;
+    }
+    if (auto r = maybe_send_status(); !r) {
+      result = r;
+      break;
+    }
+    p_.stats_.in_flight_records = p_.publisher_.in_flight();
+    p_.stats_.in_flight_bytes = p_.publisher_.in_flight_bytes();
+
+    // Keep going at once while the socket has more; otherwise sleep until the
+    // socket, Kafka or the next status deadline wakes us.
+    if (read == kReadBudget && !backpressured()) continue;
+    auto since = Clock::now() - last_status_;
+    auto next_status = std::chrono::duration_cast<milliseconds>(cfg_.postgres.status_interval - since);
+    milliseconds timeout = std::clamp(next_status, milliseconds(1), milliseconds(100));
+    if (auto r = wait_for_io(socket_drained && !backpressured(), timeout); !r) {
+      result = r;
+      break;
+    }
+  }
+
+  // Stopping or restarting: serve what Kafka still owes us so the final
+  // status update confirms as much as was really delivered.
+  bool halted = !result.ok() && result.error().code == make_error_code(pipeline_errc::halted);
+  auto drained = drain(cfg_.kafka.drain_timeout);
+  if (auto r = send_status(false); r.ok()) {
+    for (int i = 0; i < 50; ++i) {
+      auto f = stream_->flush();
+      if (!f || *f) break;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  }
+  spdlog::info("slot={} {} with confirmed lsn={} ({} records still in flight)",
+               cfg_.postgres.slot, halted ? "halted" : (result.ok() ? "stopped" : "paused"),
+               tracker_.watermark().to_string(), p_.publisher_.in_flight());
+  stream_->close();
+  if (!drained.ok() && result.ok()) return drained;
+  return result;
+}
+
+common::Result<void> Pipeline::Session::drain(milliseconds timeout) {
+  auto report = [this](const DeliveryReport& r) { on_report(r); };
+  auto deadline = Clock::now() + timeout;
+  while (p_.publisher_.in_flight() > 0 && Clock::now() < deadline) {
+    p_.publisher_.poll(milliseconds(50), report);
+  }
+  if (p_.publisher_.in_flight() > 0) {
+    // Unconfirmed records are replayed from the slot on the next start, so
+    // dropping them here loses nothing.
+    p_.publisher_.purge();
+    auto purge_deadline = Clock::now() + milliseconds(5000);
+    while (p_.publisher_.in_flight() > 0 && Clock::now() < purge_deadline) {
+      p_.publisher_.poll(milliseconds(50), report);
+    }
+    return failure(pipeline_errc::retriable, "Kafka did not acknowledge all records in time");
+  }
+  return {};
+}
+
+bool Pipeline::Session::backpressured() const {
+  return !pending_.empty() ||
+         p_.publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
+         p_.publisher_.in_flight_bytes() >= cfg_.limits.max_inflight_bytes;
+}
+
+common::Result<void> Pipeline::Session::wait_for_io(bool read_socket, milliseconds timeout) {
+  struct pollfd fds[3];
+  nfds_t n = 0;
+  short pg_events = static_cast<short>((read_socket ? POLLIN : 0) | (output_pending_ ? POLLOUT : 0));
+  fds[n++] = {stream_->socket(), pg_events, 0};
+  if (p_.publisher_.wakeup_fd() >= 0) fds[n++] = {p_.publisher_.wakeup_fd(), POLLIN, 0};
+  if (p_.stop_fd_ >= 0) fds[n++] = {p_.stop_fd_, POLLIN, 0};
+  // Without a Kafka wakeup descriptor, poll Kafka briefly instead of sleeping.
+  if (p_.publisher_.wakeup_fd() < 0 && p_.publisher_.in_flight() > 0) {
+    timeout = std::min(timeout, milliseconds(5));
+  }
+  int r = ::poll(fds, n, static_cast<int>(timeout.count()));
+  if (r < 0 && errno != EINTR) {
+    return failure(pipeline_errc::retriable, std::string("poll: ") + std::strerror(errno));
+  }
+  if (r > 0 && (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) && !(fds[0].revents & POLLIN)) {
+    return failure(pipeline_errc::retriable, "connection to PostgreSQL lost");
+  }
+  if (output_pending_) {
+    auto f = stream_->flush();
+    if (!f) return failure(pipeline_errc::retriable, f.error().describe());
+    output_pending_ = !*f;
+  }
+  return {};
+}
+
+common::Result<void> Pipeline::Session::handle_copy_data(std::string_view data) {
+  auto msg = wal::parse_copy_data(data);
+  if (!msg) return failure(pipeline_errc::retriable, msg.error().describe());
+  if (const auto* ka = std::get_if<wal::PrimaryKeepalive>(&*msg)) {
+    if (ka->wal_end > received_) received_ = ka->wal_end;
+    p_.stats_.received_lsn = received_.value();
+    if (!txn_) tracker_.observe_wal_end(ka->wal_end);
+    // The server asks after wal_sender_timeout/2 of silence and drops us at
+    // wal_sender_timeout: answer now, not on the timer.
+    if (ka->reply_requested) return send_status(true);
+    return {};
+  }
+  const auto& x = std::get<wal::XLogData>(*msg);
+  if (x.wal_start > received_) received_ = x.wal_start;
+  p_.stats_.received_lsn = received_.value();
+  auto ev = decoder_.decode(x.data);
+  if (!ev) {
+    // An unknown or malformed message: reconnecting re-reads it from the
+    // confirmed position; skipping it could lose an outbox row.
+    return failure(pipeline_errc::retriable,
+                   "pgoutput decoding failed at lsn=" + x.wal_start.to_string() + ": " +
+                       ev.error().describe());
+  }
+  return handle_event(*ev, x.wal_start);
+}
+
+common::Result<void> Pipeline::Session::handle_event(const wal::Event& ev, wal::Lsn lsn) {
+  return std::visit(
+      [&](const auto& m) -> common::Result<void> {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, wal::Begin>) {
+          if (txn_) {
+            return failure(pipeline_errc::retriable,
+                           "Begin inside an open transaction at lsn=" + lsn.to_string());
+          }
+          txn_ = tracker_.begin();
+          txn_final_lsn_ = m.final_lsn;
+          txn_xid_ = m.xid;
+          txn_commit_time_ = m.commit_time;
+          return {};
+        } else if constexpr (std::is_same_v<T, wal::Commit>) {
+          if (!txn_) {
+            return failure(pipeline_errc::retriable,
+                           "Commit without Begin at lsn=" + lsn.to_string());
+          }
+          // Confirm the Commit's end LSN: that is where a restart resumes.
+          tracker_.commit(*txn_, m.end_lsn);
+          txn_.reset();
+          ++p_.stats_.transactions;
+          return {};
+        } else if constexpr (std::is_same_v<T, wal::Relation>) {
+          RelationDesc desc = to_relation_desc(m);
+          if (!router_.matches(desc)) {
+            outbox_relids_.erase(m.relid);
+            return {};
+          }
+          if (auto r = router_.bind(desc); !r) {
+            return failure(pipeline_errc::fatal, r.error().describe());
+          }
+          outbox_relids_.insert(m.relid);
+          return {};
+        } else if constexpr (std::is_same_v<T, wal::Insert>) {
+          return handle_insert(m, lsn);
+        } else if constexpr (std::is_same_v<T, wal::Update> || std::is_same_v<T, wal::Delete> ||
+                             std::is_same_v<T, wal::Truncate> || std::is_same_v<T, wal::Origin> ||
+                             std::is_same_v<T, wal::Type> || std::is_same_v<T, wal::Message>) {
+          // The outbox is insert-only; a publication shared with other tables
+          // may still carry these, and logical decoding messages are not rows.
+          return {};
+        } else {
+          // Streaming and two-phase are never requested; receiving them means
+          // the slot or server does something this relay cannot confirm safely.
+          return failure(pipeline_errc::fatal,
+                         "unexpected streaming or two-phase message at lsn=" + lsn.to_string());
+        }
+      },
+      ev);
+}
+
+common::Result<void> Pipeline::Session::handle_insert(const wal::Insert& ins, wal::Lsn lsn) {
+  if (!outbox_relids_.count(ins.relid)) return {};
+  if (!txn_) {
+    return failure(pipeline_errc::retriable, "Insert outside a transaction at lsn=" + lsn.to_string());
+  }
+  std::vector<RawValue>& values = scratch_values_;
+  values.clear();
+  for (const auto& v : ins.new_tuple.values) {
+    values.push_back(RawValue{static_cast<ValueKind>(v.kind), v.data});
+  }
+  RowContext ctx{txn_final_lsn_, lsn, txn_xid_, txn_commit_time_};
+  auto routed = router_.route(ins.relid, values, ctx);
+  if (!routed) return failure(pipeline_errc::retriable, routed.error().describe());
+  if (auto* bad = std::get_if<BadRow>(&*routed)) {
+    return bad_row(*bad, lsn, cfg_.outbox.table);
+  }
+  return publish(std::move(std::get<OutboxRecord>(*routed)));
+}
+
+namespace {
+
+constexpr uint64_t kDeadLetterFlag = uint64_t{1} << 63;
+
+std::optional<std::string> header_value(const OutboxRecord& r, std::string_view key) {
+  for (const auto& h : r.headers) {
+    if (h.key == key) return h.value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// A record Kafka refused for good becomes a dead-letter record: same key and
+// headers, plus why and where it came from. A record too large for the broker
+// cannot be dead-lettered with its payload, so the payload is left out and
+// its size recorded; the row itself is still in the WAL position named.
+OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& reason,
+                                     const std::string& dlq_topic, bool drop_payload) {
+  OutboxRecord dlq;
+  dlq.topic = dlq_topic;
+  dlq.key = header_value(original, "outbox-id");
+  if (!dlq.key) dlq.key = original.key;
+  dlq.headers = std::move(original.headers);
+  dlq.headers.push_back(Header{"outbox-error", reason});
+  dlq.headers.push_back(Header{"outbox-original-topic", original.topic});
+  if (drop_payload) {
+    dlq.headers.push_back(Header{"outbox-payload-size", std::to_string(original.payload.size())});
+  } else {
+    dlq.payload = std::move(original.payload);
+  }
+  return dlq;
+}
+
+common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
+  tracker_.add_record(*txn_);
+  uint64_t tok = token(*txn_);
+  pending_.emplace_back(std::move(record), tok);
+  return retry_pending();
+}
+
+common::Result<void> Pipeline::Session::retry_pending() {
+  while (!pending_.empty()) {
+    auto& [record, tok] = pending_.front();
+    ProduceResult r = p_.publisher_.produce(record, tok);
+    if (r.outcome == ProduceOutcome::kQueueFull) return {};
+    if (r.outcome == ProduceOutcome::kRejected) {
+      if (r.status == DeliveryStatus::kPermanent && !(tok & kDeadLetterFlag) &&
+          cfg_.outbox.on_bad_row == config::BadRowPolicy::kDeadLetter) {
+        auto id = header_value(record, "outbox-id").value_or("?");
+        spdlog::error("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={}",
+                      cfg_.postgres.slot, id, header_value(record, "outbox-lsn").value_or("?"),
+                      r.error);
+        bool too_large = record.payload.size() > 0 && r.error.find("size") != std::string::npos;
+        record = dead_letter_from_failed(std::move(record), r.error, cfg_.outbox.dead_letter_topic,
+                                         too_large);
+        tok |= kDeadLetterFlag;
+        ++p_.stats_.records_dead_lettered;
+        continue;
+      }
+      auto id = header_value(record, "outbox-id").value_or("?");
+      auto lsn = header_value(record, "outbox-lsn").value_or("?");
+      ++p_.stats_.records_failed;
+      if (r.status == DeliveryStatus::kPermanent) {
+        spdlog::error("slot={} halting: record rejected by Kafka: id={} lsn={} topic={} reason={}",
+                      cfg_.postgres.slot, id, lsn, record.topic, r.error);
+        return failure(pipeline_errc::halted, "record id=" + id + " lsn=" + lsn +
+                                                  " rejected by Kafka: " + r.error);
+      }
+      if (r.status == DeliveryStatus::kFatal) {
+        return failure(pipeline_errc::fatal, "Kafka producer failed: " + r.error);
+      }
+      return failure(pipeline_errc::retriable, "producing record id=" + id + ": " + r.error);
+    }
+    pending_.pop_front();
+  }
+  return {};
+}
+
+common::Result<void> Pipeline::Session::bad_row(const BadRow& bad, wal::Lsn lsn,
+                                                const std::string& source) {
+  const std::string id = bad.row_id.empty() ? "?" : bad.row_id;
+  if (cfg_.outbox.on_bad_row == config::BadRowPolicy::kHalt) {
+    spdlog::error("slot={} halting at bad row: table={} id={} lsn={} xid={} reason={}",
+                  cfg_.postgres.slot, source, id, lsn.to_string(), txn_xid_, bad.reason);
+    return failure(pipeline_errc::halted,
+                   "bad row id=" + id + " lsn=" + lsn.to_string() + ": " + bad.reason);
+  }
+  spdlog::error("slot={} dead-lettering bad row: table={} id={} lsn={} xid={} reason={}",
+                cfg_.postgres.slot, source, id, lsn.to_string(), txn_xid_, bad.reason);
+  RowContext ctx{txn_final_lsn_, lsn, txn_xid_, txn_commit_time_};
+  OutboxRecord dlq = router_.dead_letter(bad, ctx, cfg_.outbox.dead_letter_topic);
+  ++p_.stats_.records_dead_lettered;
+  tracker_.add_record(*txn_);
+  pending_.emplace_back(std::move(dlq), token(*txn_) | kDeadLetterFlag);
+  return retry_pending();
+}
+
+void Pipeline::Session::on_report(const DeliveryReport& report) {
+  const uint64_t tok = report.token & ~kDeadLetterFlag;
+  if ((tok >> kTokenSeqBits) != epoch_) return;  // a previous session's record
+  const AckTracker::TxnSeq seq = tok & ((uint64_t{1} << kTokenSeqBits) - 1);
+  const bool is_dead_letter = report.token & kDeadLetterFlag;
+
+  if (report.status == DeliveryStatus::kOk) {
+    ++p_.stats_.records_published;
+    tracker_.ack(seq);
+    return;
+  }
+  ++p_.stats_.records_failed;
+  const OutboxRecord empty;
+  const OutboxRecord& rec = report.record ? *report.record : empty;
+  const std::string id = header_value(rec, "outbox-id").value_or("?");
+  const std::string lsn = header_value(rec, "outbox-lsn").value_or("?");
+  if (stop_error_) return;
+
+  switch (report.status) {
+    case DeliveryStatus::kOk:
+      break;
+    case DeliveryStatus::kPermanent:
+      if (!is_dead_letter && cfg_.outbox.on_bad_row == config::BadRowPolicy::kDeadLetter &&
+          report.record) {
+        spdlog::error("slot={} delivery failed for good, dead-lettering: id={} lsn={} topic={} "
+                      "reason={}",
+                      cfg_.postgres.slot, id, lsn, rec.topic, report.error);
+        bool too_large = report.error.find("size") != std::string::npos ||
+                         report.error.find("too large") != std::string::npos;
+        // The replacement carries the same token: its delivery report
+        // acknowledges the original record's slot in the transaction.
+        pending_.emplace_back(dead_letter_from_failed(*report.record, report.error,
+                                                      cfg_.outbox.dead_letter_topic, too_large),
+                              report.token | kDeadLetterFlag);
+        ++p_.stats_.records_dead_lettered;
+        return;
+      }
+      spdlog::error("slot={} halting: delivery failed for good: id={} lsn={} topic={} reason={}",
+                    cfg_.postgres.slot, id, lsn, rec.topic, report.error);
+      stop_error_ = failure(pipeline_errc::halted,
+                            "record id=" + id + " lsn=" + lsn + " failed: " + report.error);
+      return;
+    case DeliveryStatus::kRetriable:
+      stop_error_ = failure(pipeline_errc::retriable,
+                            "delivery of id=" + id + " lsn=" + lsn + " failed (" + report.error +
+                                "); restarting from the confirmed position");
+      return;
+    case DeliveryStatus::kFatal:
+      stop_error_ = failure(pipeline_errc::fatal, "Kafka producer failed: " + report.error);
+      return;
+  }
+}
+
+common::Result<void> Pipeline::Session::send_status(bool /*reply*/) {
+  // Feedback is monotonic, and flush is what moves confirmed_flush_lsn.
+  wal::Lsn w = std::max(tracker_.watermark(), last_sent_flush_);
+  auto r = stream_->send_status(w, w, w, wal::pg_now(), false);
+  if (!r) return failure(pipeline_errc::retriable, r.error().describe());
+  auto f = stream_->flush();
+  if (!f) return failure(pipeline_errc::retriable, f.error().describe());
+  output_pending_ = !*f;
+  if (w != last_sent_flush_) {
+    spdlog::debug("slot={} confirmed lsn={}", cfg_.postgres.slot, w.to_string());
+  }
+  last_sent_flush_ = w;
+  last_status_ = Clock::now();
+  p_.stats_.confirmed_lsn = w.value();
+  return {};
+}
+
+common::Result<void> Pipeline::Session::maybe_send_status() {
+  auto since = Clock::now() - last_status_;
+  bool moved = tracker_.watermark() > last_sent_flush_;
+  if ((moved && since >= cfg_.postgres.status_interval) || since >= kForcedStatusInterval) {
+    return send_status(false);
+  }
+  return {};
+}
+
+}  // namespace relay

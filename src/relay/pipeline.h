@@ -1,0 +1,66 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "config/config.h"
+#include "relay/publisher.h"
+
+namespace relay {
+
+enum class pipeline_errc {
+  retriable = 1,  // reconnect with backoff and resume from the confirmed LSN
+  halted,         // the halt policy stopped the relay at a bad row
+  fatal,          // configuration, schema or server state that retrying cannot fix
+};
+const std::error_category& pipeline_category();
+inline std::error_code make_error_code(pipeline_errc e) {
+  return {static_cast<int>(e), pipeline_category()};
+}
+
+enum class PipelineState : int { kStarting, kConnecting, kWaitingForSlot, kStreaming, kStopped };
+
+// Counters read by the HTTP thread; written only by the pipeline's thread.
+struct PipelineStats {
+  std::atomic<int> state{static_cast<int>(PipelineState::kStarting)};
+  std::atomic<uint64_t> records_published{0};
+  std::atomic<uint64_t> records_failed{0};
+  std::atomic<uint64_t> records_dead_lettered{0};
+  std::atomic<uint64_t> transactions{0};
+  std::atomic<uint64_t> received_lsn{0};
+  std::atomic<uint64_t> confirmed_lsn{0};
+  std::atomic<uint64_t> in_flight_records{0};
+  std::atomic<uint64_t> in_flight_bytes{0};
+  std::atomic<uint64_t> reconnects{0};
+  std::atomic<int64_t> last_loop_unix_ms{0};
+};
+
+// The pipeline for one slot: replication stream → decoder → router → Kafka,
+// confirming the watermark back to PostgreSQL. Runs on the calling thread.
+class Pipeline {
+ public:
+  Pipeline(const config::Config& cfg, Publisher& publisher, PipelineStats& stats,
+           const std::atomic<bool>& stop, int stop_fd);
+  ~Pipeline();
+
+  // Returns when stopped (ok) or on a failure that retrying cannot fix.
+  common::Result<void> run();
+
+ private:
+  class Session;
+  const config::Config& cfg_;
+  Publisher& publisher_;
+  PipelineStats& stats_;
+  const std::atomic<bool>& stop_;
+  int stop_fd_;
+  uint32_t epoch_ = 0;
+};
+
+}  // namespace relay
+
+template <>
+struct std::is_error_code_enum<relay::pipeline_errc> : std::true_type {};

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "relay/record.h"
+
+namespace relay {
+
+enum class DeliveryStatus {
+  kOk,
+  kPermanent,  // will never succeed as is: too large, unknown topic, not authorized
+  kRetriable,  // ran out of delivery.timeout.ms on a failure that might clear
+  kFatal,      // the producer cannot continue (fenced, idempotence broken)
+};
+
+struct DeliveryReport {
+  uint64_t token = 0;  // what was passed to produce()
+  DeliveryStatus status = DeliveryStatus::kOk;
+  std::string error;   // empty on success
+  int32_t partition = -1;
+  int64_t offset = -1;
+  // Failed records only: the record as the producer held it, so that the
+  // bad-row policy can dead-letter it without keeping a second copy.
+  std::optional<OutboxRecord> record;
+};
+
+enum class ProduceOutcome { kQueued, kQueueFull, kRejected };
+
+struct ProduceResult {
+  ProduceOutcome outcome = ProduceOutcome::kQueued;
+  DeliveryStatus status = DeliveryStatus::kOk;  // for kRejected
+  std::string error;
+};
+
+// What the pipeline needs from Kafka. Delivery reports are only ever handed out
+// from poll() on the caller's thread, once per produced record.
+class Publisher {
+ public:
+  using ReportFn = std::function<void(const DeliveryReport&)>;
+
+  virtual ~Publisher() = default;
+
+  // Never blocks. kQueueFull means: poll() and try again later.
+  virtual ProduceResult produce(const OutboxRecord& record, uint64_t token) = 0;
+  // Serves pending delivery reports; waits up to `timeout` for the first one.
+  virtual int poll(std::chrono::milliseconds timeout, const ReportFn& on_report) = 0;
+  // A file descriptor that becomes readable when poll() has work, or -1.
+  virtual int wakeup_fd() const { return -1; }
+  virtual size_t in_flight() const = 0;
+  virtual uint64_t in_flight_bytes() const = 0;
+  // Drops records not yet sent; their reports still arrive from poll().
+  virtual void purge() = 0;
+  // Why the publisher cannot continue at all, or empty.
+  virtual std::string fatal_error() const = 0;
+};
+
+}  // namespace relay

@@ -1,0 +1,377 @@
+#include "wal/replication_stream.h"
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "wal/copy_protocol.h"
+
+namespace wal {
+
+namespace {
+
+struct ReplicationCategory : std::error_category {
+  const char* name() const noexcept override { return "replication"; }
+  std::string message(int ev) const override {
+    switch (static_cast<replication_errc>(ev)) {
+      case replication_errc::connect_failed: return "cannot connect to PostgreSQL";
+      case replication_errc::server_unsupported: return "server version not supported";
+      case replication_errc::wal_level_not_logical: return "wal_level is not logical";
+      case replication_errc::publication_missing: return "publication missing";
+      case replication_errc::publication_invalid: return "publication does not fit the outbox";
+      case replication_errc::slot_missing: return "replication slot missing";
+      case replication_errc::slot_invalid: return "replication slot does not fit";
+      case replication_errc::slot_lost: return "replication slot invalidated";
+      case replication_errc::slot_in_use: return "replication slot is active for another backend";
+      case replication_errc::query_failed: return "query failed";
+      case replication_errc::copy_failed: return "replication stream failed";
+      case replication_errc::copy_ended: return "server ended the replication stream";
+      case replication_errc::send_failed: return "sending to the server failed";
+    }
+    return "unknown replication error";
+  }
+};
+
+common::Error error(replication_errc code, std::string message) {
+  return common::Error{make_error_code(code), std::move(message)};
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+struct ResultGuard {
+  PGresult* res;
+  explicit ResultGuard(PGresult* r) : res(r) {}
+  ~ResultGuard() {
+    if (res) PQclear(res);
+  }
+  ResultGuard(const ResultGuard&) = delete;
+  ResultGuard& operator=(const ResultGuard&) = delete;
+};
+
+std::pair<std::string, std::string> split_table(const std::string& table) {
+  auto dot = table.find('.');
+  if (dot == std::string::npos) return {"public", table};
+  return {table.substr(0, dot), table.substr(dot + 1)};
+}
+
+}  // namespace
+
+const std::error_category& replication_category() {
+  static ReplicationCategory c;
+  return c;
+}
+
+struct ReplicationStream::Conn {
+  PGconn* pg = nullptr;
+  ~Conn() {
+    if (pg) PQfinish(pg);
+  }
+
+  // Simple-query protocol only: a walsender in database mode does not speak
+  // the extended protocol, so values are quoted, never interpolated raw.
+  common::Result<std::vector<std::vector<std::optional<std::string>>>> query(
+      const std::string& sql, ExecStatusType want = PGRES_TUPLES_OK) {
+    ResultGuard r(PQexec(pg, sql.c_str()));
+    if (PQresultStatus(r.res) != want) {
+      const char* state = PQresultErrorField(r.res, PG_DIAG_SQLSTATE);
+      std::string msg = trim(PQresultErrorMessage(r.res));
+      if (state && std::string(state) == "55006") {
+        return error(replication_errc::slot_in_use, msg);
+      }
+      return error(replication_errc::query_failed, msg);
+    }
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    for (int i = 0; i < PQntuples(r.res); ++i) {
+      auto& row = rows.emplace_back();
+      for (int j = 0; j < PQnfields(r.res); ++j) {
+        if (PQgetisnull(r.res, i, j)) {
+          row.emplace_back(std::nullopt);
+        } else {
+          row.emplace_back(std::string(PQgetvalue(r.res, i, j),
+                                       static_cast<size_t>(PQgetlength(r.res, i, j))));
+        }
+      }
+    }
+    return rows;
+  }
+};
+
+CopyBuffer& CopyBuffer::operator=(CopyBuffer&& o) noexcept {
+  if (this != &o) {
+    if (data_) PQfreemem(data_);
+    data_ = o.data_;
+    size_ = o.size_;
+    o.data_ = nullptr;
+  }
+  return *this;
+}
+
+CopyBuffer::~CopyBuffer() {
+  if (data_) PQfreemem(data_);
+}
+
+std::string quote_identifier(std::string_view ident) {
+  std::string out = "\"";
+  for (char c : ident) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string quote_literal(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+PgTimestamp pg_now() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return PgTimestamp::from_unix_micros(
+      std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+}
+
+common::Result<std::unique_ptr<ReplicationStream>> ReplicationStream::connect(
+    const ReplicationOptions& o) {
+  // Text-mode values depend on session settings; pin the ones the router
+  // parses, as PostgreSQL's own apply worker does.
+  const char* keywords[] = {"dbname", "replication", "fallback_application_name", "options",
+                            nullptr};
+  const char* values[] = {o.dsn.c_str(), "database", o.application_name.c_str(),
+                          "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 "
+                          "-c bytea_output=hex -c client_encoding=UTF8",
+                          nullptr};
+  std::unique_ptr<ReplicationStream> s(new ReplicationStream());
+  s->options_ = o;
+  s->conn_ = std::make_unique<Conn>();
+  s->conn_->pg = PQconnectdbParams(keywords, values, 1);
+  if (!s->conn_->pg || PQstatus(s->conn_->pg) != CONNECTION_OK) {
+    std::string msg = s->conn_->pg ? trim(PQerrorMessage(s->conn_->pg)) : "out of memory";
+    return error(replication_errc::connect_failed, msg);
+  }
+  s->server_version_ = PQserverVersion(s->conn_->pg);
+  if (auto r = s->check_server(); !r) return r.error();
+  return s;
+}
+
+ReplicationStream::~ReplicationStream() { close(); }
+
+common::Result<void> ReplicationStream::check_server() {
+  if (server_version_ < 100000) {
+    return error(replication_errc::server_unsupported,
+                 "PostgreSQL " + std::to_string(server_version_) +
+                     " has no pgoutput; version 10 or later is required");
+  }
+  auto ident = conn_->query("IDENTIFY_SYSTEM");
+  if (!ident) return ident.error();
+  if (ident->empty() || !(*ident)[0][0]) {
+    return error(replication_errc::query_failed, "IDENTIFY_SYSTEM returned no row");
+  }
+  system_identifier_ = *(*ident)[0][0];
+  auto level = conn_->query("SHOW wal_level");
+  if (!level) return level.error();
+  if (level->empty() || (*level)[0][0] != std::optional<std::string>("logical")) {
+    return error(replication_errc::wal_level_not_logical,
+                 "wal_level is '" + (level->empty() ? std::string("?") : *(*level)[0][0]) +
+                     "'; logical decoding needs wal_level = logical (and a server restart)");
+  }
+  return {};
+}
+
+common::Result<void> ReplicationStream::ensure_publication() {
+  auto [schema, table] = split_table(options_.table);
+  auto rows = conn_->query(
+      "SELECT p.pubinsert, EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = "
+      "p.pubname AND t.schemaname = " +
+      quote_literal(schema) + " AND t.tablename = " + quote_literal(table) +
+      ") FROM pg_publication p WHERE p.pubname = " + quote_literal(options_.publication));
+  if (!rows) return rows.error();
+  if (rows->empty()) {
+    if (!options_.create_publication) {
+      return error(replication_errc::publication_missing,
+                   "publication \"" + options_.publication +
+                       "\" does not exist and create_publication is false; create it with: "
+                       "CREATE PUBLICATION " +
+                       quote_identifier(options_.publication) + " FOR TABLE " +
+                       quote_identifier(schema) + "." + quote_identifier(table) +
+                       " WITH (publish = 'insert')");
+    }
+    // Inserts only: with UPDATE/DELETE published, a table without a replica
+    // identity makes the application's cleanup DELETEs fail on the primary.
+    auto created = conn_->query("CREATE PUBLICATION " + quote_identifier(options_.publication) +
+                                    " FOR TABLE " + quote_identifier(schema) + "." +
+                                    quote_identifier(table) + " WITH (publish = 'insert')",
+                                PGRES_COMMAND_OK);
+    if (!created) {
+      return error(replication_errc::publication_invalid,
+                   "cannot create publication \"" + options_.publication +
+                       "\": " + created.error().message);
+    }
+    return {};
+  }
+  const auto& row = (*rows)[0];
+  if (row[0] != std::optional<std::string>("t")) {
+    return error(replication_errc::publication_invalid,
+                 "publication \"" + options_.publication + "\" does not publish inserts");
+  }
+  if (row[1] != std::optional<std::string>("t")) {
+    return error(replication_errc::publication_invalid,
+                 "publication \"" + options_.publication + "\" does not include table " +
+                     schema + "." + table);
+  }
+  return {};
+}
+
+common::Result<SlotState> ReplicationStream::ensure_slot() {
+  const bool has_wal_status = server_version_ >= 130000;
+  auto lookup = [&]() {
+    return conn_->query(
+        std::string("SELECT plugin, slot_type, database = current_database(), active_pid, "
+                    "confirmed_flush_lsn, restart_lsn, ") +
+        (has_wal_status ? "wal_status" : "NULL") +
+        " FROM pg_replication_slots WHERE slot_name = " + quote_literal(options_.slot));
+  };
+  auto rows = lookup();
+  if (!rows) return rows.error();
+  SlotState state;
+  if (rows->empty()) {
+    if (!options_.create_slot) {
+      return error(replication_errc::slot_missing,
+                   "replication slot \"" + options_.slot +
+                       "\" does not exist and create_slot is false");
+    }
+    // PG15 replaced NOEXPORT_SNAPSHOT with the option list; both need no
+    // snapshot since the outbox is streamed from now on, never copied.
+    std::string sql = "CREATE_REPLICATION_SLOT " + quote_identifier(options_.slot) +
+                      " LOGICAL pgoutput" +
+                      (server_version_ >= 150000 ? " (SNAPSHOT 'nothing')" : " NOEXPORT_SNAPSHOT");
+    auto created = conn_->query(sql);
+    if (!created) return created.error();
+    state.created = true;
+    rows = lookup();
+    if (!rows) return rows.error();
+    if (rows->empty()) {
+      return error(replication_errc::slot_missing,
+                   "replication slot \"" + options_.slot + "\" vanished right after creation");
+    }
+  }
+  const auto& row = (*rows)[0];
+  if (row[0] != std::optional<std::string>("pgoutput") ||
+      row[1] != std::optional<std::string>("logical")) {
+    return error(replication_errc::slot_invalid,
+                 "replication slot \"" + options_.slot + "\" is not a logical pgoutput slot");
+  }
+  if (row[2] != std::optional<std::string>("t")) {
+    return error(replication_errc::slot_invalid,
+                 "replication slot \"" + options_.slot + "\" belongs to another database");
+  }
+  if (row[6] && *row[6] == "lost") {
+    return error(replication_errc::slot_lost,
+                 "replication slot \"" + options_.slot +
+                     "\" has been invalidated (wal_status = lost): the WAL it needed was "
+                     "removed, so changes may be missing; drop and recreate the slot "
+                     "deliberately after checking the outbox");
+  }
+  if (row[3]) {
+    return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +
+                                                    "\" is active for PID " + *row[3]);
+  }
+  if (row[4]) state.confirmed_flush = Lsn::parse(*row[4]).value_or(Lsn());
+  if (row[5]) state.restart_lsn = Lsn::parse(*row[5]).value_or(Lsn());
+  if (row[6]) state.wal_status = *row[6];
+  return state;
+}
+
+common::Result<SlotState> ReplicationStream::prepare() {
+  if (auto r = ensure_publication(); !r) return r.error();
+  return ensure_slot();
+}
+
+common::Result<void> ReplicationStream::start(Lsn from, bool binary, bool messages) {
+  std::string sql = "START_REPLICATION SLOT " + quote_identifier(options_.slot) + " LOGICAL " +
+                    from.to_string() + " (proto_version '1', publication_names " +
+                    quote_literal(quote_identifier(options_.publication));
+  // binary and messages arrived with PostgreSQL 14.
+  if (binary && server_version_ >= 140000) sql += ", binary 'true'";
+  if (messages && server_version_ >= 140000) sql += ", messages 'true'";
+  sql += ")";
+  ResultGuard r(PQexec(conn_->pg, sql.c_str()));
+  if (PQresultStatus(r.res) != PGRES_COPY_BOTH) {
+    const char* state = PQresultErrorField(r.res, PG_DIAG_SQLSTATE);
+    std::string msg = trim(PQresultErrorMessage(r.res));
+    if (state && std::string(state) == "55006") return error(replication_errc::slot_in_use, msg);
+    return error(replication_errc::copy_failed, "START_REPLICATION failed: " + msg);
+  }
+  if (PQsetnonblocking(conn_->pg, 1) != 0) {
+    return error(replication_errc::copy_failed, "cannot make the connection non-blocking");
+  }
+  streaming_ = true;
+  return {};
+}
+
+int ReplicationStream::socket() const { return PQsocket(conn_->pg); }
+
+common::Result<std::optional<CopyBuffer>> ReplicationStream::read() {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    char* buf = nullptr;
+    int n = PQgetCopyData(conn_->pg, &buf, 1);
+    if (n > 0) return std::optional<CopyBuffer>(CopyBuffer(buf, n));
+    if (n == 0) {
+      if (attempt == 0 && PQconsumeInput(conn_->pg) == 0) {
+        return error(replication_errc::copy_failed, trim(PQerrorMessage(conn_->pg)));
+      }
+      continue;
+    }
+    if (n == -1) {
+      // The server ended the copy; the reason (say, a publication that did not
+      // exist at the change's LSN) comes as the following result.
+      streaming_ = false;
+      std::string msg = "server ended the replication stream";
+      while (PGresult* res = PQgetResult(conn_->pg)) {
+        if (PQresultStatus(res) == PGRES_FATAL_ERROR) msg = trim(PQresultErrorMessage(res));
+        PQclear(res);
+      }
+      return error(replication_errc::copy_ended, msg);
+    }
+    streaming_ = false;
+    return error(replication_errc::copy_failed, trim(PQerrorMessage(conn_->pg)));
+  }
+  return std::optional<CopyBuffer>();
+}
+
+common::Result<void> ReplicationStream::send_status(Lsn write, Lsn flush, Lsn apply,
+                                                    PgTimestamp now, bool reply) {
+  std::string msg = encode_standby_status_update(write, flush, apply, now, reply);
+  if (PQputCopyData(conn_->pg, msg.data(), static_cast<int>(msg.size())) != 1) {
+    return error(replication_errc::send_failed, trim(PQerrorMessage(conn_->pg)));
+  }
+  return {};
+}
+
+common::Result<bool> ReplicationStream::flush() {
+  int r = PQflush(conn_->pg);
+  if (r < 0) return error(replication_errc::send_failed, trim(PQerrorMessage(conn_->pg)));
+  return r == 0;
+}
+
+void ReplicationStream::close() {
+  if (!conn_ || !conn_->pg) return;
+  if (streaming_) {
+    PQsetnonblocking(conn_->pg, 0);
+    PQputCopyEnd(conn_->pg, nullptr);
+    PQflush(conn_->pg);
+    streaming_ = false;
+  }
+  PQfinish(conn_->pg);
+  conn_->pg = nullptr;
+}
+
+}  // namespace wal

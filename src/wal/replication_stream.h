@@ -1,0 +1,126 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "common/result.h"
+#include "wal/lsn.h"
+
+namespace wal {
+
+enum class replication_errc {
+  connect_failed = 1,
+  server_unsupported,
+  wal_level_not_logical,
+  publication_missing,
+  publication_invalid,
+  slot_missing,
+  slot_invalid,
+  slot_lost,
+  slot_in_use,  // SQLSTATE 55006: another walsender still holds the slot
+  query_failed,
+  copy_failed,
+  copy_ended,
+  send_failed,
+};
+
+const std::error_category& replication_category();
+inline std::error_code make_error_code(replication_errc e) {
+  return {static_cast<int>(e), replication_category()};
+}
+
+struct ReplicationOptions {
+  std::string dsn;  // may contain a password: never logged
+  std::string slot;
+  std::string publication;
+  std::string table;  // schema-qualified outbox table, for CREATE PUBLICATION
+  bool create_slot = true;
+  bool create_publication = true;
+  bool binary = true;
+  std::string application_name = "outbox-relay";
+};
+
+struct SlotState {
+  Lsn confirmed_flush;
+  Lsn restart_lsn;
+  bool created = false;
+  std::string wal_status;
+};
+
+// One CopyData message from the server, owning libpq's buffer.
+class CopyBuffer {
+ public:
+  CopyBuffer() = default;
+  CopyBuffer(char* data, int size) : data_(data), size_(size) {}
+  CopyBuffer(CopyBuffer&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr; }
+  CopyBuffer& operator=(CopyBuffer&& o) noexcept;
+  CopyBuffer(const CopyBuffer&) = delete;
+  CopyBuffer& operator=(const CopyBuffer&) = delete;
+  ~CopyBuffer();
+
+  std::string_view view() const { return {data_, static_cast<size_t>(size_)}; }
+
+ private:
+  char* data_ = nullptr;
+  int size_ = 0;
+};
+
+// A logical replication connection (replication=database) to one slot. Only
+// this class and its .cpp know libpq.
+class ReplicationStream {
+ public:
+  static common::Result<std::unique_ptr<ReplicationStream>> connect(const ReplicationOptions& o);
+  ~ReplicationStream();
+
+  int server_version() const { return server_version_; }
+  const std::string& system_identifier() const { return system_identifier_; }
+
+  // Checks wal_level, creates the publication before the slot (decoding reads
+  // the catalog as of each change, so a publication created after the slot is
+  // "not found" for earlier changes), then the slot; fails if the slot is lost
+  // or held by another backend.
+  common::Result<SlotState> prepare();
+
+  // START_REPLICATION at `from` (0/0 means the slot's confirmed_flush_lsn; the
+  // server starts at max(from, confirmed_flush_lsn) anyway).
+  common::Result<void> start(Lsn from, bool binary, bool messages);
+
+  int socket() const;
+
+  // Non-blocking. An empty optional means: wait for the socket.
+  common::Result<std::optional<CopyBuffer>> read();
+
+  // Queues a standby status update; call flush() until it reports done.
+  common::Result<void> send_status(Lsn write, Lsn flush, Lsn apply, PgTimestamp now, bool reply);
+  // True when all queued output reached the kernel.
+  common::Result<bool> flush();
+
+  // Ends the copy cleanly (CopyDone) so the walsender releases the slot now
+  // rather than after wal_sender_timeout.
+  void close();
+
+ private:
+  ReplicationStream() = default;
+  common::Result<void> check_server();
+  common::Result<void> ensure_publication();
+  common::Result<SlotState> ensure_slot();
+
+  struct Conn;
+  std::unique_ptr<Conn> conn_;
+  ReplicationOptions options_;
+  int server_version_ = 0;
+  std::string system_identifier_;
+  bool streaming_ = false;
+};
+
+PgTimestamp pg_now();
+std::string quote_identifier(std::string_view ident);
+std::string quote_literal(std::string_view text);
+
+}  // namespace wal
+
+template <>
+struct std::is_error_code_enum<wal::replication_errc> : std::true_type {};

@@ -1,0 +1,131 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "harness/harness.h"
+
+namespace itest {
+
+using namespace std::chrono_literals;
+
+inline std::string relay_binary() {
+  const char* bin = std::getenv("OUTBOX_RELAY_BIN");
+  return bin ? bin : "outbox-relay";
+}
+
+struct OutboxDb {
+  std::string name;
+  std::string dsn;
+};
+
+// One PostgreSQL and one Kafka per test binary; each test gets its own
+// database, slot and topics so tests cannot see each other's rows.
+class RelayTest : public ::testing::Test {
+ protected:
+  harness::PostgresServer& pg() { return harness::Servers::postgres(); }
+  harness::KafkaBroker& kafka() { return harness::Servers::kafka(); }
+
+  std::string unique(const std::string& prefix) {
+    static int counter = 0;
+    return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+  }
+
+  // A fresh database with the schema from sql/ applied.
+  OutboxDb make_outbox_db() {
+    OutboxDb db;
+    db.name = unique("db");
+    pg().create_database(db.name);
+    for (const char* f : {"/sql/01-outbox-table.sql", "/sql/02-relay-role.sql"}) {
+      std::ifstream in(std::string(OUTBOX_SOURCE_DIR) + f);
+      std::string sql((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      pg().exec(sql, db.name);
+    }
+    db.dsn = pg().dsn(db.name);
+    return db;
+  }
+
+  std::string write_config(const std::string& body) {
+    dirs_.push_back(std::make_unique<harness::TempDir>());
+    std::string path = dirs_.back()->path() + "/relay.yaml";
+    std::ofstream(path) << body;
+    return path;
+  }
+
+  std::string basic_config(const OutboxDb& db, const std::string& slot,
+                           const std::string& extra = "") {
+    return "postgres:\n"
+           "  dsn: \"" + db.dsn + "\"\n"
+           "  slot: " + slot + "\n"
+           "  publication: outbox_pub\n"
+           "  status_interval: 200ms\n"
+           "  reconnect_backoff: {min: 100ms, max: 1s}\n"
+           "kafka:\n"
+           "  brokers: \"" + kafka().bootstrap() + "\"\n"
+           "  create_topics: true\n"
+           "  drain_timeout: 10s\n"
+           "http:\n"
+           "  listen: \"\"\n"
+           "log:\n"
+           "  level: info\n" +
+           extra;
+  }
+
+  std::unique_ptr<harness::Process> start_relay(const std::string& config_path) {
+    dirs_.push_back(std::make_unique<harness::TempDir>());
+    auto p = std::make_unique<harness::Process>(
+        std::vector<std::string>{relay_binary(), "run", "--config", config_path},
+        std::map<std::string, std::string>{}, dirs_.back()->path() + "/relay.log");
+    return p;
+  }
+
+  bool wait_streaming(harness::Process& relay, std::chrono::milliseconds deadline = 30s) {
+    return harness::wait_until(
+        [&] { return relay.log_contents().find("streaming from") != std::string::npos ||
+                     !relay.running(); },
+        deadline) &&
+           relay.running();
+  }
+
+  std::optional<std::string> confirmed_flush(const OutboxDb& db, const std::string& slot) {
+    return pg().query_scalar(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '" + slot +
+            "'",
+        db.name);
+  }
+
+  // PostgreSQL compares LSNs for us: true when the slot confirmed at least `lsn`.
+  bool slot_confirmed_at_least(const OutboxDb& db, const std::string& slot,
+                               const std::string& lsn) {
+    auto v = pg().query_scalar("SELECT confirmed_flush_lsn >= '" + lsn +
+                                   "'::pg_lsn FROM pg_replication_slots WHERE slot_name = '" +
+                                   slot + "'",
+                               db.name);
+    return v && *v == "t";
+  }
+
+  std::string current_wal_lsn(const OutboxDb& db) {
+    return *pg().query_scalar("SELECT pg_current_wal_lsn()::text", db.name);
+  }
+
+  static std::optional<std::string> header(const harness::ConsumedRecord& r,
+                                           const std::string& key) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == key) return v;
+    }
+    return std::nullopt;
+  }
+
+  std::vector<std::unique_ptr<harness::TempDir>> dirs_;
+};
+
+}  // namespace itest
