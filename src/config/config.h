@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -25,6 +27,8 @@ struct PostgresConfig {
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds reconnect_backoff_min{200};
   std::chrono::milliseconds reconnect_backoff_max{10000};
+
+  bool operator==(const PostgresConfig&) const = default;
 };
 
 struct KafkaConfig {
@@ -33,6 +37,8 @@ struct KafkaConfig {
   std::map<std::string, std::string> properties;
   bool create_topics = false;
   std::chrono::milliseconds drain_timeout{30000};
+
+  bool operator==(const KafkaConfig&) const = default;
 };
 
 struct OutboxColumns {
@@ -42,6 +48,8 @@ struct OutboxColumns {
   std::string partition = "partition";
   std::string headers = "headers";
   std::string payload = "payload";
+
+  bool operator==(const OutboxColumns&) const = default;
 };
 
 struct OutboxConfig {
@@ -51,20 +59,28 @@ struct OutboxConfig {
   std::vector<std::string> header_columns;    // extra columns copied into headers
   BadRowPolicy on_bad_row = BadRowPolicy::kDeadLetter;
   std::string dead_letter_topic = "outbox.dead-letter";
+
+  bool operator==(const OutboxConfig&) const = default;
 };
 
 struct LimitsConfig {
   uint64_t max_inflight_messages = 100000;
   uint64_t max_inflight_bytes = 268435456;
+
+  bool operator==(const LimitsConfig&) const = default;
 };
 
 struct HttpConfig {
   std::string listen = "127.0.0.1:9187";  // empty disables the endpoints
+
+  bool operator==(const HttpConfig&) const = default;
 };
 
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
   LogFormat format = LogFormat::kText;
+
+  bool operator==(const LogConfig&) const = default;
 };
 
 struct Config {
@@ -75,6 +91,8 @@ struct Config {
   LimitsConfig limits;
   HttpConfig http;
   LogConfig log;
+
+  bool operator==(const Config&) const = default;
 };
 
 // One problem found while loading, located in the source file.
@@ -84,16 +102,38 @@ struct Diagnostic {
   int column = 0;  // 1-based
   std::string message;
 
-  std::string format() const;  // "file:line:column: message"
+  // "file:line:column: message", or "file: message" without a position.
+  std::string format() const;
 };
 
 struct LoadFailure {
   std::vector<Diagnostic> diagnostics;
 };
 
+// Looks up an environment variable; nullopt when it is not set.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
 // Reads, expands ${VAR} / ${VAR:-default} from the environment, validates and
 // returns an immutable Config, or every problem found.
 std::variant<Config, LoadFailure> load_file(const std::string& path);
 std::variant<Config, LoadFailure> load_string(const std::string& yaml, const std::string& name);
+// Same, with the environment supplied by the caller (tests, fuzzing).
+std::variant<Config, LoadFailure> load_string(const std::string& yaml, const std::string& name,
+                                              const EnvLookup& env);
+
+// The DSN with its passwords replaced by "****": conninfo `password=` and
+// `sslpassword=` values (quoted or not), a URI's `user:password@` and
+// password query parameters, and a dbname that is itself a connection
+// string. Safe to log.
+std::string redact_dsn(std::string_view dsn);
+
+// Whether a librdkafka property holds a secret and must not be shown: its
+// name contains "password", "secret" or "sasl.oauthbearer", or it is an
+// inline private key (ssl.key.pem).
+bool is_secret_property(std::string_view key);
+
+// The effective configuration, defaults included, as YAML that load_string
+// accepts again; secrets are replaced by "****". Printed by check-config.
+std::string describe(const Config& cfg);
 
 }  // namespace config

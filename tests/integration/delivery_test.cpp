@@ -6,15 +6,10 @@
 
 #include "harness/murmur2.h"
 #include "relay_fixture.h"
+#include "test_rows.h"
 
 namespace itest {
 namespace {
-
-std::string row_id(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", n);
-  return buf;
-}
 
 std::string hex(const std::string& bytes) {
   static const char* d = "0123456789abcdef";

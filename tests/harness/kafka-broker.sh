@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# A throwaway single-node Kafka (KRaft, broker and controller in one JVM) for
+# tests, from the jars scripts/install-deps.sh caches.
+#
+#   kafka-broker.sh start DIR        format + start; prints 127.0.0.1:<port>
+#   kafka-broker.sh stop DIR         SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT (30 s)
+#   kafka-broker.sh start-again DIR  after stop or kill: same ports, same data
+#   kafka-broker.sh kill DIR         SIGKILL
+#   kafka-broker.sh freeze DIR       SIGSTOP (the broker hangs, sockets stay open)
+#   kafka-broker.sh thaw DIR         SIGCONT
+#   kafka-broker.sh destroy DIR      SIGKILL and remove DIR
+#
+# KAFKA_EXTRA_PROPS: lines appended to server.properties (later keys win).
+# OUTBOX_KAFKA_LIBS: the jar directory, default
+#   ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}/kafka-3.9.1/libs.
+# HARNESS_OWNER_PID: destroy the broker once this process is gone, so a test
+# binary killed by a timeout leaves no JVM behind.
+#
+# Layout: DIR/server.properties, DIR/log4j.properties, DIR/server.log,
+# DIR/data (log.dirs), DIR/pid, DIR/port, DIR/controller.port, DIR/bootstrap.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+LIBS="${OUTBOX_KAFKA_LIBS:-${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}/kafka-3.9.1/libs}"
+READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-90}"
+STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+START_ATTEMPTS=3
+
+die() {
+  echo "kafka-broker.sh: $*" >&2
+  exit 1
+}
+
+usage() {
+  sed -n '2,12p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+free_port() {
+  if command -v python3 >/dev/null; then
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+    return
+  fi
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  die "no free port found"
+}
+
+java_opts() {
+  echo "-Xmx512m -Xms128m -XX:+UseG1GC -XX:MaxGCPauseMillis=20"
+  echo "-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+  echo "-Djava.awt.headless=true -Dkafka.logs.dir=$DIR/logs"
+  echo "-Dlog4j.configuration=file:$DIR/log4j.properties"
+}
+
+pid_of() { cat "$DIR/pid" 2>/dev/null || true; }
+
+# A process reparented to an init that does not reap stays a zombie: it
+# answers kill -0 but is gone for every purpose here.
+alive() {
+  local pid="$1" state
+  [[ -n $pid ]] || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+log_tail() {
+  echo "--- $DIR/server.log (last 40 lines)" >&2
+  tail -n 40 "$DIR/server.log" >&2 2>/dev/null || true
+  if [[ -s "$DIR/stdout.log" ]]; then
+    echo "--- $DIR/stdout.log (last 20 lines)" >&2
+    tail -n 20 "$DIR/stdout.log" >&2
+  fi
+}
+
+write_config() {
+  local port="$1" cport="$2"
+  cat >"$DIR/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+# One broker: the default 50 partitions of each internal topic only slow the
+# first consumer group or transaction down.
+offsets.topic.num.partitions=1
+transaction.state.log.num.partitions=1
+group.initial.rebalance.delay.ms=0
+# After a SIGKILL the restarted controller refuses the broker's registration
+# until the previous incarnation's session expires (9 s by default): keep
+# kill-and-restart scenarios short.
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+message.max.bytes=1048588
+EOF
+  if [[ -n ${KAFKA_EXTRA_PROPS:-} ]]; then
+    printf '%s\n' "# KAFKA_EXTRA_PROPS" "$KAFKA_EXTRA_PROPS" >>"$DIR/server.properties"
+  fi
+  cat >"$DIR/log4j.properties" <<EOF
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$DIR/server.log
+log4j.appender.file.Append=true
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+# The readiness line "Kafka Server started" is logged at INFO by this class.
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+EOF
+  echo "$port" >"$DIR/port"
+  echo "$cport" >"$DIR/controller.port"
+  echo "127.0.0.1:$port" >"$DIR/bootstrap"
+}
+
+format_storage() {
+  rm -rf "$DIR/data"
+  # A cluster id is 16 random bytes in URL-safe base64 without padding.
+  local cluster_id
+  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # shellcheck disable=SC2046
+  java $(java_opts) -cp "$LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
+    -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 || {
+    cat "$DIR/format.log" >&2
+    die "formatting storage failed"
+  }
+}
+
+launch() {
+  # setsid: a terminal's Ctrl-C or a test runner's process-group signal must
+  # not reach the broker behind the harness's back; stop/kill/destroy and the
+  # owner watchdog are the ways it ends. All descriptors are redirected so the
+  # caller reading our stdout sees EOF when this script exits.
+  # shellcheck disable=SC2046
+  (exec setsid java $(java_opts) -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" \
+    </dev/null >>"$DIR/stdout.log" 2>&1) &
+  echo $! >"$DIR/pid"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Ready when the broker logs that it started (after this launch: the log is
+# appended across restarts, so only bytes past `from` count) and its port
+# accepts connections.
+wait_ready() {
+  local from="$1" pid deadline=$((SECONDS + READY_TIMEOUT))
+  pid="$(pid_of)"
+  while ((SECONDS < deadline)); do
+    if ! alive "$pid"; then
+      return 1
+    fi
+    if tail -c +"$((from + 1))" "$DIR/server.log" 2>/dev/null | grep -q "Kafka Server started" &&
+      port_open "$(cat "$DIR/port")"; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "kafka-broker.sh: not ready after ${READY_TIMEOUT}s" >&2
+  return 1
+}
+
+log_size() { stat -c %s "$DIR/server.log" 2>/dev/null || echo 0; }
+
+bind_failed() {
+  grep -qE 'BindException|Address already in use' "$DIR/server.log" "$DIR/stdout.log" \
+    2>/dev/null
+}
+
+start_watchdog() {
+  [[ -n ${HARNESS_OWNER_PID:-} ]] || return 0
+  # With OUTBOX_KEEP_TEST_DIRS the owner keeps DIR for a post-mortem: only
+  # the server goes.
+  local action=(destroy)
+  if [[ -n ${OUTBOX_KEEP_TEST_DIRS:-} && $OUTBOX_KEEP_TEST_DIRS != 0 ]]; then
+    action=(kill)
+  fi
+  setsid bash -c '
+    while kill -0 "$1" 2>/dev/null && [[ -d "$2" ]]; do sleep 1; done
+    [[ -d "$2" ]] && "$3" "$4" "$2" ${5:+"$5"}' watchdog "$HARNESS_OWNER_PID" "$DIR" "$SELF" \
+    "${action[@]}" </dev/null >/dev/null 2>&1 &
+  echo $! >"$DIR/watchdog.pid"
+}
+
+cmd_start() {
+  command -v java >/dev/null || die "java not on PATH"
+  compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null ||
+    die "no Kafka jars in $LIBS; run scripts/install-deps.sh"
+  [[ -e "$DIR/server.properties" ]] && die "$DIR is in use; use start-again or destroy"
+  mkdir -p "$DIR/logs"
+  DIR="$(cd "$DIR" && pwd -P)"
+
+  # Ports are free when picked but may be taken before the JVM binds them;
+  # only a bind failure is worth other ports.
+  local attempt port cport
+  for attempt in $(seq 1 "$START_ATTEMPTS"); do
+    port="$(free_port)"
+    cport="$(free_port)"
+    while [[ $cport == "$port" ]]; do cport="$(free_port)"; done
+    write_config "$port" "$cport"
+    format_storage
+    rm -f "$DIR/server.log" "$DIR/stdout.log"
+    launch
+    if wait_ready 0; then
+      start_watchdog
+      cat "$DIR/bootstrap"
+      return 0
+    fi
+    kill_now
+    bind_failed || break
+    echo "kafka-broker.sh: ports $port/$cport taken, retrying ($attempt/$START_ATTEMPTS)" >&2
+  done
+  log_tail
+  die "start failed in $DIR"
+}
+
+wait_gone() {
+  local pid="$1" deadline=$((SECONDS + $2))
+  while alive "$pid"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+kill_now() {
+  local pid
+  pid="$(pid_of)"
+  alive "$pid" || return 0
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_gone "$pid" 10 || die "pid $pid survived SIGKILL"
+}
+
+cmd_stop() {
+  local pid
+  pid="$(pid_of)"
+  alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  # A frozen broker cannot act on SIGTERM until it runs again.
+  kill -CONT "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" "$STOP_TIMEOUT"; then
+    echo "kafka-broker.sh: no exit ${STOP_TIMEOUT}s after SIGTERM, sending SIGKILL" >&2
+    kill_now
+  fi
+}
+
+cmd_start_again() {
+  [[ -f "$DIR/server.properties" ]] || die "$DIR was never started"
+  alive "$(pid_of)" && die "already running (pid $(pid_of))"
+  local from
+  from="$(log_size)"
+  launch
+  if ! wait_ready "$from"; then
+    kill_now
+    log_tail
+    die "start-again failed in $DIR"
+  fi
+  cat "$DIR/bootstrap"
+}
+
+signal_broker() {
+  local pid
+  pid="$(pid_of)"
+  alive "$pid" || die "not running"
+  kill "-$1" "$pid"
+}
+
+cmd_destroy() {
+  [[ -d $DIR ]] || return 0
+  # The data goes away with DIR, so a clean shutdown buys nothing.
+  kill_now || true
+  local watchdog
+  watchdog="$(cat "$DIR/watchdog.pid" 2>/dev/null || true)"
+  rm -rf "$DIR"
+  if [[ -n $watchdog && $watchdog != "$$" && $watchdog != "$PPID" ]]; then
+    kill "$watchdog" 2>/dev/null || true
+  fi
+}
+
+[[ $# -eq 2 ]] || usage
+command="$1"
+DIR="$2"
+if [[ $command != start && -d $DIR ]]; then DIR="$(cd "$DIR" && pwd -P)"; fi
+case "$command" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  start-again) cmd_start_again ;;
+  kill) kill_now ;;
+  freeze) signal_broker STOP ;;
+  thaw) signal_broker CONT ;;
+  destroy) cmd_destroy ;;
+  *) usage ;;
+esac

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "harness/temp_dir.h"
+
+namespace harness {
+
+struct ConsumedRecord {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+  std::optional<std::string> key;  // nullopt: null key
+  std::string value;               // a null value reads as empty
+  // In record order; a null header value is nullopt.
+  std::vector<std::pair<std::string, std::optional<std::string>>> headers;
+  int64_t timestamp_ms = -1;
+  int timestamp_type = 0;  // rd_kafka_timestamp_type_t: 1 create time, 2 log append time
+};
+
+// A throwaway single-node Kafka broker (KRaft) on free loopback ports
+// (tests/harness/kafka-broker.sh). Topics are never auto-created.
+class KafkaBroker {
+ public:
+  struct Options {
+    // server.properties lines added after the harness's own settings.
+    std::vector<std::string> extra_properties;
+  };
+
+  // Throws std::runtime_error with the broker's log tail if it cannot start.
+  static std::unique_ptr<KafkaBroker> start(Options options);
+  static std::unique_ptr<KafkaBroker> start() { return start(Options{}); }
+  ~KafkaBroker();
+  KafkaBroker(const KafkaBroker&) = delete;
+  KafkaBroker& operator=(const KafkaBroker&) = delete;
+
+  // "127.0.0.1:<port>"; the same across stop/start_again and kill.
+  const std::string& bootstrap() const { return bootstrap_; }
+  const std::string& dir() const { return broker_dir_; }
+  std::string server_log() const;
+
+  // Clean shutdown (SIGTERM; SIGKILL if it does not end in 30 s).
+  void stop();
+  // After stop() or kill(): same ports and data; returns once it serves.
+  void start_again();
+  void kill();
+  // SIGSTOP / SIGCONT: a broker that hangs with its connections open.
+  void freeze();
+  void thaw();
+
+  // Creates the topic (replication factor 1) and returns once metadata shows
+  // every partition with a leader. Throws if creation fails, including when
+  // the topic exists.
+  void create_topic(const std::string& name, int partitions,
+                    std::chrono::milliseconds deadline = std::chrono::seconds(30));
+
+  // Reads `topic` from the beginning of every partition with a fresh
+  // consumer (assigned partitions, no group membership, no commits) until
+  // `min_count` records have arrived or `deadline` has passed; returns what
+  // it read either way, in arrival order (offset order within a partition).
+  std::vector<ConsumedRecord> consume(const std::string& topic, size_t min_count,
+                                      std::chrono::milliseconds deadline);
+
+  // Reads `topic` from the beginning until no record has arrived for
+  // `quiet_period`, or `deadline` has passed.
+  std::vector<ConsumedRecord> consume_all_until_quiet(const std::string& topic,
+                                                      std::chrono::milliseconds quiet_period,
+                                                      std::chrono::milliseconds deadline);
+
+  // Partition count of `topic` from the broker's metadata; nullopt if the
+  // broker does not know the topic.
+  std::optional<int> partition_count(const std::string& topic,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  KafkaBroker() = default;
+
+  std::unique_ptr<TempDir> dir_;
+  std::string broker_dir_;
+  std::string bootstrap_;
+};
+
+}  // namespace harness

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/temp_dir.h"
+
+struct pg_conn;
+
+namespace harness {
+
+enum class StopMode { kFast, kImmediate };
+
+// A throwaway PostgreSQL cluster on a free loopback port (tests/harness/
+// pg-server.sh): wal_level=logical, trust authentication for the superuser
+// "postgres" on 127.0.0.1 including replication. Destroyed with this object.
+class PostgresServer {
+ public:
+  using Row = std::vector<std::optional<std::string>>;
+
+  struct Options {
+    // Empty: $OUTBOX_PG_BINDIR, else /usr/lib/postgresql/15/bin.
+    std::string bin_dir;
+    // postgresql.conf lines added after the harness's own settings.
+    std::vector<std::string> extra_conf;
+  };
+
+  // Throws std::runtime_error with the script's output if it cannot start.
+  static std::unique_ptr<PostgresServer> start(Options options);
+  static std::unique_ptr<PostgresServer> start() { return start(Options{}); }
+  ~PostgresServer();
+  PostgresServer(const PostgresServer&) = delete;
+  PostgresServer& operator=(const PostgresServer&) = delete;
+
+  int port() const { return port_; }
+  // The installation's bin directory (pg_recvlogical, psql… live there).
+  const std::string& bin_dir() const { return bin_dir_; }
+  // The cluster's directory: data/, server.log, the Unix socket.
+  const std::string& dir() const { return cluster_dir_; }
+  std::string server_log() const;
+
+  // keyword=value conninfo for TCP on 127.0.0.1.
+  std::string dsn(const std::string& db = "postgres", const std::string& user = "postgres") const;
+
+  // Runs one or more statements; throws std::runtime_error carrying the
+  // server's message on failure. One connection per database is kept open
+  // between calls (see drop_database).
+  void exec(const std::string& sql, const std::string& db = "postgres");
+  // Rows of the last statement in text format; SQL NULL is nullopt.
+  std::vector<Row> query(const std::string& sql, const std::string& db = "postgres");
+  // The first column of the first row; nullopt for no row or NULL.
+  std::optional<std::string> query_scalar(const std::string& sql,
+                                          const std::string& db = "postgres");
+
+  void create_database(const std::string& name);
+  // Closes the harness's own connection to it first, then drops it WITH
+  // (FORCE) so that a relay still connected cannot block it.
+  void drop_database(const std::string& name);
+
+  // Server version as PostgreSQL numbers it: 15, 17…
+  int major_version();
+
+  void stop(StopMode mode = StopMode::kFast);
+  // After stop(): same port, same data.
+  void start_again();
+  void restart();
+
+ private:
+  PostgresServer() = default;
+  void run_script(const std::vector<std::string>& args);
+  pg_conn* connection(const std::string& db);
+  void disconnect_all();
+  void disconnect(const std::string& db);
+
+  std::unique_ptr<TempDir> dir_;
+  std::string cluster_dir_;
+  std::string bin_dir_;
+  int port_ = 0;
+  std::mutex mutex_;
+  std::vector<std::pair<std::string, pg_conn*>> connections_;
+};
+
+// Quotes an SQL identifier: "name" with inner quotes doubled.
+std::string quote_ident(const std::string& name);
+// Quotes an SQL string literal: 'text' with inner quotes doubled.
+std::string quote_literal(const std::string& text);
+
+}  // namespace harness

@@ -1,0 +1,89 @@
+// Slot contention and schema changes mid-stream.
+#include "relay_fixture.h"
+#include "test_rows.h"
+
+namespace itest {
+namespace {
+
+class SlotAndSchemaTest : public RelayTest {};
+
+TEST_F(SlotAndSchemaTest, SlotHeldByAnotherConsumerIsWaitedForThenStreamed) {
+  auto db = make_outbox_db();
+  const std::string slot = unique("slot");
+  const std::string topic = unique("events");
+  kafka().create_topic(topic, 1);
+  pg().exec("SELECT pg_create_logical_replication_slot('" + slot + "', 'pgoutput')", db.name);
+
+  harness::TempDir dir;
+  harness::Process holder({pg().bin_dir() + "/pg_recvlogical", "-d", db.dsn, "-S", slot,
+                           "--start", "-f", "/dev/null", "-o", "proto_version=1", "-o",
+                           "publication_names=outbox_pub"},
+                          {}, dir.path() + "/recvlogical.log");
+  ASSERT_TRUE(harness::wait_until(
+      [&] {
+        return pg().query_scalar("SELECT active FROM pg_replication_slots WHERE slot_name = '" +
+                                     slot + "'",
+                                 db.name) == std::optional<std::string>("t");
+      },
+      20s));
+
+  auto relay = start_relay(write_config(basic_config(db, slot)));
+  ASSERT_TRUE(harness::wait_until(
+      [&] { return relay->log_contents().find("waiting for the slot") != std::string::npos; },
+      20s))
+      << relay->log_contents();
+  ASSERT_TRUE(relay->running());
+
+  holder.signal(SIGTERM);
+  holder.wait_exit(10s);
+  pg().exec(insert_rows_sql(topic, 0, 10), db.name);
+  ASSERT_TRUE(wait_streaming(*relay, 30s)) << relay->log_contents();
+  EXPECT_EQ(kafka().consume(topic, 10, 30s).size(), 10u);
+  relay->signal(SIGTERM);
+  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+}
+
+TEST_F(SlotAndSchemaTest, AddColumnMidStreamLosesNothing) {
+  auto db = make_outbox_db();
+  const std::string slot = unique("slot");
+  const std::string topic = unique("events");
+  kafka().create_topic(topic, 1);
+  auto relay = start_relay(write_config(basic_config(db, slot)));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+
+  pg().exec(insert_rows_sql(topic, 0, 100), db.name);
+  pg().exec("BEGIN; " + insert_rows_sql(topic, 100, 100) +
+                " ALTER TABLE outbox ADD COLUMN tenant text DEFAULT 'acme'; " +
+                insert_rows_sql(topic, 200, 100) + " COMMIT;",
+            db.name);
+  pg().exec(insert_rows_sql(topic, 300, 100), db.name);
+  auto got = kafka().consume(topic, 400, 60s);
+  ASSERT_EQ(got.size(), 400u);
+  for (int i = 0; i < 400; ++i) {
+    EXPECT_EQ(*header(got[static_cast<size_t>(i)], "outbox-id").value_or(std::nullopt), row_id(i));
+  }
+  relay->signal(SIGTERM);
+  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+}
+
+TEST_F(SlotAndSchemaTest, DroppingAMappedColumnStopsWithAnErrorNamingIt) {
+  auto db = make_outbox_db();
+  const std::string slot = unique("slot");
+  const std::string topic = unique("events");
+  kafka().create_topic(topic, 1);
+  auto relay = start_relay(write_config(basic_config(db, slot)));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+
+  pg().exec(insert_rows_sql(topic, 0, 5), db.name);
+  ASSERT_EQ(kafka().consume(topic, 5, 30s).size(), 5u);
+  pg().exec("ALTER TABLE outbox DROP COLUMN key", db.name);
+  pg().exec("INSERT INTO outbox (id, topic, payload) VALUES ('" + row_id(5) + "', '" + topic +
+                "', 'x')",
+            db.name);
+  ASSERT_EQ(relay->wait_exit(30s), std::optional<int>(1)) << relay->log_contents();
+  EXPECT_NE(relay->log_contents().find("'key'"), std::string::npos) << relay->log_contents();
+  EXPECT_EQ(kafka().consume_all_until_quiet(topic, 2s, 10s).size(), 5u);
+}
+
+}  // namespace
+}  // namespace itest

@@ -1,0 +1,132 @@
+// Secrets never reach check-config's output or a log line.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "config/config.h"
+
+namespace {
+
+using config::redact_dsn;
+
+TEST(ConfigRedactDsn, ConninfoPasswordUnquoted) {
+  EXPECT_EQ(redact_dsn("host=db user=relay password=hunter2 dbname=app"),
+            "host=db user=relay password=**** dbname=app");
+}
+
+TEST(ConfigRedactDsn, ConninfoPasswordQuotedWithEscapesAndSpaces) {
+  EXPECT_EQ(redact_dsn(R"(password='it\'s a secret' host=db)"), "password=**** host=db");
+  EXPECT_EQ(redact_dsn(R"(host=db password = 'x y\\' port=5432)"),
+            "host=db password = **** port=5432");
+}
+
+TEST(ConfigRedactDsn, ConninfoPasswordAtTheEndAndEmpty) {
+  EXPECT_EQ(redact_dsn("host=db password=secret"), "host=db password=****");
+  EXPECT_EQ(redact_dsn("host=db password=''"), "host=db password=****");
+}
+
+TEST(ConfigRedactDsn, ConninfoSslPasswordIsASecretToo) {
+  EXPECT_EQ(redact_dsn("host=db sslpassword=keypass sslmode=verify-full"),
+            "host=db sslpassword=**** sslmode=verify-full");
+}
+
+TEST(ConfigRedactDsn, KeywordsThatOnlyContainPasswordAreKept) {
+  EXPECT_EQ(redact_dsn("host=db passfile=/home/relay/.pgpass user=password"),
+            "host=db passfile=/home/relay/.pgpass user=password");
+}
+
+TEST(ConfigRedactDsn, QuotedPasswordFollowedDirectlyByAPairKeepsThePair) {
+  EXPECT_EQ(redact_dsn("password='x'host=db"), "password=**** host=db");
+}
+
+TEST(ConfigRedactDsn, RedactingTwiceChangesNothing) {
+  for (const char* dsn : {"host=db password='a b'port=1", "postgresql://u:p@h/d?password=x",
+                          "host=db junk", "dbname='host=x password=y'", "password=\\ x=y", ""}) {
+    EXPECT_EQ(redact_dsn(redact_dsn(dsn)), redact_dsn(dsn)) << dsn;
+  }
+}
+
+TEST(ConfigRedactDsn, UnterminatedQuoteHidesTheRest) {
+  EXPECT_EQ(redact_dsn("host=db password='abc host=x"), "host=db password=****");
+}
+
+TEST(ConfigRedactDsn, MalformedConninfoHidesTheRest) {
+  EXPECT_EQ(redact_dsn("host=db secret-without-equals password"), "host=db ****");
+}
+
+TEST(ConfigRedactDsn, DbnameHoldingAConnectionStringIsHidden) {
+  EXPECT_EQ(redact_dsn("dbname='postgresql://u:p@h/db' user=x"), "dbname=**** user=x");
+  EXPECT_EQ(redact_dsn("dbname=app"), "dbname=app");
+}
+
+TEST(ConfigRedactDsn, UriUserinfoPassword) {
+  EXPECT_EQ(redact_dsn("postgresql://relay:hunter2@db:5432/app?sslmode=require"),
+            "postgresql://relay:****@db:5432/app?sslmode=require");
+  EXPECT_EQ(redact_dsn("postgres://relay:pw@db/app"), "postgres://relay:****@db/app");
+}
+
+TEST(ConfigRedactDsn, UriWithoutPasswordIsUnchanged) {
+  EXPECT_EQ(redact_dsn("postgresql://relay@db:5432/app"), "postgresql://relay@db:5432/app");
+  EXPECT_EQ(redact_dsn("postgresql://db:5432/app"), "postgresql://db:5432/app");
+  EXPECT_EQ(redact_dsn("postgresql://"), "postgresql://");
+}
+
+TEST(ConfigRedactDsn, UriPasswordWithUnencodedAtAndSlash) {
+  EXPECT_EQ(redact_dsn("postgresql://relay:p@ss/w@db/app"), "postgresql://relay:****@db/app");
+}
+
+TEST(ConfigRedactDsn, UriQueryPasswords) {
+  EXPECT_EQ(redact_dsn("postgresql://db/app?user=relay&password=pw&sslpassword=kp"),
+            "postgresql://db/app?user=relay&password=****&sslpassword=****");
+  EXPECT_EQ(redact_dsn("postgresql://db/app?pass%77ord=pw"), "postgresql://db/app?pass%77ord=****");
+}
+
+TEST(ConfigRedactDsn, EmptyAndPasswordlessConninfoAreUnchanged) {
+  EXPECT_EQ(redact_dsn(""), "");
+  EXPECT_EQ(redact_dsn("  host=db  port=5432 "), "  host=db  port=5432 ");
+}
+
+TEST(ConfigSecretProperty, MatchesPasswordsSecretsAndOauthbearer) {
+  for (const char* key :
+       {"sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.config",
+        "sasl.oauthbearer.client.secret", "SASL.PASSWORD", "ssl.key.pem"}) {
+    EXPECT_TRUE(config::is_secret_property(key)) << key;
+  }
+  for (const char* key : {"sasl.username", "linger.ms", "security.protocol", "ssl.ca.location"}) {
+    EXPECT_FALSE(config::is_secret_property(key)) << key;
+  }
+}
+
+TEST(ConfigDescribeRedaction, HidesDsnPasswordAndSecretProperties) {
+  auto loaded = config::load_string(R"(
+postgres:
+  dsn: "host=db user=relay password=pg-secret-1"
+kafka:
+  properties:
+    sasl.username: relay
+    sasl.password: kafka-secret-2
+    sasl.oauthbearer.client.secret: kafka-secret-3
+    ssl.key.password: kafka-secret-4
+)",
+                                    "r.yaml", [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(std::holds_alternative<config::Config>(loaded));
+  const std::string text = config::describe(std::get<config::Config>(loaded));
+  for (const char* secret : {"pg-secret-1", "kafka-secret-2", "kafka-secret-3", "kafka-secret-4"}) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " leaked:\n" << text;
+  }
+  EXPECT_NE(text.find("password=****"), std::string::npos) << text;
+  EXPECT_NE(text.find("sasl.password: \"****\""), std::string::npos) << text;
+  EXPECT_NE(text.find("sasl.username: relay"), std::string::npos) << text;
+}
+
+TEST(ConfigDescribeRedaction, ErrorsNeverQuoteTheDsn) {
+  auto loaded = config::load_string("postgres:\n  dsn: {password: hunter2}\n", "r.yaml",
+                                    [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(std::holds_alternative<config::LoadFailure>(loaded));
+  for (const auto& d : std::get<config::LoadFailure>(loaded).diagnostics) {
+    EXPECT_EQ(d.message.find("hunter2"), std::string::npos) << d.format();
+  }
+}
+
+}  // namespace
