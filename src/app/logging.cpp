@@ -42,7 +42,7 @@ class JsonFormatter final : public spdlog::formatter {
     auto t = std::chrono::system_clock::to_time_t(msg.time);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch())
                   .count() % 1000;
-    char tbuf[40];
+    char tbuf[96];
     std::tm tm;
     gmtime_r(&t, &tm);
     std::snprintf(tbuf, sizeof tbuf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,

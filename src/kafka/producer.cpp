@@ -165,12 +165,14 @@ relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64
   }
   const uint64_t bytes = record.payload.size() + (record.key ? record.key->size() : 0);
   auto* opaque = new RecordOpaque{token, bytes};
+  const void* key_data = record.key ? record.key->data() : nullptr;
+  const size_t key_size = record.key ? record.key->size() : 0;
   rd_kafka_resp_err_t err = rd_kafka_producev(
       handle_->rk, RD_KAFKA_V_TOPIC(record.topic.c_str()),
       RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
-      RD_KAFKA_V_KEY(record.key ? record.key->data() : nullptr, record.key ? record.key->size() : 0),
+      RD_KAFKA_V_KEY(key_data, key_size),
       RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // On failure the headers were not taken over by librdkafka.

@@ -109,7 +109,9 @@ TEST_F(DeliveryTest, TenThousandRowsArriveExactlyOnceInCommitOrderPerKey) {
     EXPECT_EQ(r.topic, e.topic);
     EXPECT_EQ(r.value, e.payload) << e.id;
     EXPECT_EQ(r.key, e.key);
-    if (e.partition >= 0) EXPECT_EQ(r.partition, e.partition) << e.id;
+    if (e.partition >= 0) {
+      EXPECT_EQ(r.partition, e.partition) << e.id;
+    }
     ASSERT_EQ(r.headers.size(), e.headers.size() + 3) << e.id;
     for (size_t i = 0; i < e.headers.size(); ++i) {
       EXPECT_EQ(r.headers[i].first, e.headers[i].first);

@@ -117,12 +117,13 @@ class RelayTest : public ::testing::Test {
     return *pg().query_scalar("SELECT pg_current_wal_lsn()::text", db.name);
   }
 
-  static std::optional<std::string> header(const harness::ConsumedRecord& r,
-                                           const std::string& key) {
+  // Outer nullopt: no such header; inner nullopt: the header has a null value.
+  static std::optional<std::optional<std::string>> header(const harness::ConsumedRecord& r,
+                                                          const std::string& key) {
     for (const auto& [k, v] : r.headers) {
-      if (k == key) return v;
+      if (k == key) return std::optional<std::optional<std::string>>(v);
     }
-    return std::nullopt;
+    return std::optional<std::optional<std::string>>();
   }
 
   std::vector<std::unique_ptr<harness::TempDir>> dirs_;
