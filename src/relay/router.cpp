@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "config/names.h"
@@ -586,16 +588,27 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
                                    b.table, describe_type(col.type_oid), role_name(role),
                                    accepted_types(role)));
   };
+  auto seen = std::find_if(seen_optional_.begin(), seen_optional_.end(),
+                           [&](const auto& entry) { return entry.first == relation.relid; });
+  if (seen == seen_optional_.end()) {
+    seen_optional_.emplace_back(relation.relid, std::vector<std::string>{});
+    seen = std::prev(seen_optional_.end());
+  }
   auto map_role = [&](const RoleSpec& spec, Role role, int& index) {
     index = find_column(b.columns, spec.column);
     const std::string what =
         fmt::format("outbox column '{}' (mapped as {})", spec.column, role_name(role));
+    const bool was_seen =
+        std::find(seen->second.begin(), seen->second.end(), spec.column) != seen->second.end();
     if (index == kAbsent) {
       if (!spec.optional) {
         problems.push_back(fmt::format("{} is not in relation {}", what, b.table));
+      } else if (was_seen) {
+        problems.push_back(fmt::format("{} was dropped from relation {}", what, b.table));
       }
       return;
     }
+    if (spec.optional && !was_seen) seen->second.push_back(spec.column);
     if (!accepts(role, b.columns[index].type_oid)) type_problem(what, role, b.columns[index]);
   };
   map_role(id_, Role::kId, b.id);

@@ -109,7 +109,10 @@ class Router {
   // mapping for its relid. id, payload and (without a topic_template) topic
   // must exist; key, partition and headers may be absent only while they are
   // left at their default names; header_columns and template placeholders
-  // must exist; every mapped column must have a type its role can read. On
+  // must exist; every mapped column must have a type its role can read.
+  // An optional column that an earlier Relation message for the same relid
+  // had must still be there: dropping it would silently change keys,
+  // partitions or headers mid-stream. On
   // failure every problem is reported and the relid is left unbound.
   common::Result<void> bind(const RelationDesc& relation);
 
@@ -177,6 +180,10 @@ class Router {
 
   // Usually one entry: a vector beats a hash map for a handful of relids.
   std::vector<Binding> bindings_;
+  // Optional columns each relid has had, kept across clear_bindings(): once
+  // a key, partition or headers column has been read, a relation without it
+  // is a dropped column, not a table that never had one.
+  std::vector<std::pair<wal::RelId, std::vector<std::string>>> seen_optional_;
   JsonScratch json_;
 
   // Caches for the hot path, valid across rows. Every row of a transaction

@@ -208,7 +208,7 @@ TEST(HarnessKafka, ConsumeReturnsWhatItHasAtTheDeadline) {
   produce(kafka.bootstrap(), topic, {{"k", "only", {}, 1700000000000}});
   const auto start = std::chrono::steady_clock::now();
   auto got = kafka.consume(topic, 2, 2s);
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 1900ms);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].value, "only");
 }

@@ -852,6 +852,25 @@ TEST(RouterBind, DefaultKeyPartitionAndHeadersMayBeAbsent) {
   EXPECT_EQ(show(rec.headers), kRelayHeaders);
 }
 
+TEST(RouterBind, DroppingAnOptionalColumnThatWasReadIsAnError) {
+  Router router = make_router();
+  ASSERT_TRUE(router.bind(outbox_relation()).ok());
+  router.clear_bindings();
+  auto again = router.bind(without({"key"}));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().message,
+            "outbox column 'key' (mapped as key) was dropped from relation public.outbox");
+  Tuple t = text_row();
+  auto routed = router.route(kOutboxRelid, t.values(), row_ctx());
+  EXPECT_FALSE(routed.ok());
+}
+
+TEST(RouterBind, OptionalColumnAbsentFromTheStartStaysOptionalOnRebind) {
+  Router router = make_router();
+  ASSERT_TRUE(router.bind(without({"key"})).ok());
+  ASSERT_TRUE(router.bind(without({"key"})).ok());
+}
+
 TEST(RouterBind, ExplicitlyConfiguredOptionalColumnsMustExist) {
   config::OutboxConfig cfg;
   cfg.columns.key = "aggregate_id";
