@@ -12,9 +12,11 @@ if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
   "$ROOT/scripts/install-deps.sh"
 fi
 cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$ROOT/build" --target outbox-relay
+cmake --build "$ROOT/build" --target outbox-relay kafka-admin
 
 WORK="$(mktemp -d /tmp/outbox-relay-demo.XXXXXX)"
+# The servers may run as another user (PostgreSQL refuses root).
+chmod 755 "$WORK"
 RELAY_PID=""
 cleanup() {
   [[ -n "$RELAY_PID" ]] && kill "$RELAY_PID" 2>/dev/null && wait "$RELAY_PID" 2>/dev/null || true
@@ -48,14 +50,9 @@ http:
   listen: "127.0.0.1:0"
 YAML
 
-kafkacat -b "$BROKERS" -L >/dev/null 2>&1 || true
 "$ROOT/build/src/app/outbox-relay" check-config "$WORK/relay.yaml" >/dev/null
 echo "== creating topic demo.orders (3 partitions)"
-java -cp "${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}/kafka-3.9.1/libs/*" \
-  -Dlog4j.configuration=file:"$WORK/kafka/log4j.properties" \
-  kafka.admin.TopicCommand --bootstrap-server "$BROKERS" --create --topic demo.orders \
-  --partitions 3 --replication-factor 1 >/dev/null 2>&1 \
-  || kafkacat -b "$BROKERS" -P -t demo.orders </dev/null
+"$ROOT/build/tests/harness/kafka-admin" "$BROKERS" create-topic demo.orders 3
 
 echo "== starting outbox-relay"
 "$ROOT/build/src/app/outbox-relay" run --config "$WORK/relay.yaml" >"$WORK/relay.log" 2>&1 &
@@ -69,7 +66,7 @@ grep -q "streaming from" "$WORK/relay.log" || { cat "$WORK/relay.log"; exit 1; }
 
 echo "== inserting $ROWS events (each deleted in the same transaction)"
 for i in $(seq 1 "$ROWS"); do
-  "${PSQL[@]}" <<SQL
+  "${PSQL[@]}" >/dev/null <<SQL
 BEGIN;
 WITH e AS (
   INSERT INTO public.outbox (topic, key, headers, payload)
@@ -85,7 +82,7 @@ done
 echo "== reading back from Kafka"
 OUT="$WORK/consumed.txt"
 for _ in $(seq 1 100); do
-  kafkacat -C -b "$BROKERS" -t demo.orders -o beginning -e -q \
+  kcat -C -b "$BROKERS" -t demo.orders -o beginning -e -q \
     -f 'partition=%p offset=%o key=%k headers=%h value=%s\n' >"$OUT" 2>/dev/null || true
   [[ "$(wc -l <"$OUT")" -ge "$ROWS" ]] && break
   sleep 0.2

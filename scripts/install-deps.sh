@@ -22,7 +22,7 @@ PACKAGES=(
   postgresql-15 postgresql-client-15
   default-jre-headless maven
   clang-14 libclang-rt-14-dev clang-format-14
-  kafkacat
+  kafkacat # provides kcat
   prometheus # for promtool, which checks the alerting rules
   python3
 )

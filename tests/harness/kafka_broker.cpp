@@ -266,8 +266,13 @@ void KafkaBroker::thaw() {
 
 void KafkaBroker::create_topic(const std::string& name, int partitions,
                                std::chrono::milliseconds deadline) {
+  harness::create_topic(bootstrap_, name, partitions, deadline);
+}
+
+void create_topic(const std::string& bootstrap, const std::string& name, int partitions,
+                  std::chrono::milliseconds deadline) {
   const auto end = Clock::now() + deadline;
-  auto rk = new_client(RD_KAFKA_PRODUCER, base_conf(bootstrap_));
+  auto rk = new_client(RD_KAFKA_PRODUCER, base_conf(bootstrap));
   char err[512];
   Owned<rd_kafka_NewTopic_t> topic(
       rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err));

@@ -86,4 +86,9 @@ class KafkaBroker {
   std::string bootstrap_;
 };
 
+// Creates a topic with replication factor 1 and waits until every
+// partition has a leader; throws std::runtime_error on failure.
+void create_topic(const std::string& bootstrap, const std::string& name, int partitions,
+                  std::chrono::milliseconds deadline = std::chrono::seconds(30));
+
 }  // namespace harness

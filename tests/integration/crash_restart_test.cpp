@@ -1,7 +1,9 @@
 // The relay killed with SIGKILL at random points of a backlog, restarted each
 // time: no row lost, and a row delivered twice only if its transaction had
 // not been confirmed when the relay died.
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "relay_fixture.h"
 #include "test_rows.h"
@@ -17,7 +19,11 @@ TEST_F(CrashRestartTest, KillNineAtFiveRandomPointsLosesNothing) {
   const std::string topic = unique("events");
   kafka().create_topic(topic, 6);
   const int kRows = 100000;
-  const std::string config = write_config(basic_config(db, slot));
+  // A long status interval widens the window between acknowledgement and
+  // confirmation, where a kill must lead to redelivery, never to loss.
+  std::string body = basic_config(db, slot);
+  body.replace(body.find("status_interval: 200ms"), 22, "status_interval: 2s");
+  const std::string config = write_config(body);
 
   // Create the slot before the load so the whole load is streamed.
   {
@@ -26,27 +32,49 @@ TEST_F(CrashRestartTest, KillNineAtFiveRandomPointsLosesNothing) {
     relay->signal(SIGTERM);
     ASSERT_EQ(relay->wait_exit(30s), std::optional<int>(0));
   }
-  for (int t = 0; t < kRows / 500; ++t) pg().exec(insert_rows_sql(topic, t * 500, 500), db.name);
-  const std::string end = current_wal_lsn(db);
+  // The load runs while the relay is killed and restarted: kill points fall
+  // among transactions being inserted, streamed, produced and confirmed.
+  std::atomic<int> inserted_txns{0};
+  std::thread loader([&] {
+    for (int t = 0; t < kRows / 500; ++t) {
+      pg().exec(insert_rows_sql(topic, t * 500, 500), db.name);
+      inserted_txns.store(t + 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(15));
+    }
+  });
 
   std::mt19937 rng(7);
   std::vector<std::string> confirmed_at_kill;
+  std::vector<int> txns_at_kill;
   for (int k = 0; k < 5; ++k) {
     auto relay = start_relay(config);
-    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
+    if (!wait_streaming(*relay)) {
+      loader.join();
+      FAIL() << relay->log_contents();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 700));
     relay->signal(SIGKILL);
     relay->wait_exit(10s);
+    txns_at_kill.push_back(inserted_txns.load());
     // A killed walsender connection lingers until the server notices.
-    ASSERT_TRUE(harness::wait_until(
+    const bool released = harness::wait_until(
         [&] {
           return pg().query_scalar("SELECT active FROM pg_replication_slots WHERE slot_name = '" +
                                        slot + "'",
                                    db.name) == std::optional<std::string>("f");
         },
-        30s));
+        30s);
+    if (!released) {
+      loader.join();
+      FAIL() << "slot still active 30 s after kill -9";
+    }
     confirmed_at_kill.push_back(confirmed_flush(db, slot).value_or("0/0"));
   }
+  loader.join();
+  const std::string end = current_wal_lsn(db);
+  std::printf("kills after %d, %d, %d, %d, %d of %d transactions inserted\n", txns_at_kill[0],
+              txns_at_kill[1], txns_at_kill[2], txns_at_kill[3], txns_at_kill[4], kRows / 500);
+
   auto relay = start_relay(config);
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
   ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 120s))
