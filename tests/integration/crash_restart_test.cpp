@@ -22,7 +22,7 @@ TEST_F(CrashRestartTest, KillNineAtFiveRandomPointsLosesNothing) {
   // A long status interval widens the window between acknowledgement and
   // confirmation, where a kill must lead to redelivery, never to loss.
   std::string body = basic_config(db, slot);
-  body.replace(body.find("status_interval: 200ms"), 22, "status_interval: 2s");
+  body.replace(body.find("status_interval: 200ms"), 22, "status_interval: 500ms");
   const std::string config = write_config(body);
 
   // Create the slot before the load so the whole load is streamed.
@@ -52,7 +52,7 @@ TEST_F(CrashRestartTest, KillNineAtFiveRandomPointsLosesNothing) {
       loader.join();
       FAIL() << relay->log_contents();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 700));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 2200));
     relay->signal(SIGKILL);
     relay->wait_exit(10s);
     txns_at_kill.push_back(inserted_txns.load());
