@@ -33,8 +33,13 @@ TEST_F(BadRowsTest, DeadLetterPolicyDivertsBadRowsAndKeepsOrderOfTheRest) {
   const std::string dlq = unique("dlq");
   kafka().create_topic(topic, 1);
   kafka().create_topic(dlq, 1);
-  auto relay = start_relay(write_config(basic_config(
-      db, slot, "outbox:\n  on_bad_row: dead_letter\n  dead_letter_topic: " + dlq + "\n")));
+  // A topic that does not exist fails after the metadata propagation wait;
+  // shortened so the test need not wait librdkafka's default 30 s.
+  std::string body = basic_config(
+      db, slot, "outbox:\n  on_bad_row: dead_letter\n  dead_letter_topic: " + dlq + "\n");
+  body.replace(body.find("  drain_timeout"), 0,
+               "  properties: {topic.metadata.propagation.max.ms: \"2000\"}\n");
+  auto relay = start_relay(write_config(body));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
   const std::string t = "'" + topic + "'";
@@ -43,6 +48,7 @@ TEST_F(BadRowsTest, DeadLetterPolicyDivertsBadRowsAndKeepsOrderOfTheRest) {
   insert(db, 3, t, "'{not json'", "'bad-headers'");
   insert(db, 4, t, "NULL", "convert_to(repeat('x', 2 * 1024 * 1024), 'UTF8')");
   insert(db, 5, t, "'{\"h\": \"v\"}'", "'good-2'");
+  insert(db, 6, "'" + topic + "-missing'", "NULL", "'unknown-topic'");
   const std::string end = current_wal_lsn(db);
 
   auto good = kafka().consume(topic, 2, 60s);
@@ -51,11 +57,12 @@ TEST_F(BadRowsTest, DeadLetterPolicyDivertsBadRowsAndKeepsOrderOfTheRest) {
   EXPECT_EQ(good[1].value, "good-2");
   EXPECT_LT(good[0].offset, good[1].offset);
 
-  auto dead = kafka().consume(dlq, 3, 60s);
-  ASSERT_EQ(dead.size(), 3u);
+  auto dead = kafka().consume(dlq, 4, 60s);
+  ASSERT_EQ(dead.size(), 4u);
   std::map<std::string, harness::ConsumedRecord> by_id;
   for (const auto& r : dead) by_id[*header(r, "outbox-id").value_or("")] = r;
-  ASSERT_TRUE(by_id.count(row_id(2)) && by_id.count(row_id(3)) && by_id.count(row_id(4)));
+  ASSERT_TRUE(by_id.count(row_id(2)) && by_id.count(row_id(3)) && by_id.count(row_id(4)) &&
+              by_id.count(row_id(6)));
   for (const auto& [id, r] : by_id) {
     auto err = header(r, "outbox-error");
     ASSERT_TRUE(err && *err) << id;
@@ -66,13 +73,16 @@ TEST_F(BadRowsTest, DeadLetterPolicyDivertsBadRowsAndKeepsOrderOfTheRest) {
   EXPECT_NE((*header(by_id[row_id(3)], "outbox-error"))->find("headers"), std::string::npos);
   EXPECT_EQ(by_id[row_id(2)].value, "null-topic");
   EXPECT_EQ(by_id[row_id(3)].value, "bad-headers");
+  EXPECT_EQ(by_id[row_id(6)].value, "unknown-topic");
+  EXPECT_EQ(header(by_id[row_id(6)], "outbox-original-topic"),
+            std::optional<std::optional<std::string>>(topic + "-missing"));
   // Too large for the broker, so too large for the dead-letter topic as well:
   // the record says how big the payload was instead.
   EXPECT_EQ(header(by_id[row_id(4)], "outbox-payload-size"),
             std::optional<std::optional<std::string>>(std::to_string(2 * 1024 * 1024)));
 
   const std::string log = relay->log_contents();
-  for (int n : {2, 3, 4}) EXPECT_NE(log.find(row_id(n)), std::string::npos) << log;
+  for (int n : {2, 3, 4, 6}) EXPECT_NE(log.find(row_id(n)), std::string::npos) << log;
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
   relay->signal(SIGTERM);
   EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
