@@ -615,8 +615,10 @@ common::Result<void> Pipeline::Session::send_status(bool /*reply*/) {
 
 common::Result<void> Pipeline::Session::maybe_send_status() {
   auto since = Clock::now() - last_status_;
-  bool moved = tracker_.watermark() > last_sent_flush_;
-  if ((moved && since >= cfg_.postgres.status_interval) || since >= kForcedStatusInterval) {
+  // Unconditional, like PostgreSQL's own receivers: the update is what keeps
+  // the walsender from timing the connection out while backpressure has
+  // stopped reading and the watermark stands still.
+  if (since >= std::min<Clock::duration>(cfg_.postgres.status_interval, kForcedStatusInterval)) {
     return send_status(false);
   }
   return {};
