@@ -143,12 +143,24 @@ common::Result<std::unique_ptr<ReplicationStream>> ReplicationStream::connect(
     const ReplicationOptions& o) {
   // Text-mode values depend on session settings; pin the ones the router
   // parses, as PostgreSQL's own apply worker does.
+  // Options the DSN already carries (a user's -c settings) are kept; the
+  // pinned ones come after them and win.
+  std::string session_options;
+  if (PQconninfoOption* parsed = PQconninfoParse(o.dsn.c_str(), nullptr)) {
+    for (PQconninfoOption* opt = parsed; opt->keyword; ++opt) {
+      if (std::string_view(opt->keyword) == "options" && opt->val && *opt->val) {
+        session_options = std::string(opt->val) + " ";
+      }
+    }
+    PQconninfoFree(parsed);
+  }
+  session_options +=
+      "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 "
+      "-c bytea_output=hex -c client_encoding=UTF8";
   const char* keywords[] = {"dbname", "replication", "fallback_application_name", "options",
                             nullptr};
   const char* values[] = {o.dsn.c_str(), "database", o.application_name.c_str(),
-                          "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 "
-                          "-c bytea_output=hex -c client_encoding=UTF8",
-                          nullptr};
+                          session_options.c_str(), nullptr};
   std::unique_ptr<ReplicationStream> s(new ReplicationStream());
   s->options_ = o;
   s->conn_ = std::make_unique<Conn>();
