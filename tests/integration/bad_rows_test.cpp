@@ -84,8 +84,7 @@ TEST_F(BadRowsTest, DeadLetterPolicyDivertsBadRowsAndKeepsOrderOfTheRest) {
   const std::string log = relay->log_contents();
   for (int n : {2, 3, 4, 6}) EXPECT_NE(log.find(row_id(n)), std::string::npos) << log;
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 }
 
 TEST_F(BadRowsTest, HaltPolicyExitsWithoutConfirmingPastTheBadRow) {

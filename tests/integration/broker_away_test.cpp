@@ -12,10 +12,7 @@ namespace {
 class BrokerAwayTest : public RelayTest {};
 
 TEST_F(BrokerAwayTest, ConfirmedLsnHoldsWhileBrokerIsDownAndCatchesUpAfter) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [db, slot, topic] = new_scene(3);
   auto relay = start_relay(write_config(basic_config(db, slot)));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
@@ -64,8 +61,7 @@ TEST_F(BrokerAwayTest, ConfirmedLsnHoldsWhileBrokerIsDownAndCatchesUpAfter) {
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, after_load); },
                                   60s))
       << confirmed_flush(db, slot).value_or("?");
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+  expect_clean_stop(*relay);
 }
 
 }  // namespace

@@ -14,10 +14,7 @@ namespace {
 class CrashRestartTest : public RelayTest {};
 
 TEST_F(CrashRestartTest, KillNineAtFiveRandomPointsLosesNothing) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 6);
+  auto [db, slot, topic] = new_scene(6);
   const int kRows = 100000;
   // A long status interval widens the window between acknowledgement and
   // confirmation, where a kill must lead to redelivery, never to loss.
@@ -107,8 +104,7 @@ TEST_F(CrashRestartTest, KillNineAtFiveRandomPointsLosesNothing) {
   }
   std::printf("kill -9 x5 over %d rows: %zu delivered, %d duplicates\n", kRows, got.size(),
               duplicates);
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 }
 
 }  // namespace

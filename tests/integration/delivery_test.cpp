@@ -140,15 +140,11 @@ TEST_F(DeliveryTest, TenThousandRowsArriveExactlyOnceInCommitOrderPerKey) {
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end_lsn); }, 30s))
       << "confirmed_flush_lsn=" << confirmed_flush(db, slot).value_or("?")
       << " end=" << end_lsn;
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+  expect_clean_stop(*relay);
 }
 
 TEST_F(DeliveryTest, RowInsertedAndDeletedInSameTransactionIsDelivered) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 1);
+  auto [db, slot, topic] = new_scene(1);
   auto relay = start_relay(write_config(basic_config(db, slot)));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
@@ -160,8 +156,7 @@ TEST_F(DeliveryTest, RowInsertedAndDeletedInSameTransactionIsDelivered) {
   EXPECT_EQ(got[0].value, "hello");
   EXPECT_EQ(header(got[0], "outbox-id"), std::optional<std::optional<std::string>>(row_id(1)));
   EXPECT_EQ(*pg().query_scalar("SELECT count(*) FROM outbox", db.name), "0");
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 }
 
 TEST_F(DeliveryTest, IdleOutboxInBusyDatabaseLetsSlotFollowWal) {
@@ -188,8 +183,7 @@ TEST_F(DeliveryTest, IdleOutboxInBusyDatabaseLetsSlotFollowWal) {
       "slot_name = '" + slot + "'",
       db.name);
   EXPECT_LT(std::stoll(*retained), 16ll * 1024 * 1024);
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 }
 
 }  // namespace

@@ -20,10 +20,7 @@ long peak_rss_kib(int pid) {
 }
 
 TEST_F(LargeAndTypesTest, TwoHundredThousandRowTransactionDeliveredInBoundedMemory) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 6);
+  auto [db, slot, topic] = new_scene(6);
   auto relay = start_relay(write_config(basic_config(db, slot)));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
@@ -39,8 +36,7 @@ TEST_F(LargeAndTypesTest, TwoHundredThousandRowTransactionDeliveredInBoundedMemo
   std::printf("200000-row transaction: relay peak RSS %ld KiB\n", rss);
   EXPECT_GT(rss, 0);
   EXPECT_LT(rss, 256 * 1024);
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 }
 
 struct TypeCase {

@@ -59,15 +59,11 @@ TEST_F(ProtocolTest, StatusUpdatesKeepTheWalsenderAliveWhileBackpressureStopsRea
   for (int i = 0; i < 2000; ++i) ASSERT_EQ(ids[i], row_id(i));
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
   EXPECT_EQ(active_pid(db, slot), pid) << relay->log_contents();
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+  expect_clean_stop(*relay);
 }
 
 TEST_F(ProtocolTest, LogicalDecodingMessagesBetweenRowsAreSkipped) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 1);
+  auto [db, slot, topic] = new_scene(1);
   auto relay = start_relay(write_config(basic_config(db, slot)));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
@@ -84,8 +80,7 @@ TEST_F(ProtocolTest, LogicalDecodingMessagesBetweenRowsAreSkipped) {
   EXPECT_EQ(ids_of(got), (std::vector<std::string>{row_id(0), row_id(1), row_id(2), row_id(3)}));
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
   EXPECT_TRUE(relay->running()) << relay->log_contents();
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+  expect_clean_stop(*relay);
 }
 
 TEST_F(ProtocolTest, MissingPublicationIsCreatedForInsertsOnly) {
@@ -113,15 +108,11 @@ TEST_F(ProtocolTest, MissingPublicationIsCreatedForInsertsOnly) {
   // A DELETE on a table without replica identity fails when the
   // publication publishes deletes; inserts-only keeps the cleanup working.
   pg().exec("DELETE FROM outbox", db.name);
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+  expect_clean_stop(*relay);
 }
 
 TEST_F(ProtocolTest, LeastPrivilegeRoleFromSqlStreams) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 1);
+  auto [db, slot, topic] = new_scene(1);
   OutboxDb as_relay = db;
   as_relay.dsn = pg().dsn(db.name, "outbox_relay");
   std::string body = basic_config(as_relay, slot);
@@ -138,8 +129,7 @@ TEST_F(ProtocolTest, LeastPrivilegeRoleFromSqlStreams) {
   pg().exec(insert_rows_sql(topic, 0, 3), db.name);
   EXPECT_EQ(ids_of(kafka().consume(topic, 3, 60s)),
             (std::vector<std::string>{row_id(0), row_id(1), row_id(2)}));
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+  expect_clean_stop(*relay);
 }
 
 }  // namespace

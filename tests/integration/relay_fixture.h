@@ -54,6 +54,25 @@ class RelayTest : public ::testing::Test {
     return db;
   }
 
+  // A new database with the outbox schema, a slot name and a topic with
+  // `partitions` partitions, none of them seen by another test.
+  struct Scene {
+    OutboxDb db;
+    std::string slot;
+    std::string topic;
+  };
+  Scene new_scene(int partitions = 1) {
+    Scene s{make_outbox_db(), unique("slot"), unique("events")};
+    kafka().create_topic(s.topic, partitions);
+    return s;
+  }
+
+  // SIGTERM, then a clean drain: exit code 0.
+  static void expect_clean_stop(harness::Process& relay) {
+    relay.signal(SIGTERM);
+    EXPECT_EQ(relay.wait_exit(30s), std::optional<int>(0)) << relay.log_contents();
+  }
+
   std::string write_config(const std::string& body) {
     dirs_.push_back(std::make_unique<harness::TempDir>());
     std::string path = dirs_.back()->path() + "/relay.yaml";

@@ -8,10 +8,7 @@ namespace {
 class SlotAndSchemaTest : public RelayTest {};
 
 TEST_F(SlotAndSchemaTest, SlotHeldByAnotherConsumerIsWaitedForThenStreamed) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 1);
+  auto [db, slot, topic] = new_scene(1);
   pg().exec("SELECT pg_create_logical_replication_slot('" + slot + "', 'pgoutput')", db.name);
 
   harness::TempDir dir;
@@ -39,15 +36,11 @@ TEST_F(SlotAndSchemaTest, SlotHeldByAnotherConsumerIsWaitedForThenStreamed) {
   pg().exec(insert_rows_sql(topic, 0, 10), db.name);
   ASSERT_TRUE(wait_streaming(*relay, 30s)) << relay->log_contents();
   EXPECT_EQ(kafka().consume(topic, 10, 30s).size(), 10u);
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 }
 
 TEST_F(SlotAndSchemaTest, AddColumnMidStreamLosesNothing) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 1);
+  auto [db, slot, topic] = new_scene(1);
   auto relay = start_relay(write_config(basic_config(db, slot)));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
@@ -62,15 +55,11 @@ TEST_F(SlotAndSchemaTest, AddColumnMidStreamLosesNothing) {
   for (int i = 0; i < 400; ++i) {
     EXPECT_EQ(*header(got[static_cast<size_t>(i)], "outbox-id").value_or(std::nullopt), row_id(i));
   }
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 }
 
 TEST_F(SlotAndSchemaTest, DroppingAMappedColumnStopsWithAnErrorNamingIt) {
-  auto db = make_outbox_db();
-  const std::string slot = unique("slot");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 1);
+  auto [db, slot, topic] = new_scene(1);
   auto relay = start_relay(write_config(basic_config(db, slot)));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
