@@ -82,18 +82,25 @@ const std::error_category& pipeline_category() {
 // Relation messages and restarts at the confirmed position.
 class Pipeline::Session {
  public:
-  Session(Pipeline& p, std::unique_ptr<wal::ReplicationStream> stream, Router router,
+  // The router outlives sessions (it remembers which columns the table has
+  // had); its relation bindings do not, as the server sends them again.
+  Session(Pipeline& p, std::unique_ptr<wal::ReplicationStream> stream, Router& router,
           wal::Lsn confirmed, uint32_t epoch)
       : p_(p),
         cfg_(p.cfg_),
         stream_(std::move(stream)),
-        router_(std::move(router)),
+        router_(router),
         decoder_(1),
         tracker_(confirmed),
         last_sent_flush_(confirmed),
-        epoch_(epoch) {}
+        epoch_(epoch) {
+    router_.clear_bindings();
+  }
 
   common::Result<void> run();
+
+  // Every transaction up to here is acknowledged by Kafka.
+  wal::Lsn watermark() const { return tracker_.watermark(); }
 
  private:
   common::Result<void> handle_copy_data(std::string_view data);
@@ -115,7 +122,7 @@ class Pipeline::Session {
   Pipeline& p_;
   const config::Config& cfg_;
   std::unique_ptr<wal::ReplicationStream> stream_;
-  Router router_;
+  Router& router_;
   wal::PgOutputDecoder decoder_;
   AckTracker tracker_;
   std::unordered_set<wal::RelId> outbox_relids_;
@@ -182,7 +189,13 @@ common::Result<void> Pipeline::run() {
         }
       } else {
         if (slot->created) spdlog::info("slot={} created replication slot", pg.slot);
-        auto start = (*stream)->start(slot->confirmed_flush, pg.binary, true);
+        // Resume where Kafka has acknowledged everything before, when this
+        // process knows a later position than the slot: the status update
+        // that would have confirmed it may have been lost with the
+        // connection, or with a restart that kept an older copy of the slot
+        // on disk. Asking for less than the slot's position gets the slot's.
+        const wal::Lsn from = std::max(slot->confirmed_flush, acked_);
+        auto start = (*stream)->start(from, pg.binary, true);
         if (!start) {
           if (start.error().code == wal::replication_errc::slot_in_use) {
             stats_.state = static_cast<int>(PipelineState::kWaitingForSlot);
@@ -190,14 +203,16 @@ common::Result<void> Pipeline::run() {
           }
           outcome = failure(pipeline_errc::retriable, start.error().describe());
         } else {
-          spdlog::info("slot={} streaming from lsn={} server_version={}", pg.slot,
-                       slot->confirmed_flush.to_string(), (*stream)->server_version());
+          spdlog::info("slot={} streaming from lsn={} slot_confirmed={} server_version={}",
+                       pg.slot, from.to_string(), slot->confirmed_flush.to_string(),
+                       (*stream)->server_version());
           stats_.state = static_cast<int>(PipelineState::kStreaming);
-          stats_.confirmed_lsn = slot->confirmed_flush.value();
+          stats_.confirmed_lsn = from.value();
           backoff = pg.reconnect_backoff_min;
           ++epoch_;
-          Session session(*this, std::move(*stream), *router_or, slot->confirmed_flush, epoch_);
+          Session session(*this, std::move(*stream), *router_or, from, epoch_);
           outcome = session.run();
+          acked_ = std::max(acked_, session.watermark());
         }
       }
     }

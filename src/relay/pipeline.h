@@ -9,6 +9,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "relay/publisher.h"
+#include "wal/lsn.h"
 
 namespace relay {
 
@@ -58,6 +59,8 @@ class Pipeline {
   const std::atomic<bool>& stop_;
   int stop_fd_;
   uint32_t epoch_ = 0;
+  // The acknowledged watermark of the last session, kept across reconnects.
+  wal::Lsn acked_;
 };
 
 }  // namespace relay

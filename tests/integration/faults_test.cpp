@@ -1,0 +1,133 @@
+// Faults under load: the broker restarted, the database restarted, the
+// walsender terminated. For each: no row lost, duplicates counted, and the
+// time until a row written right after the fault is confirmed.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "relay_fixture.h"
+#include "test_rows.h"
+
+namespace itest {
+namespace {
+
+constexpr int kTxnRows = 500;
+constexpr int kProbeBase = 10000000;
+
+struct FaultOutcome {
+  int rows = 0;
+  int lost = 0;
+  int duplicates = 0;
+  double max_recovery_s = 0;
+};
+
+class FaultsTest : public RelayTest {
+ protected:
+  // Loads `rows` rows in transactions of kTxnRows while `inject` runs
+  // `faults` times, spread over the load. `inject` runs with the loader
+  // paused, so a database restart never fails an insert half way.
+  FaultOutcome run(const char* scenario, int rows, int faults,
+                   const std::function<void(const Scene&)>& inject) {
+    Scene scene = new_scene(6);
+    auto relay = start_relay(write_config(basic_config(scene.db, scene.slot)));
+    EXPECT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+
+    std::mutex db_lock;
+    std::atomic<int> loaded{0};
+    std::thread loader([&] {
+      for (int t = 0; t < rows / kTxnRows; ++t) {
+        {
+          std::lock_guard<std::mutex> hold(db_lock);
+          pg().exec(insert_rows_sql(scene.topic, t * kTxnRows, kTxnRows), scene.db.name);
+        }
+        loaded.store((t + 1) * kTxnRows);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+
+    FaultOutcome out;
+    out.rows = rows + faults;
+    for (int k = 0; k < faults; ++k) {
+      const int at = rows * (k + 1) / (faults + 1);
+      harness::wait_until([&] { return loaded.load() >= at; }, 120s);
+      const auto start = std::chrono::steady_clock::now();
+      std::string probe_end;
+      {
+        std::lock_guard<std::mutex> hold(db_lock);
+        inject(scene);
+        pg().exec(insert_rows_sql(scene.topic, kProbeBase + k, 1), scene.db.name);
+        probe_end = current_wal_lsn(scene.db);
+      }
+      const bool recovered = harness::wait_until(
+          [&] { return slot_confirmed_at_least(scene.db, scene.slot, probe_end); }, 120s, 20ms);
+      EXPECT_TRUE(recovered) << scenario << " fault " << k << " not recovered\n"
+                             << relay->log_contents();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      out.max_recovery_s = std::max(out.max_recovery_s, seconds);
+    }
+    loader.join();
+    const std::string end = current_wal_lsn(scene.db);
+    EXPECT_TRUE(harness::wait_until(
+        [&] { return slot_confirmed_at_least(scene.db, scene.slot, end); }, 180s))
+        << confirmed_flush(scene.db, scene.slot).value_or("?");
+
+    std::map<std::string, int> count;
+    for (const auto& r : kafka().consume_all_until_quiet(scene.topic, 3s, 300s)) {
+      ++count[*header(r, "outbox-id").value_or(std::nullopt)];
+    }
+    auto check = [&](int i) {
+      auto it = count.find(row_id(i));
+      if (it == count.end()) {
+        ++out.lost;
+      } else {
+        out.duplicates += it->second - 1;
+      }
+    };
+    for (int i = 0; i < rows; ++i) check(i);
+    for (int k = 0; k < faults; ++k) check(kProbeBase + k);
+    std::printf("fault %-28s faults=%-3d rows=%-7d lost=%-3d duplicates=%-7d recovery<=%.1fs\n",
+                scenario, faults, out.rows, out.lost, out.duplicates, out.max_recovery_s);
+    EXPECT_TRUE(relay->running()) << relay->log_contents();
+    expect_clean_stop(*relay);
+    return out;
+  }
+};
+
+TEST_F(FaultsTest, BrokerRestartedFiveTimesDuringTheLoad) {
+  auto out = run("kafka restart", 200000, 5, [&](const Scene&) {
+    kafka().stop();
+    kafka().start_again();
+  });
+  EXPECT_EQ(out.lost, 0);
+}
+
+TEST_F(FaultsTest, DatabaseRestartedThreeTimesDuringTheLoad) {
+  auto out = run("postgres restart (fast)", 100000, 3, [&](const Scene&) { pg().restart(); });
+  EXPECT_EQ(out.lost, 0);
+}
+
+TEST_F(FaultsTest, WalsenderTerminatedTenTimesDuringTheLoad) {
+  auto out = run("pg_terminate_backend", 100000, 10, [&](const Scene& s) {
+    // The previous termination may still be reconnecting.
+    harness::wait_until(
+        [&] {
+          return pg().query_scalar("SELECT active::text FROM pg_replication_slots WHERE "
+                                   "slot_name = '" + s.slot + "'",
+                                   s.db.name) == std::optional<std::string>("true");
+        },
+        30s);
+    auto terminated = pg().query_scalar(
+        "SELECT pg_terminate_backend(active_pid)::text FROM pg_replication_slots WHERE "
+        "slot_name = '" + s.slot + "' AND active_pid IS NOT NULL",
+        s.db.name);
+    EXPECT_EQ(terminated, std::optional<std::string>("true"));
+  });
+  EXPECT_EQ(out.lost, 0);
+}
+
+}  // namespace
+}  // namespace itest
