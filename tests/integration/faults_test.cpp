@@ -129,5 +129,55 @@ TEST_F(FaultsTest, WalsenderTerminatedTenTimesDuringTheLoad) {
   EXPECT_EQ(out.lost, 0);
 }
 
+TEST_F(FaultsTest, BrokerFrozenForAMinuteKeepsMemoryBoundedAndTheWalsenderConnected) {
+  auto [db, slot, topic] = new_scene(6);
+  auto relay = start_relay(write_config(basic_config(
+      db, slot, "limits:\n  max_inflight_messages: 20000\n  max_inflight_bytes: 8388608\n")));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  const auto walsender = pg().query_scalar(
+      "SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'",
+      db.name);
+  ASSERT_TRUE(walsender.has_value());
+
+  kafka().freeze();
+  for (int t = 0; t < 200; ++t) pg().exec(insert_rows_sql(topic, t * 500, 500, 256), db.name);
+  const std::string end = current_wal_lsn(db);
+  auto until = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_EQ(pg().query_scalar(
+                  "SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = '" + slot +
+                      "'",
+                  db.name),
+              walsender)
+        << relay->log_contents();
+    ASSERT_TRUE(relay->running()) << relay->log_contents();
+    std::this_thread::sleep_for(500ms);
+  }
+  kafka().thaw();
+
+  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 180s))
+      << confirmed_flush(db, slot).value_or("?");
+  const long peak_kib = peak_rss_kib(relay->pid());
+  std::map<std::string, int> count;
+  for (const auto& r : kafka().consume_all_until_quiet(topic, 3s, 300s)) {
+    ++count[*header(r, "outbox-id").value_or(std::nullopt)];
+  }
+  int lost = 0, duplicates = 0;
+  for (int i = 0; i < 100000; ++i) {
+    auto it = count.find(row_id(i));
+    if (it == count.end()) {
+      ++lost;
+    } else {
+      duplicates += it->second - 1;
+    }
+  }
+  std::printf("fault %-28s faults=%-3d rows=%-7d lost=%-3d duplicates=%-7d peak RSS %ld MiB\n",
+              "kafka frozen 60 s", 1, 100000, lost, duplicates, peak_kib / 1024);
+  EXPECT_EQ(lost, 0);
+  // 8 MiB of records in flight at most, against 25 MiB of backlog.
+  EXPECT_LT(peak_kib, 96 * 1024);
+  expect_clean_stop(*relay);
+}
+
 }  // namespace
 }  // namespace itest

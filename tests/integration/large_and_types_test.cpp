@@ -1,7 +1,5 @@
 // One huge transaction within bounded memory, and every column type the
 // router reads, in both binary and text protocol modes.
-#include <fstream>
-
 #include "relay_fixture.h"
 #include "test_rows.h"
 
@@ -9,15 +7,6 @@ namespace itest {
 namespace {
 
 class LargeAndTypesTest : public RelayTest {};
-
-long peak_rss_kib(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
 
 TEST_F(LargeAndTypesTest, TwoHundredThousandRowTransactionDeliveredInBoundedMemory) {
   auto [db, slot, topic] = new_scene(6);

@@ -23,6 +23,16 @@ inline std::string relay_binary() {
   return bin ? bin : "outbox-relay";
 }
 
+// Peak resident set of a running process, in KiB (VmHWM); -1 if unknown.
+inline long peak_rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 struct OutboxDb {
   std::string name;
   std::string dsn;
