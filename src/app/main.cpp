@@ -111,7 +111,9 @@ int run(const std::string& config_path) {
       spdlog::error("{}", r.error().describe());
       return kExitRuntime;
     }
-    spdlog::info("http listening on {}", cfg.http.listen);
+    // With port 0 the kernel picks one; name it so that callers can find it.
+    const auto& listen = cfg.http.listen;
+    spdlog::info("http listening on {}:{}", listen.substr(0, listen.rfind(':')), http.port());
   }
 
   app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot,
