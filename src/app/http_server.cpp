@@ -40,9 +40,14 @@ common::Result<void> HttpServer::start(const std::string& listen) {
     res.status = alive ? 200 : 503;
     res.set_content(alive ? "ok\n" : "loop stalled\n", "text/plain");
   });
-  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/readyz", [this](const httplib::Request& req, httplib::Response& res) {
     int s = stats_.state.load();
-    bool ready = static_cast<relay::PipelineState>(s) == relay::PipelineState::kStreaming;
+    const auto state = static_cast<relay::PipelineState>(s);
+    // ?standby=1 also counts an instance waiting for a slot that another
+    // instance streams: a standby replica that a rolling update must not wait
+    // for forever.
+    bool ready = state == relay::PipelineState::kStreaming ||
+                 (state == relay::PipelineState::kWaitingForSlot && req.has_param("standby"));
     res.status = ready ? 200 : 503;
     res.set_content(std::string(state_name(s)) + "\n", "text/plain");
   });

@@ -17,7 +17,8 @@ namespace app {
 // /healthz: 200 while the relay's loop turns, 503 once it has not turned for
 // PipelineStats::kLoopStallTimeout (the process is stuck: restart it).
 // /readyz: 200 while streaming, 503 otherwise (starting, connecting, waiting
-// for the slot, stopped). /metrics: Prometheus text format.
+// for the slot, stopped); /readyz?standby=1 is also 200 while waiting for a
+// slot that another instance holds. /metrics: Prometheus text format.
 class HttpServer {
  public:
   HttpServer(const relay::PipelineStats& stats, std::string slot, BuildInfo build);

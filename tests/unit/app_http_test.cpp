@@ -52,6 +52,16 @@ TEST_F(HttpServerTest, ReadyzIs503UntilStreamingAnd200WhileStreaming) {
   EXPECT_EQ(status("/readyz"), 503);
 }
 
+TEST_F(HttpServerTest, ReadyzWithStandbyAlsoAcceptsWaitingForTheSlot) {
+  stats_.state = static_cast<int>(PipelineState::kWaitingForSlot);
+  EXPECT_EQ(status("/readyz"), 503);
+  EXPECT_EQ(status("/readyz?standby=1"), 200);
+  stats_.state = static_cast<int>(PipelineState::kConnecting);
+  EXPECT_EQ(status("/readyz?standby=1"), 503);
+  stats_.state = static_cast<int>(PipelineState::kStreaming);
+  EXPECT_EQ(status("/readyz?standby=1"), 200);
+}
+
 TEST_F(HttpServerTest, HealthzIs200WhileLoopTurnsAnd503OnceItStalls) {
   EXPECT_EQ(status("/healthz"), 200) << "before the first turn the relay is starting, not stuck";
   stats_.mark_loop_alive();
