@@ -5,10 +5,14 @@
 # wheel carries them). Both tools come from scripts/install-deps.sh under
 # ~/.cache/outbox-relay/tools; exits 77 (skipped) without them.
 #
-#   usage: tests/deploy/helm-chart.sh CHART_DIR
+# With RELAY_BINARY, every rendered config.yaml must also pass its
+# check-config.
+#
+#   usage: tests/deploy/helm-chart.sh CHART_DIR [RELAY_BINARY]
 set -euo pipefail
 
 chart="$(realpath "$1")"
+relay="${2:-}"
 tools="${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}/tools"
 PATH="$tools/bin:$tools/venv/bin:$PATH"
 for t in helm kubernetes-validate; do
@@ -48,6 +52,21 @@ for v in "${variants[@]}"; do
   # CRDs (ServiceMonitor) have no built-in schema; the rest must validate.
   if ! kubernetes-validate --strict --kubernetes-version "$k8s_version" "$out"; then
     failed=1
+  fi
+  if [[ -n $relay ]]; then
+    mkdir -p "$work/$name"
+    "$tools/venv/bin/python" - "$out" "$work/$name" <<'PY'
+import sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc["kind"] == "ConfigMap":
+        open(f"{sys.argv[2]}/{doc['metadata']['name']}.yaml", "w").write(doc["data"]["config.yaml"])
+PY
+    for cfg in "$work/$name"/*.yaml; do
+      if ! PG_PASSWORD=x KAFKA_PASSWORD=x "$relay" check-config "$cfg" >/dev/null; then
+        echo "rendered $(basename "$cfg") fails check-config"
+        failed=1
+      fi
+    done
   fi
 done
 
