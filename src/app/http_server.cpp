@@ -3,19 +3,10 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <sstream>
 
 namespace app {
 
 namespace {
-
-constexpr int64_t kLoopStallMs = 30000;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 const char* state_name(int s) {
   switch (static_cast<relay::PipelineState>(s)) {
@@ -30,8 +21,8 @@ const char* state_name(int s) {
 
 }  // namespace
 
-HttpServer::HttpServer(const relay::PipelineStats& stats, std::string slot)
-    : stats_(stats), slot_(std::move(slot)) {}
+HttpServer::HttpServer(const relay::PipelineStats& stats, std::string slot, BuildInfo build)
+    : stats_(stats), slot_(std::move(slot)), build_(std::move(build)) {}
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -45,19 +36,23 @@ common::Result<void> HttpServer::start(const std::string& listen) {
   int port = std::stoi(listen.substr(colon + 1));
   server_ = std::make_unique<httplib::Server>();
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    int64_t last = stats_.last_loop_unix_ms.load();
-    bool alive = last == 0 || now_ms() - last < kLoopStallMs;
+    bool alive = !stats_.loop_stalled(std::chrono::system_clock::now());
     res.status = alive ? 200 : 503;
     res.set_content(alive ? "ok\n" : "loop stalled\n", "text/plain");
   });
-  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/readyz", [this](const httplib::Request& req, httplib::Response& res) {
     int s = stats_.state.load();
-    bool ready = static_cast<relay::PipelineState>(s) == relay::PipelineState::kStreaming;
+    const auto state = static_cast<relay::PipelineState>(s);
+    // ?standby=1 also counts an instance waiting for a slot that another
+    // instance streams: a standby replica that a rolling update must not wait
+    // for forever.
+    bool ready = state == relay::PipelineState::kStreaming ||
+                 (state == relay::PipelineState::kWaitingForSlot && req.has_param("standby"));
     res.status = ready ? 200 : 503;
     res.set_content(std::string(state_name(s)) + "\n", "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(render_metrics(), "text/plain; version=0.0.4");
+    res.set_content(render_metrics(stats_, slot_, build_), "text/plain; version=0.0.4");
   });
   if (port == 0) {
     port_ = server_->bind_to_any_port(host.c_str());
@@ -75,39 +70,6 @@ common::Result<void> HttpServer::start(const std::string& listen) {
 void HttpServer::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
-}
-
-std::string HttpServer::render_metrics() const {
-  std::ostringstream o;
-  const std::string l = "{slot=\"" + slot_ + "\"}";
-  auto counter = [&](const char* name, const char* help, uint64_t v) {
-    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
-      << name << l << ' ' << v << '\n';
-  };
-  auto gauge = [&](const char* name, const char* help, uint64_t v) {
-    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n"
-      << name << l << ' ' << v << '\n';
-  };
-  counter("outbox_relay_records_published_total", "Records acknowledged by Kafka.",
-          stats_.records_published.load());
-  counter("outbox_relay_records_failed_total", "Records whose delivery failed.",
-          stats_.records_failed.load());
-  counter("outbox_relay_records_dead_lettered_total", "Records sent to the dead-letter topic.",
-          stats_.records_dead_lettered.load());
-  counter("outbox_relay_transactions_total", "Transactions seen in the stream.",
-          stats_.transactions.load());
-  counter("outbox_relay_reconnects_total", "Reconnections to PostgreSQL.",
-          stats_.reconnects.load());
-  gauge("outbox_relay_in_flight_records", "Records handed to Kafka and not yet acknowledged.",
-        stats_.in_flight_records.load());
-  gauge("outbox_relay_in_flight_bytes", "Bytes handed to Kafka and not yet acknowledged.",
-        stats_.in_flight_bytes.load());
-  gauge("outbox_relay_received_lsn", "Highest WAL position received.", stats_.received_lsn.load());
-  gauge("outbox_relay_confirmed_lsn", "WAL position confirmed to PostgreSQL.",
-        stats_.confirmed_lsn.load());
-  gauge("outbox_relay_streaming", "1 while the slot is being streamed.",
-        stats_.state.load() == static_cast<int>(relay::PipelineState::kStreaming) ? 1 : 0);
-  return o.str();
 }
 
 }  // namespace app

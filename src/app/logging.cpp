@@ -4,7 +4,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
+#include <vector>
 #include <string>
 
 namespace app {
@@ -33,8 +35,25 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-// Messages are written as "field=value ... free text"; leading key=value
-// tokens become JSON fields so that log pipelines can filter on slot or lsn.
+bool is_field_name(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Fields whose value is free text: written last in a message, they take the
+// rest of it.
+bool takes_rest(std::string_view name) { return name == "reason" || name == "error"; }
+
+// Messages are written as "key=value ... free text key=value ...". Every
+// key=value token becomes a JSON field (the first one of a name wins, and
+// time, level and msg are never overwritten) so that log pipelines can filter
+// on slot, lsn, xid or id; msg is the text after the leading fields.
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -52,31 +71,36 @@ class JsonFormatter final : public spdlog::formatter {
     out += ",\"level\":";
     auto lv = spdlog::level::to_string_view(msg.level);
     append_json_string(out, std::string_view(lv.data(), lv.size()));
+
     std::string_view text(msg.payload.data(), msg.payload.size());
-    std::string free_text;
+    std::vector<std::string_view> seen = {"time", "level", "msg"};
+    size_t free_text_start = std::string_view::npos;
     size_t pos = 0;
     while (pos < text.size()) {
       size_t end = text.find(' ', pos);
       if (end == std::string_view::npos) end = text.size();
       std::string_view tok = text.substr(pos, end - pos);
       size_t eq = tok.find('=');
-      bool is_field = eq != std::string_view::npos && eq > 0 && free_text.empty();
-      for (size_t i = 0; is_field && i < eq; ++i) {
-        if (!(std::isalnum(static_cast<unsigned char>(tok[i])) || tok[i] == '_')) is_field = false;
-      }
-      if (is_field) {
-        out += ',';
-        append_json_string(out, tok.substr(0, eq));
-        out += ':';
-        append_json_string(out, tok.substr(eq + 1));
-      } else {
-        free_text = std::string(text.substr(pos));
-        break;
+      std::string_view name = eq == std::string_view::npos ? "" : tok.substr(0, eq);
+      if (is_field_name(name)) {
+        std::string_view value = takes_rest(name) ? text.substr(pos + eq + 1) : tok.substr(eq + 1);
+        if (std::find(seen.begin(), seen.end(), name) == seen.end()) {
+          seen.push_back(name);
+          out += ',';
+          append_json_string(out, name);
+          out += ':';
+          append_json_string(out, value);
+        }
+        if (takes_rest(name)) break;
+      } else if (free_text_start == std::string_view::npos) {
+        free_text_start = pos;
       }
       pos = end + 1;
     }
     out += ",\"msg\":";
-    append_json_string(out, free_text);
+    append_json_string(out, free_text_start == std::string_view::npos
+                                ? std::string_view()
+                                : text.substr(free_text_start));
     out += "}\n";
     dest.append(out.data(), out.data() + out.size());
   }

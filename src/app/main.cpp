@@ -14,15 +14,18 @@
 
 #include "app/http_server.h"
 #include "app/logging.h"
+#include "app/slot_monitor.h"
 #include "config/config.h"
 #include "kafka/producer.h"
 #include "relay/pipeline.h"
+#include "wal/replication_slot_stats.h"
 
 namespace {
 
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
+constexpr std::chrono::milliseconds kSlotMonitorInterval{10000};
 
 std::atomic<bool> g_stop{false};
 int g_stop_fd = -1;
@@ -100,30 +103,40 @@ int run(const std::string& config_path) {
   if (!ensure_dead_letter_topic(**producer, cfg)) return kExitRuntime;
 
   relay::PipelineStats stats;
-  app::HttpServer http(stats, cfg.postgres.slot);
+  app::HttpServer http(stats, cfg.postgres.slot,
+                       app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(),
+                                      wal::libpq_version()});
   if (!cfg.http.listen.empty()) {
     if (auto r = http.start(cfg.http.listen); !r) {
       spdlog::error("{}", r.error().describe());
       return kExitRuntime;
     }
-    spdlog::info("http listening on {}", cfg.http.listen);
+    // With port 0 the kernel picks one; name it so that callers can find it.
+    const auto& listen = cfg.http.listen;
+    spdlog::info("http listening on {}:{}", listen.substr(0, listen.rfind(':')), http.port());
   }
+
+  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot,
+                                kSlotMonitorInterval);
+  slot_monitor.start();
 
   std::atomic<bool> pipeline_done{false};
   std::thread notifier([&] {
     bool ready_sent = false;
+    int last_state = -1;
     while (!pipeline_done.load()) {
-      if (!ready_sent &&
-          stats.state.load() == static_cast<int>(relay::PipelineState::kStreaming)) {
+      const int state = stats.state.load();
+      const bool streaming = state == static_cast<int>(relay::PipelineState::kStreaming);
+      if (!ready_sent && streaming) {
         sd_notify(0, "READY=1\nSTATUS=streaming");
         ready_sent = true;
+      } else if (state != last_state && ready_sent) {
+        sd_notify(0, streaming ? "STATUS=streaming" : "STATUS=reconnecting");
       }
-      int64_t last = stats.last_loop_unix_ms.load();
-      int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-      // The watchdog is fed only while the relay's own loop keeps turning.
-      if (last == 0 || now - last < 10000) sd_notify(0, "WATCHDOG=1");
+      last_state = state;
+      // The watchdog is fed only while the relay's own loop keeps turning,
+      // so WatchdogSec= restarts a relay stuck anywhere in it.
+      if (!stats.loop_stalled(std::chrono::system_clock::now())) sd_notify(0, "WATCHDOG=1");
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   });
@@ -133,6 +146,7 @@ int run(const std::string& config_path) {
   pipeline_done = true;
   sd_notify(0, "STOPPING=1");
   notifier.join();
+  slot_monitor.stop();
   http.stop();
   if (!result) {
     spdlog::error("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());

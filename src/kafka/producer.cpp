@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -33,7 +34,26 @@ struct RecordOpaque {
   uint64_t bytes;
 };
 
+// librdkafka logs with syslog levels, from its own threads; spdlog's logger
+// is thread-safe, so its lines join ours in the same format instead of going
+// raw to stderr.
+void on_log(const rd_kafka_t* /*rk*/, int level, const char* facility, const char* message) {
+  spdlog::level::level_enum lv = spdlog::level::debug;
+  if (level <= 2) {
+    lv = spdlog::level::critical;
+  } else if (level == 3) {
+    lv = spdlog::level::err;
+  } else if (level == 4) {
+    lv = spdlog::level::warn;
+  } else if (level <= 6) {
+    lv = spdlog::level::info;
+  }
+  spdlog::log(lv, "component=librdkafka facility={} {}", facility, message);
+}
+
 }  // namespace
+
+std::string library_version() { return rd_kafka_version_str(); }
 
 struct Producer::Handle {
   rd_kafka_t* rk = nullptr;
@@ -111,6 +131,7 @@ common::Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions
     }
   }
 
+  rd_kafka_conf_set_log_cb(conf, on_log);
   rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* op) {
     on_delivery(rk, m, op);
   });
@@ -198,6 +219,7 @@ void Producer::on_delivery(void* /*rk*/, const void* message, void* opaque) {
   report.status = classify_error(m->err);
   report.partition = m->partition;
   report.offset = m->offset;
+  if (m->rkt) report.topic = rd_kafka_topic_name(m->rkt);
   if (m->err) {
     report.error = rd_kafka_err2str(m->err);
     if (m->err == RD_KAFKA_RESP_ERR__FATAL) {

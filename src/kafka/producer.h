@@ -56,4 +56,7 @@ class Producer final : public relay::Publisher {
 
 relay::DeliveryStatus classify_error(int rd_kafka_resp_err);
 
+// librdkafka's version, e.g. "2.0.2", for the build-info metric.
+std::string library_version();
+
 }  // namespace kafka

@@ -4,10 +4,11 @@
 
 namespace relay {
 
-AckTracker::TxnSeq AckTracker::begin() {
+AckTracker::TxnSeq AckTracker::begin(wal::PgTimestamp commit_time) {
   OUTBOX_ASSERT(!open_);
   open_ = true;
   txns_.push_back(Txn{next_seq_});
+  txns_.back().commit_time = commit_time;
   return next_seq_++;
 }
 

@@ -21,7 +21,8 @@ class AckTracker {
   explicit AckTracker(wal::Lsn confirmed) : watermark_(confirmed) {}
 
   // A Begin message. Transactions never nest: the caller must commit first.
-  TxnSeq begin();
+  // The commit time is kept only to be handed back by commit_time().
+  TxnSeq begin(wal::PgTimestamp commit_time = {});
   // One record of the open transaction handed to Kafka.
   void add_record(TxnSeq txn);
   // The Commit message; end_lsn is where a restart resumes after this one.
@@ -33,6 +34,9 @@ class AckTracker {
   // no pending transactions; so do we, or an idle outbox in a busy database
   // pins WAL forever (since PG15 unrelated transactions send no Begin/Commit).
   void observe_wal_end(wal::Lsn wal_end);
+
+  // The Begin's commit time of a transaction not yet fully acknowledged.
+  wal::PgTimestamp commit_time(TxnSeq txn) { return find(txn).commit_time; }
 
   wal::Lsn watermark() const { return watermark_; }
   bool in_transaction() const { return open_; }
@@ -46,6 +50,7 @@ class AckTracker {
     uint64_t pending = 0;
     bool committed = false;
     wal::Lsn end_lsn;
+    wal::PgTimestamp commit_time;
   };
 
   Txn& find(TxnSeq txn);

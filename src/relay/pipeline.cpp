@@ -93,7 +93,8 @@ class Pipeline::Session {
         decoder_(1),
         tracker_(confirmed),
         last_sent_flush_(confirmed),
-        epoch_(epoch) {
+        epoch_(epoch),
+        topic_counters_(p.stats_.topics) {
     router_.clear_bindings();
   }
 
@@ -145,6 +146,7 @@ class Pipeline::Session {
 
   std::optional<common::Error> stop_error_;  // set from delivery reports
   uint32_t epoch_;
+  TopicCountersCache topic_counters_;
 };
 
 Pipeline::Pipeline(const config::Config& cfg, Publisher& publisher, PipelineStats& stats,
@@ -160,6 +162,7 @@ common::Result<void> Pipeline::run() {
   if (!router_or) return failure(pipeline_errc::fatal, router_or.error().describe());
 
   while (!stop_.load()) {
+    stats_.mark_loop_alive();
     stats_.state = static_cast<int>(PipelineState::kConnecting);
     wal::ReplicationOptions ro;
     ro.dsn = pg.dsn;
@@ -223,6 +226,7 @@ common::Result<void> Pipeline::run() {
     ++stats_.reconnects;
     spdlog::warn("slot={} {}; reconnecting in {} ms", pg.slot, outcome.error().describe(),
                  backoff.count());
+    stats_.mark_loop_alive();
     struct pollfd pfd = {stop_fd_, POLLIN, 0};
     ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
     backoff = std::min(backoff * 2, pg.reconnect_backoff_max);
@@ -235,9 +239,7 @@ common::Result<void> Pipeline::Session::run() {
   auto report = [this](const DeliveryReport& r) { on_report(r); };
   common::Result<void> result;
   while (true) {
-    p_.stats_.last_loop_unix_ms =
-        std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
+    p_.stats_.mark_loop_alive();
     if (p_.stop_.load()) break;
 
     p_.publisher_.poll(milliseconds(0), report);
@@ -397,7 +399,7 @@ common::Result<void> Pipeline::Session::handle_event(const wal::Event& ev, wal::
             return failure(pipeline_errc::retriable,
                            "Begin inside an open transaction at lsn=" + lsn.to_string());
           }
-          txn_ = tracker_.begin();
+          txn_ = tracker_.begin(m.commit_time);
           txn_final_lsn_ = m.final_lsn;
           txn_xid_ = m.xid;
           txn_commit_time_ = m.commit_time;
@@ -523,6 +525,7 @@ common::Result<void> Pipeline::Session::retry_pending() {
       auto id = header_value(record, "outbox-id").value_or("?");
       auto lsn = header_value(record, "outbox-lsn").value_or("?");
       ++p_.stats_.records_failed;
+      ++topic_counters_.get(record.topic).failed;
       if (r.status == DeliveryStatus::kPermanent) {
         spdlog::error("slot={} halting: record rejected by Kafka: id={} lsn={} topic={} reason={}",
                       cfg_.postgres.slot, id, lsn, record.topic, r.error);
@@ -566,12 +569,15 @@ void Pipeline::Session::on_report(const DeliveryReport& report) {
 
   if (report.status == DeliveryStatus::kOk) {
     ++p_.stats_.records_published;
+    ++topic_counters_.get(report.topic).published;
+    p_.stats_.commit_to_ack.observe_micros(wal::pg_now().micros - tracker_.commit_time(seq).micros);
     tracker_.ack(seq);
     return;
   }
   ++p_.stats_.records_failed;
   const OutboxRecord empty;
   const OutboxRecord& rec = report.record ? *report.record : empty;
+  ++topic_counters_.get(rec.topic.empty() ? report.topic : rec.topic).failed;
   const std::string id = header_value(rec, "outbox-id").value_or("?");
   const std::string lsn = header_value(rec, "outbox-lsn").value_or("?");
   if (stop_error_) return;

@@ -9,6 +9,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "relay/publisher.h"
+#include "relay/stats.h"
 #include "wal/lsn.h"
 
 namespace relay {
@@ -38,6 +39,25 @@ struct PipelineStats {
   std::atomic<uint64_t> in_flight_bytes{0};
   std::atomic<uint64_t> reconnects{0};
   std::atomic<int64_t> last_loop_unix_ms{0};
+  // Written by the slot monitor's thread; -1 until its first answer.
+  std::atomic<int64_t> retained_wal_bytes{-1};
+  TopicStatsRegistry topics;
+  LatencyHistogram commit_to_ack;
+
+  void mark_loop_alive() {
+    last_loop_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  }
+  // Longer than the longest wait the loop makes on purpose (the reconnect
+  // backoff) plus a slow connection attempt.
+  static constexpr std::chrono::milliseconds kLoopStallTimeout{30000};
+  bool loop_stalled(std::chrono::system_clock::time_point now) const {
+    const int64_t last = last_loop_unix_ms.load();
+    const int64_t now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    return last != 0 && now_ms - last >= kLoopStallTimeout.count();
+  }
 };
 
 // The pipeline for one slot: replication stream → decoder → router → Kafka,

@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 #include "relay/record.h"
@@ -24,6 +25,8 @@ struct DeliveryReport {
   std::string error;   // empty on success
   int32_t partition = -1;
   int64_t offset = -1;
+  // The topic the record went to; valid during the report callback only.
+  std::string_view topic;
   // Failed records only: the record as the producer held it, so that the
   // bad-row policy can dead-letter it without keeping a second copy.
   std::optional<OutboxRecord> record;

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace relay {
+
+// Per-topic delivery counters. Written by the pipeline's thread only, read by
+// the HTTP thread; the objects never move once created.
+struct TopicCounters {
+  std::atomic<uint64_t> published{0};
+  std::atomic<uint64_t> failed{0};
+};
+
+// Topic name → counters, shared between the pipeline and the scrape. Lookups
+// take a mutex, so the pipeline goes through a TopicCountersCache instead.
+class TopicStatsRegistry {
+ public:
+  TopicCounters& get(std::string_view topic);
+  // Calls fn(topic, counters) in topic order, under the registry's lock.
+  void for_each(const std::function<void(const std::string&, const TopicCounters&)>& fn) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<TopicCounters>, std::less<>> topics_;
+};
+
+// Remembers the counters of the last topic seen. Outboxes mostly publish to
+// one or a few topics, so a delivery report usually names the previous
+// report's topic and costs a string compare, not a locked map lookup.
+class TopicCountersCache {
+ public:
+  explicit TopicCountersCache(TopicStatsRegistry& registry) : registry_(registry) {}
+  TopicCounters& get(std::string_view topic) {
+    if (last_ == nullptr || topic != last_topic_) {
+      last_ = &registry_.get(topic);
+      last_topic_.assign(topic);
+    }
+    return *last_;
+  }
+
+ private:
+  TopicStatsRegistry& registry_;
+  std::string last_topic_;
+  TopicCounters* last_ = nullptr;
+};
+
+// A Prometheus histogram with fixed bounds in seconds, fed with microseconds.
+// One writer; readers may see a sum and count a moment apart, as with any
+// scrape taken while the histogram is being fed.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 14> kBoundsSeconds = {
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+
+  void observe_micros(int64_t micros);
+
+  struct Snapshot {
+    std::array<uint64_t, kBoundsSeconds.size()> cumulative{};
+    uint64_t count = 0;
+    double sum_seconds = 0;
+  };
+  Snapshot snapshot() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBoundsSeconds.size() + 1> buckets_{};  // last: +Inf only
+  std::atomic<uint64_t> count_{0};
+  std::atomic<int64_t> sum_micros_{0};
+};
+
+}  // namespace relay

@@ -1,0 +1,79 @@
+#include "wal/replication_slot_stats.h"
+
+#include <libpq-fe.h>
+
+#include <charconv>
+
+#include "wal/replication_stream.h"
+
+namespace wal {
+
+namespace {
+
+common::Error query_error(std::string message) {
+  return common::Error{make_error_code(replication_errc::query_failed), std::move(message)};
+}
+
+std::string trimmed_error(PGconn* c) {
+  std::string s = c ? PQerrorMessage(c) : "out of memory";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+struct SlotStatsReader::Conn {
+  PGconn* pg = nullptr;
+  ~Conn() {
+    if (pg) PQfinish(pg);
+  }
+};
+
+SlotStatsReader::SlotStatsReader(std::string dsn) : dsn_(std::move(dsn)) {}
+SlotStatsReader::~SlotStatsReader() = default;
+
+common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string& slot) {
+  if (!conn_) {
+    // Our keywords come first so that the same keywords in the DSN win; a
+    // scrape must never hang on a server that stopped answering.
+    const char* keywords[] = {"connect_timeout", "options", "fallback_application_name",
+                              "dbname", nullptr};
+    const char* values[] = {"10", "-c statement_timeout=10000", "outbox-relay-monitor",
+                            dsn_.c_str(), nullptr};
+    auto c = std::make_unique<Conn>();
+    c->pg = PQconnectdbParams(keywords, values, 1);
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+      return common::Error{make_error_code(replication_errc::connect_failed),
+                           trimmed_error(c->pg)};
+    }
+    conn_ = std::move(c);
+  }
+  const char* params[] = {slot.c_str()};
+  PGresult* res = PQexecParams(conn_->pg,
+                               "SELECT active, (pg_current_wal_lsn() - restart_lsn)::int8 "
+                               "FROM pg_replication_slots WHERE slot_name = $1",
+                               1, nullptr, params, nullptr, nullptr, 0);
+  std::unique_ptr<PGresult, decltype(&PQclear)> guard(res, &PQclear);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    auto e = query_error("reading pg_replication_slots: " + trimmed_error(conn_->pg));
+    conn_.reset();  // reconnect next time: the connection may be gone
+    return e;
+  }
+  if (PQntuples(res) == 0) return std::optional<SlotUsage>();
+  SlotUsage u;
+  u.active = std::string_view(PQgetvalue(res, 0, 0)) == "t";
+  if (!PQgetisnull(res, 0, 1)) {
+    std::string_view v = PQgetvalue(res, 0, 1);
+    int64_t bytes = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), bytes);
+    if (ec != std::errc() || end != v.data() + v.size()) {
+      return query_error("unexpected retained WAL value '" + std::string(v) + "'");
+    }
+    u.retained_wal_bytes = bytes;
+  }
+  return std::optional<SlotUsage>(u);
+}
+
+std::string libpq_version() { return std::to_string(PQlibVersion()); }
+
+}  // namespace wal

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+
+namespace wal {
+
+struct SlotUsage {
+  bool active = false;
+  // pg_current_wal_lsn() - restart_lsn: the WAL the server keeps for the
+  // slot. nullopt when the slot has no restart_lsn (invalidated).
+  std::optional<int64_t> retained_wal_bytes;
+};
+
+// Reads a slot's row of pg_replication_slots over an ordinary (not a
+// replication) connection, so that watching the slot never competes with the
+// stream for the walsender. Connects on first use and again after a failure.
+class SlotStatsReader {
+ public:
+  explicit SlotStatsReader(std::string dsn);
+  ~SlotStatsReader();
+  SlotStatsReader(const SlotStatsReader&) = delete;
+  SlotStatsReader& operator=(const SlotStatsReader&) = delete;
+
+  // nullopt when no such slot exists (yet).
+  common::Result<std::optional<SlotUsage>> read(const std::string& slot);
+
+ private:
+  struct Conn;
+  std::string dsn_;
+  std::unique_ptr<Conn> conn_;
+};
+
+// libpq's version as PQlibVersion() reports it, e.g. "150013".
+std::string libpq_version();
+
+}  // namespace wal
