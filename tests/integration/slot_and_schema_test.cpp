@@ -1,4 +1,6 @@
 // Slot contention and schema changes mid-stream.
+#include <unistd.h>
+
 #include "relay_fixture.h"
 #include "test_rows.h"
 
@@ -12,7 +14,13 @@ TEST_F(SlotAndSchemaTest, SlotHeldByAnotherConsumerIsWaitedForThenStreamed) {
   pg().exec("SELECT pg_create_logical_replication_slot('" + slot + "', 'pgoutput')", db.name);
 
   harness::TempDir dir;
-  harness::Process holder({pg().bin_dir() + "/pg_recvlogical", "-d", db.dsn, "-S", slot,
+  // The npm build of PostgreSQL 17 ships the server only; Debian's client
+  // speaks the same replication protocol.
+  std::string recvlogical = pg().bin_dir() + "/pg_recvlogical";
+  if (::access(recvlogical.c_str(), X_OK) != 0) {
+    recvlogical = "/usr/lib/postgresql/15/bin/pg_recvlogical";
+  }
+  harness::Process holder({recvlogical, "-d", db.dsn, "-S", slot,
                            "--start", "-f", "/dev/null", "-o", "proto_version=1", "-o",
                            "publication_names=outbox_pub"},
                           {}, dir.path() + "/recvlogical.log");
