@@ -105,6 +105,10 @@ std::string render_metrics(const relay::PipelineStats& stats, const std::string&
   w.one("outbox_relay_reconnects_total", "counter",
         "Times the replication connection was re-established after a failure.",
         stats.reconnects.load());
+  w.one("outbox_relay_slots_recreated_total", "counter",
+        "Invalidated slots dropped and created again under on_slot_lost: recreate; each one "
+        "skipped rows.",
+        stats.slots_recreated.load());
   w.one("outbox_relay_in_flight_records", "gauge",
         "Records handed to Kafka and not yet acknowledged.", stats.in_flight_records.load());
   w.one("outbox_relay_in_flight_bytes", "gauge",

@@ -15,6 +15,7 @@
 namespace config {
 
 enum class BadRowPolicy { kDeadLetter, kHalt };
+enum class SlotLostPolicy { kFail, kRecreate };
 enum class LogFormat { kText, kJson };
 
 struct PostgresConfig {
@@ -24,6 +25,10 @@ struct PostgresConfig {
   bool create_slot = true;
   bool create_publication = true;
   bool binary = true;  // request binary tuple data where the server supports it
+  // A slot invalidated because the WAL it needed was removed: stop (fail),
+  // or drop it and start again from the server's current position
+  // (recreate), which skips whatever was committed in between.
+  SlotLostPolicy on_slot_lost = SlotLostPolicy::kFail;
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds reconnect_backoff_min{200};
   std::chrono::milliseconds reconnect_backoff_max{10000};

@@ -30,6 +30,8 @@ void emit_postgres(YAML::Emitter& out, const PostgresConfig& pg) {
   out << YAML::Key << "create_slot" << YAML::Value << pg.create_slot;
   out << YAML::Key << "create_publication" << YAML::Value << pg.create_publication;
   out << YAML::Key << "binary" << YAML::Value << pg.binary;
+  out << YAML::Key << "on_slot_lost" << YAML::Value
+      << std::string(kSlotLostPolicyNames[static_cast<size_t>(pg.on_slot_lost)]);
   out << YAML::Key << "status_interval" << YAML::Value << format_duration(pg.status_interval);
   out << YAML::Key << "reconnect_backoff" << YAML::Value << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "min" << YAML::Value << format_duration(pg.reconnect_backoff_min);

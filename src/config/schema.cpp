@@ -19,6 +19,7 @@ constexpr std::string_view kPostgresKeys[] = {"dsn",
                                               "create_slot",
                                               "create_publication",
                                               "binary",
+                                              "on_slot_lost",
                                               "status_interval",
                                               "reconnect_backoff"};
 constexpr std::string_view kBackoffKeys[] = {"min", "max"};
@@ -156,6 +157,12 @@ void read_postgres(const Mapping& root, PostgresConfig& pg) {
   read_key(m, "create_slot", pg.create_slot, read_bool);
   read_key(m, "create_publication", pg.create_publication, read_bool);
   read_key(m, "binary", pg.binary, read_bool);
+  if (const Field* policy = m.find("on_slot_lost")) {
+    if (auto name = read_choice(ctx, *policy, kSlotLostPolicyNames)) {
+      pg.on_slot_lost =
+          *name == kSlotLostPolicyNames[1] ? SlotLostPolicy::kRecreate : SlotLostPolicy::kFail;
+    }
+  }
   read_key(m, "status_interval", pg.status_interval,
            duration_within(milliseconds(1), kMaxDuration));
   if (const Field* backoff = m.find("reconnect_backoff")) read_backoff(ctx, *backoff, pg);

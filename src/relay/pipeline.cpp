@@ -172,6 +172,7 @@ common::Result<void> Pipeline::run() {
     ro.create_slot = pg.create_slot;
     ro.create_publication = pg.create_publication;
     ro.binary = pg.binary;
+    ro.recreate_lost_slot = pg.on_slot_lost == config::SlotLostPolicy::kRecreate;
 
     common::Result<void> outcome;
     auto stream = wal::ReplicationStream::connect(ro);
@@ -191,7 +192,17 @@ common::Result<void> Pipeline::run() {
           return failure(pipeline_errc::fatal, slot.error().describe());
         }
       } else {
-        if (slot->created) spdlog::info("slot={} created replication slot", pg.slot);
+        if (slot->recreated_after) {
+          ++stats_.slots_recreated;
+          spdlog::error(
+              "slot={} lost_confirmed_lsn={} the slot had been invalidated (wal_status=lost) and "
+              "was dropped and created again (on_slot_lost: recreate): rows committed after the "
+              "lost slot's confirmed position and before now were NOT published; compare the "
+              "outbox with Kafka from that position",
+              pg.slot, slot->recreated_after->to_string());
+        } else if (slot->created) {
+          spdlog::info("slot={} created replication slot", pg.slot);
+        }
         // Resume where Kafka has acknowledged everything before, when this
         // process knows a later position than the slot: the status update
         // that would have confirmed it may have been lost with the

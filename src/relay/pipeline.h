@@ -38,6 +38,7 @@ struct PipelineStats {
   std::atomic<uint64_t> in_flight_records{0};
   std::atomic<uint64_t> in_flight_bytes{0};
   std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> slots_recreated{0};
   std::atomic<int64_t> last_loop_unix_ms{0};
   // Written by the slot monitor's thread; -1 until its first answer.
   std::atomic<int64_t> retained_wal_bytes{-1};

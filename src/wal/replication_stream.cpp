@@ -80,6 +80,10 @@ struct ReplicationStream::Conn {
     if (PQresultStatus(r.res) != want) {
       const char* state = PQresultErrorField(r.res, PG_DIAG_SQLSTATE);
       std::string msg = trim(PQresultErrorMessage(r.res));
+      if (msg.empty()) {
+        msg = std::string("unexpected result ") + PQresStatus(PQresultStatus(r.res)) + " for " +
+              sql.substr(0, sql.find(' '));
+      }
       if (state && std::string(state) == "55006") {
         return error(replication_errc::slot_in_use, msg);
       }
@@ -242,6 +246,14 @@ common::Result<void> ReplicationStream::ensure_publication() {
   return {};
 }
 
+namespace {
+
+std::string lost_confirmed(const std::vector<std::optional<std::string>>& row) {
+  return row[4] ? *row[4] : std::string("(none)");
+}
+
+}  // namespace
+
 common::Result<SlotState> ReplicationStream::ensure_slot() {
   const bool has_wal_status = server_version_ >= 130000;
   auto lookup = [&]() {
@@ -254,8 +266,22 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
   auto rows = lookup();
   if (!rows) return rows.error();
   SlotState state;
+  if (!rows->empty() && (*rows)[0][6] == std::optional<std::string>("lost") &&
+      options_.recreate_lost_slot) {
+    const auto& lost = (*rows)[0];
+    if (lost[3]) {
+      return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +
+                                                      "\" is active for PID " + *lost[3]);
+    }
+    state.recreated_after = lost[4] ? Lsn::parse(*lost[4]).value_or(Lsn()) : Lsn();
+    auto dropped = conn_->query("DROP_REPLICATION_SLOT " + quote_identifier(options_.slot),
+                                PGRES_COMMAND_OK);
+    if (!dropped) return dropped.error();
+    rows = lookup();
+    if (!rows) return rows.error();
+  }
   if (rows->empty()) {
-    if (!options_.create_slot) {
+    if (!options_.create_slot && !state.recreated_after) {
       return error(replication_errc::slot_missing,
                    "replication slot \"" + options_.slot +
                        "\" does not exist and create_slot is false");
@@ -289,8 +315,11 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
     return error(replication_errc::slot_lost,
                  "replication slot \"" + options_.slot +
                      "\" has been invalidated (wal_status = lost): the WAL it needed was "
-                     "removed, so changes may be missing; drop and recreate the slot "
-                     "deliberately after checking the outbox");
+                     "removed (max_slot_wal_keep_size), so rows committed after its "
+                     "confirmed_flush_lsn " + lost_confirmed(row) +
+                     " may never be published; check the outbox against Kafka, then set "
+                     "postgres.on_slot_lost: recreate (or drop the slot) to stream again from "
+                     "now");
   }
   if (row[3]) {
     return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +

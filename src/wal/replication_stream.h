@@ -40,6 +40,9 @@ struct ReplicationOptions {
   bool create_slot = true;
   bool create_publication = true;
   bool binary = true;
+  // Drop and create again a slot invalidated for lack of WAL, instead of
+  // failing with replication_errc::slot_lost.
+  bool recreate_lost_slot = false;
   std::string application_name = "outbox-relay";
 };
 
@@ -47,6 +50,9 @@ struct SlotState {
   Lsn confirmed_flush;
   Lsn restart_lsn;
   bool created = false;
+  // Set when a lost slot was dropped and created again: what the lost slot
+  // had confirmed, the start of the gap that was skipped.
+  std::optional<Lsn> recreated_after;
   std::string wal_status;
 };
 

@@ -93,6 +93,11 @@ TEST(ConfigErrors, EmptyDsnIsRejectedWithoutEchoingIt) {
   expect_one_error("postgres: {dsn: ''}\n", 1, 17, "postgres.dsn: must not be empty");
 }
 
+TEST(ConfigErrors, BadSlotLostPolicyListsTheAllowedValues) {
+  expect_one_error("postgres:\n  dsn: host=db\n  on_slot_lost: ignore\n", 3, 17,
+                   "postgres.on_slot_lost: expected one of fail, recreate, got 'ignore'");
+}
+
 TEST(ConfigErrors, BadEnumValueListsTheAllowedValues) {
   expect_one_error(kDsn + "outbox:\n  on_bad_row: drop\n", 4, 15,
                    "outbox.on_bad_row: expected one of dead_letter, halt, got 'drop'");

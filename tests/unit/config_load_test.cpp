@@ -98,6 +98,7 @@ TEST(ConfigLoad, OnlyTheDsnGivesAllDefaults) {
   EXPECT_FALSE(cfg.outbox.topic_template.has_value());
   EXPECT_TRUE(cfg.outbox.header_columns.empty());
   EXPECT_EQ(cfg.outbox.on_bad_row, config::BadRowPolicy::kDeadLetter);
+  EXPECT_EQ(cfg.postgres.on_slot_lost, config::SlotLostPolicy::kFail);
   EXPECT_EQ(cfg.outbox.dead_letter_topic, "outbox.dead-letter");
   EXPECT_EQ(cfg.limits.max_inflight_messages, 100000u);
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 268435456u);
