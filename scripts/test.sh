@@ -2,7 +2,8 @@
 # The project's test command:
 #   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
 #   2. build the unit tests with ASan+UBSan in build-asan/ and run them;
-#   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17;
+#   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17,
+#      then the soak variants (ctest -L soak) on PostgreSQL 15;
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit, Helm
 #      chart), then build the .deb, install it and run the relay from it;
 #   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
@@ -157,6 +158,11 @@ step_integration() {
   OUTBOX_PG_BINDIR="$bindir" run_ctest "integration-pg$version" "$BUILD" -L integration
 }
 
+step_soak() {
+  say "soak tests on PostgreSQL 15 ($PG15_BINDIR)"
+  OUTBOX_PG_BINDIR="$PG15_BINDIR" run_ctest soak "$BUILD" -L soak
+}
+
 step_deploy() {
   say "deployment artefacts ($BUILD)"
   run_ctest deploy "$BUILD" -L deploy --timeout 600
@@ -201,6 +207,7 @@ timed "asan build + unit" step_asan || true
 if [[ $BUILT -eq 1 ]]; then
   timed "integration pg15" step_integration 15 "$PG15_BINDIR" || true
   timed "integration pg17" step_integration 17 "$PG17_BINDIR" || true
+  timed "soak pg15" step_soak || true
   timed "deploy" step_deploy || true
   timed "package" step_package || true
 else
