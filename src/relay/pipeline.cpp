@@ -108,6 +108,7 @@ class Pipeline::Session {
   bool backpressured() const;
   common::Result<void> wait_for_io(bool read_socket, milliseconds timeout);
   common::Result<void> drain(milliseconds timeout);
+  common::Error fence(const char* why);
   uint64_t token(AckTracker::TxnSeq seq) const {
     return (static_cast<uint64_t>(epoch_) << kTokenSeqBits) | seq;
   }
@@ -141,8 +142,13 @@ class Pipeline::Session {
 };
 
 Pipeline::Pipeline(const config::Config& cfg, Publisher& publisher, PipelineStats& stats,
-                   const std::atomic<bool>& stop, int stop_fd)
-    : cfg_(cfg), publisher_(publisher), stats_(stats), stop_(stop), stop_fd_(stop_fd) {}
+                   const std::atomic<bool>& stop, int stop_fd, PipelineOptions options)
+    : cfg_(cfg),
+      publisher_(publisher),
+      stats_(stats),
+      stop_(stop),
+      stop_fd_(stop_fd),
+      options_(std::move(options)) {}
 
 Pipeline::~Pipeline() = default;
 
@@ -153,8 +159,10 @@ common::Result<void> Pipeline::run() {
   if (!router_or) return failure(pipeline_errc::fatal, router_or.error().describe());
 
   while (!stop_.load()) {
+    if (!wait_for_lease()) break;
     stats_.state = static_cast<int>(PipelineState::kConnecting);
     wal::ReplicationOptions ro;
+    ro.application_name = options_.application_name;
     ro.dsn = pg.dsn;
     ro.slot = pg.slot;
     ro.publication = pg.publication;
@@ -174,6 +182,7 @@ common::Result<void> Pipeline::run() {
         if (code == wal::replication_errc::slot_in_use) {
           stats_.state = static_cast<int>(PipelineState::kWaitingForSlot);
           spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
+          maybe_take_over(**stream);
           outcome = failure(pipeline_errc::retriable, slot.error().describe());
         } else if (code == wal::replication_errc::query_failed) {
           outcome = failure(pipeline_errc::retriable, slot.error().describe());
@@ -195,6 +204,7 @@ common::Result<void> Pipeline::run() {
           stats_.state = static_cast<int>(PipelineState::kStreaming);
           stats_.confirmed_lsn = slot->confirmed_flush.value();
           backoff = pg.reconnect_backoff_min;
+          slot_busy_since_.reset();
           ++epoch_;
           Session session(*this, std::move(*stream), *router_or, slot->confirmed_flush, epoch_);
           outcome = session.run();
@@ -216,6 +226,41 @@ common::Result<void> Pipeline::run() {
   return {};
 }
 
+// Without the lease the slot may already belong to another instance: wait,
+// connected to nothing, until the membership proves itself again or the
+// pipeline is stopped. False when stopped.
+bool Pipeline::wait_for_lease() {
+  if (lease_held()) return true;
+  stats_.state = static_cast<int>(PipelineState::kWaitingForLease);
+  spdlog::info("slot={} waiting for proof of group membership before streaming", cfg_.postgres.slot);
+  while (!stop_.load() && !lease_held()) {
+    struct pollfd pfd = {stop_fd_, POLLIN, 0};
+    ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, 50);
+  }
+  return !stop_.load();
+}
+
+// A previous owner that froze with its connection open keeps the slot until
+// wal_sender_timeout; past takeover_after its walsender is terminated, if it
+// is a relay's. By then that relay's lease has long run out, so it can no
+// longer produce when it wakes.
+void Pipeline::maybe_take_over(wal::ReplicationStream& stream) {
+  if (!options_.takeover_after) return;
+  const auto now = Clock::now();
+  if (!slot_busy_since_) slot_busy_since_ = now;
+  if (now - *slot_busy_since_ < *options_.takeover_after) return;
+  auto killed = stream.terminate_relay_holder("outbox-relay");
+  if (!killed) {
+    spdlog::warn("slot={} cannot take over the slot: {}", cfg_.postgres.slot,
+                 killed.error().describe());
+  } else if (*killed) {
+    spdlog::warn("slot={} took over the slot: terminated relay backend pid={} after {} ms",
+                 cfg_.postgres.slot, **killed,
+                 std::chrono::duration_cast<milliseconds>(now - *slot_busy_since_).count());
+    slot_busy_since_.reset();
+  }
+}
+
 common::Result<void> Pipeline::Session::run() {
   auto report = [this](const DeliveryReport& r) { on_report(r); };
   common::Result<void> result;
@@ -224,6 +269,10 @@ common::Result<void> Pipeline::Session::run() {
         std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
     if (p_.stop_.load()) break;
+    if (!p_.lease_held()) {
+      result = fence("lease expired");
+      break;
+    }
 
     p_.publisher_.poll(milliseconds(0), report);
     if (stop_error_) {
@@ -294,6 +343,17 @@ common::Result<void> Pipeline::Session::run() {
   stream_->close();
   if (!drained.ok() && result.ok()) return drained;
   return result;
+}
+
+// Ownership can no longer be proven: records not yet handed to a broker are
+// dropped before librdkafka sends them (they are replayed from the slot by
+// whoever owns it next), and the session ends without reading further.
+common::Error Pipeline::Session::fence(const char* why) {
+  p_.publisher_.purge();
+  pending_.clear();
+  spdlog::warn("slot={} fencing: {}; stopped producing with {} records in flight",
+               cfg_.postgres.slot, why, p_.publisher_.in_flight());
+  return failure(pipeline_errc::retriable, std::string("fenced: ") + why);
 }
 
 common::Result<void> Pipeline::Session::drain(milliseconds timeout) {
@@ -480,6 +540,7 @@ OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& r
 }
 
 common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
+  if (p_.options_.instance_header) record.headers.push_back(*p_.options_.instance_header);
   tracker_.add_record(*txn_);
   uint64_t tok = token(*txn_);
   pending_.emplace_back(std::move(record), tok);
@@ -488,8 +549,11 @@ common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
 
 common::Result<void> Pipeline::Session::retry_pending() {
   while (!pending_.empty()) {
+    if (!p_.lease_held()) return fence("lease expired before producing");
     auto& [record, tok] = pending_.front();
     ProduceResult r = p_.publisher_.produce(record, tok);
+    // A freeze between the check and produce() must not let the record out.
+    if (!p_.lease_held()) return fence("lease expired while producing");
     if (r.outcome == ProduceOutcome::kQueueFull) return {};
     if (r.outcome == ProduceOutcome::kRejected) {
       if (r.status == DeliveryStatus::kPermanent && !(tok & kDeadLetterFlag) &&
@@ -537,6 +601,7 @@ common::Result<void> Pipeline::Session::bad_row(const BadRow& bad, wal::Lsn lsn,
                 cfg_.postgres.slot, source, id, lsn.to_string(), txn_xid_, bad.reason);
   RowContext ctx{txn_final_lsn_, lsn, txn_xid_, txn_commit_time_};
   OutboxRecord dlq = router_.dead_letter(bad, ctx, cfg_.outbox.dead_letter_topic);
+  if (p_.options_.instance_header) dlq.headers.push_back(*p_.options_.instance_header);
   ++p_.stats_.records_dead_lettered;
   tracker_.add_record(*txn_);
   pending_.emplace_back(std::move(dlq), token(*txn_) | kDeadLetterFlag);
