@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -103,7 +104,9 @@ int check_dead_letter_topics(const config::Config& cfg) {
     spdlog::error("{}", producer.error().describe());
     return kExitUsage;
   }
+  std::set<std::string> checked;
   for (const auto& slot : config::slots_of(cfg)) {
+    if (!checked.insert(slot.outbox.dead_letter_topic).second) continue;
     if (!ensure_dead_letter_topic(**producer, config::for_slot(cfg, slot))) return kExitRuntime;
   }
   return kExitOk;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace kafka {
 
@@ -127,7 +128,9 @@ milliseconds GroupMember::lease_validity() const {
 
 common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
   rd_kafka_t* rk = handle_->rk;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  const Nanos deadline = relay::Lease::now() + timeout;
+  bool created = false;
+  while (true) {
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, options_.topic.c_str(), nullptr);
     const rd_kafka_metadata_t* md = nullptr;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(timeout.count()));
@@ -152,7 +155,13 @@ common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
                              std::to_string(options_.slots) + ") or use another "
                              "group.coordination_topic");
     }
-    if (attempt == 1) break;
+    if (created) {
+      // A new topic reaches the metadata of every broker a moment later.
+      if (relay::Lease::now() > deadline) break;
+      std::this_thread::sleep_for(milliseconds(200));
+      continue;
+    }
+    created = true;
 
     char errstr[512];
     rd_kafka_NewTopic_t* nt =

@@ -296,8 +296,10 @@ TEST_F(GroupScenario, ThreeInstancesFourSlotsEachSlotStreamedByExactlyOne) {
   kafka().create_topic(topic, 3);
   std::vector<Instance> instances(3);
   instances[0] = start_instance(group, slots);
-  ASSERT_TRUE(harness::wait_until([&] { return leading(instances[0]).size() == 4; }, 60s))
+  ASSERT_TRUE(harness::wait_until(
+      [&] { return leading(instances[0]).size() == 4 || !instances[0].process->running(); }, 60s))
       << instances[0].process->log_contents();
+  ASSERT_EQ(leading(instances[0]).size(), 4u) << instances[0].process->log_contents();
   OwnershipSampler sampler({&instances[0]});
   Loader loader(*this, slots, topic);
   for (int i = 1; i < 3; ++i) {
