@@ -155,7 +155,7 @@ class GroupTest : public RelayTest {
   static std::string readyz(const Instance& in) { return itest::readyz(in); }
   static std::set<std::string> leading(const Instance& in) { return leading_slots(in); }
 
-  // The walsender's pid and application_name holding the slot, per
+  // The application_name of the walsender holding the slot, per
   // PostgreSQL; nullopt while the slot is free.
   std::optional<std::string> holder(const GroupSlot& s) {
     return pg().query_scalar(
@@ -164,6 +164,8 @@ class GroupTest : public RelayTest {
         s.db.name);
   }
 
+
+ public:
   // "outbox-relay/<id>" of an instance, from its start-up line.
   static std::string application_name(const harness::Process& p) {
     const std::string log = p.log_contents();
@@ -174,6 +176,7 @@ class GroupTest : public RelayTest {
     return "outbox-relay/" + log.substr(at + key.size(), end - at - key.size());
   }
 
+ protected:
   bool wait_held_by(const GroupSlot& s, const harness::Process& p,
                     std::chrono::milliseconds deadline) {
     return harness::wait_until([&] { return holder(s) == application_name(p); }, deadline, 20ms);

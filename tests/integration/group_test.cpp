@@ -3,6 +3,7 @@
 // self-fencing of a frozen instance, sharding over three instances and
 // scaling during a load. Session timeout 6 s throughout.
 #include <algorithm>
+#include <functional>
 
 #include "group_fixture.h"
 
@@ -11,28 +12,20 @@ namespace {
 
 constexpr auto kSession = 6s;
 
-// Samples every 100 ms which slots each instance says it leads, and flags a
-// round in which two instances claim one slot.
+// Samples every 100 ms, through the whole scenario, which slots each instance
+// says it leads and which instance's walsender holds each slot according to
+// pg_replication_slots.active_pid; flags a round in which two instances
+// claim one slot, or an instance claims a slot PostgreSQL shows another
+// instance holding.
 class OwnershipSampler {
  public:
-  explicit OwnershipSampler(std::vector<const Instance*> instances)
-      : instances_(std::move(instances)) {
+  using Holders = std::function<std::map<std::string, std::string>()>;  // slot → application_name
+
+  OwnershipSampler(std::vector<const Instance*> instances, Holders holders)
+      : instances_(std::move(instances)), holders_(std::move(holders)) {
     thread_ = std::thread([this] {
       while (!stop_.load()) {
-        std::map<std::string, int> claims;
-        {
-          std::lock_guard lock(mutex_);
-          for (const Instance* in : instances_) {
-            for (const auto& s : leading_slots(*in)) ++claims[s];
-          }
-        }
-        for (const auto& [slot, n] : claims) {
-          if (n > 1) {
-            std::lock_guard lock(mutex_);
-            violations_.push_back(slot + " claimed by " + std::to_string(n) + " instances");
-          }
-        }
-        ++rounds_;
+        sample();
         std::this_thread::sleep_for(100ms);
       }
     });
@@ -57,7 +50,28 @@ class OwnershipSampler {
   int rounds() const { return rounds_.load(); }
 
  private:
+  void sample() {
+    const auto held = holders_();
+    std::lock_guard lock(mutex_);
+    std::map<std::string, int> claims;
+    for (const Instance* in : instances_) {
+      const std::string me = GroupTest::application_name(*in->process);
+      for (const auto& slot : leading_slots(*in)) {
+        ++claims[slot];
+        auto h = held.find(slot);
+        if (h != held.end() && h->second != me) {
+          violations_.push_back(me + " claims " + slot + " held by " + h->second);
+        }
+      }
+    }
+    for (const auto& [slot, n] : claims) {
+      if (n > 1) violations_.push_back(slot + " claimed by " + std::to_string(n) + " instances");
+    }
+    ++rounds_;
+  }
+
   std::vector<const Instance*> instances_;
+  Holders holders_;
   std::mutex mutex_;
   std::vector<std::string> violations_;
   std::atomic<bool> stop_{false};
@@ -67,6 +81,16 @@ class OwnershipSampler {
 
 class GroupScenario : public GroupTest {
  protected:
+  OwnershipSampler::Holders holders_of(const std::vector<GroupSlot>& slots) {
+    return [this, slots] {
+      std::map<std::string, std::string> out;
+      for (const auto& s : slots) {
+        if (auto h = holder(s)) out[s.slot] = *h;
+      }
+      return out;
+    };
+  }
+
   bool wait_leads(const Instance& in, const std::string& slot, std::chrono::milliseconds d) {
     return harness::wait_until(
                [&] { return leading(in).count(slot) > 0 || !in.process->running(); }, d, 50ms) &&
@@ -300,7 +324,7 @@ TEST_F(GroupScenario, ThreeInstancesFourSlotsEachSlotStreamedByExactlyOne) {
       [&] { return leading(instances[0]).size() == 4 || !instances[0].process->running(); }, 60s))
       << instances[0].process->log_contents();
   ASSERT_EQ(leading(instances[0]).size(), 4u) << instances[0].process->log_contents();
-  OwnershipSampler sampler({&instances[0]});
+  OwnershipSampler sampler({&instances[0]}, holders_of(slots));
   Loader loader(*this, slots, topic);
   for (int i = 1; i < 3; ++i) {
     instances[i] = start_instance(group, slots);
@@ -325,6 +349,8 @@ TEST_F(GroupScenario, ThreeInstancesFourSlotsEachSlotStreamedByExactlyOne) {
   sampler.stop();
   EXPECT_TRUE(sampler.violations().empty()) << sampler.violations().front();
   EXPECT_GT(sampler.rounds(), 20);
+  std::printf("ownership sampled %d times, %zu conflicts\n", sampler.rounds(),
+              sampler.violations().size());
   for (const auto& s : slots) EXPECT_TRUE(holder(s).has_value()) << s.slot << " not streamed";
   auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
@@ -344,7 +370,7 @@ TEST_F(GroupScenario, ScaleOneToThreeToOneDuringLoadLosesNothingAndNeverStreamsT
   std::vector<Instance> instances(3);
   instances[0] = start_instance(group, slots);
   ASSERT_TRUE(harness::wait_until([&] { return leading(instances[0]).size() == 4; }, 60s));
-  OwnershipSampler sampler({&instances[0]});
+  OwnershipSampler sampler({&instances[0]}, holders_of(slots));
   Loader loader(*this, slots, topic);
   std::this_thread::sleep_for(1s);
   for (int i = 1; i < 3; ++i) {
@@ -366,6 +392,9 @@ TEST_F(GroupScenario, ScaleOneToThreeToOneDuringLoadLosesNothingAndNeverStreamsT
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
   sampler.stop();
   EXPECT_TRUE(sampler.violations().empty()) << sampler.violations().front();
+  EXPECT_GT(sampler.rounds(), 20);
+  std::printf("ownership sampled %d times, %zu conflicts\n", sampler.rounds(),
+              sampler.violations().size());
   auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
   instances[0].process->signal(SIGTERM);
