@@ -121,8 +121,7 @@ GroupMember::GroupMember(const GroupOptions& options, relay::Lease& lease,
 
 GroupMember::~GroupMember() { close(); }
 
-milliseconds GroupMember::lease_validity() const {
-  const milliseconds session = options_.session_timeout;
+milliseconds GroupMember::lease_validity_for(milliseconds session) {
   return session - heartbeat_interval(session) - session / 5;
 }
 

@@ -73,7 +73,10 @@ class GroupMember {
 
   const std::vector<int>& assigned() const { return assigned_; }
   bool joined() const { return joined_; }
-  std::chrono::milliseconds lease_validity() const;
+  std::chrono::milliseconds lease_validity() const {
+    return lease_validity_for(options_.session_timeout);
+  }
+  static std::chrono::milliseconds lease_validity_for(std::chrono::milliseconds session_timeout);
 
  private:
   GroupMember(const GroupOptions& options, relay::Lease& lease, GroupListener& listener);

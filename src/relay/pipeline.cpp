@@ -205,6 +205,7 @@ common::Result<void> Pipeline::run() {
           stats_.confirmed_lsn = slot->confirmed_flush.value();
           backoff = pg.reconnect_backoff_min;
           slot_busy_since_.reset();
+          takeover_requests_ = 0;
           ++epoch_;
           Session session(*this, std::move(*stream), *router_or, slot->confirmed_flush, epoch_);
           outcome = session.run();
@@ -249,15 +250,17 @@ void Pipeline::maybe_take_over(wal::ReplicationStream& stream) {
   const auto now = Clock::now();
   if (!slot_busy_since_) slot_busy_since_ = now;
   if (now - *slot_busy_since_ < *options_.takeover_after) return;
+  // Asked again on every attempt until the slot is free: a walsender whose
+  // client is frozen can be stuck writing to it and end only on a later
+  // request.
   auto killed = stream.terminate_relay_holder("outbox-relay");
   if (!killed) {
     spdlog::warn("slot={} cannot take over the slot: {}", cfg_.postgres.slot,
                  killed.error().describe());
-  } else if (*killed) {
-    spdlog::warn("slot={} took over the slot: terminated relay backend pid={} after {} ms",
+  } else if (*killed && takeover_requests_++ % 10 == 0) {
+    spdlog::warn("slot={} taking over the slot: terminating relay backend pid={} after {} ms",
                  cfg_.postgres.slot, **killed,
                  std::chrono::duration_cast<milliseconds>(now - *slot_busy_since_).count());
-    slot_busy_since_.reset();
   }
 }
 
@@ -268,11 +271,11 @@ common::Result<void> Pipeline::Session::run() {
     p_.stats_.last_loop_unix_ms =
         std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
-    if (p_.stop_.load()) break;
     if (!p_.lease_held()) {
       result = fence("lease expired");
       break;
     }
+    if (p_.stop_.load()) break;
 
     p_.publisher_.poll(milliseconds(0), report);
     if (stop_error_) {
@@ -329,6 +332,9 @@ common::Result<void> Pipeline::Session::run() {
   // Stopping or restarting: serve what Kafka still owes us so the final
   // status update confirms as much as was really delivered.
   bool halted = !result.ok() && result.error().code == make_error_code(pipeline_errc::halted);
+  // Stopped because the assignment was lost: records not yet sent must not
+  // go out now that another instance may own the slot.
+  if (result.ok() && !p_.lease_held()) result = fence("stopped without the lease");
   auto drained = drain(cfg_.kafka.drain_timeout);
   if (auto r = send_status(false); r.ok()) {
     for (int i = 0; i < 50; ++i) {

@@ -92,6 +92,7 @@ class Pipeline {
   // Since when the slot has been found held by another backend; reset once
   // streaming.
   std::optional<std::chrono::steady_clock::time_point> slot_busy_since_;
+  uint64_t takeover_requests_ = 0;
 };
 
 }  // namespace relay

@@ -65,6 +65,15 @@ void Supervisor::start(int index) {
   po.max_inflight_messages = cfg.limits.max_inflight_messages;
   po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
   po.client_id = "outbox-relay-" + cfg.postgres.slot;
+  // With takeover, PostgreSQL no longer fences a frozen owner: its
+  // walsender is terminated while records it had queued before the freeze
+  // may still sit in librdkafka. Their delivery timeout is then shorter than
+  // the lease, so they expire instead of going out when the process wakes.
+  if (cfg_.group && cfg_.group->takeover_after && !po.properties.count("message.timeout.ms") &&
+      !po.properties.count("delivery.timeout.ms")) {
+    po.properties["message.timeout.ms"] = std::to_string(
+        kafka::GroupMember::lease_validity_for(cfg_.group->session_timeout).count());
+  }
   auto producer = kafka::Producer::create(po);
   if (!producer) {
     std::lock_guard f(failure_mutex_);

@@ -310,6 +310,68 @@ TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) 
   }
 }
 
+// takeover_after: the new owner terminates a frozen relay's walsender after
+// the grace period instead of waiting for wal_sender_timeout. PostgreSQL no
+// longer stands between the two, so only the lease keeps the woken relay
+// from producing.
+TEST_F(GroupScenario, TakeoverEndsAFrozenRelaysWalsenderAndTheWokenRelayStaysFenced) {
+  auto slots = make_slots(1);
+  const std::string group = unique("grp");
+  const std::string topic = unique("events");
+  kafka().create_topic(topic, 3);
+  const std::string takeover = "  takeover_after: 8s\n";
+  auto a = start_instance(group, slots, takeover);
+  ASSERT_TRUE(wait_leads(a, slots[0].slot, 60s)) << a.process->log_contents();
+  auto b = start_instance(group, slots, takeover);
+  ASSERT_TRUE(harness::wait_until([&] { return readyz(b) == "standby\n"; }, 60s));
+
+  Loader loader(*this, slots, topic);
+  std::this_thread::sleep_for(1500ms);
+  a.process->signal(SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_held_by(slots[0], *b.process, kSession + 8s + 15s))
+      << b.process->log_contents();
+  std::printf("b took over the frozen relay's slot after %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - stopped)
+                                         .count()));
+  EXPECT_NE(b.process->log_contents().find("taking over the slot"), std::string::npos);
+  std::this_thread::sleep_for(2s);
+  const int64_t continued_at = wall_ms();
+  a.process->signal(SIGCONT);
+  std::this_thread::sleep_for(3s);
+  loader.stop();
+  ASSERT_TRUE(wait_all_confirmed(slots, 60s));
+
+  auto got = kafka().consume_all_until_quiet(topic, 3s, 60s);
+  expect_nothing_lost(delivered(got), slots, loader.inserted());
+  std::map<int32_t, int64_t> first_of_b;
+  for (const auto& r : got) {
+    if (produced_by(r, *b.process) && !first_of_b.count(r.partition)) {
+      first_of_b[r.partition] = r.offset;
+    }
+  }
+  int after_move = 0;
+  int after_wake = 0;
+  for (const auto& r : got) {
+    if (!produced_by(r, *a.process)) continue;
+    auto first = first_of_b.find(r.partition);
+    if (first != first_of_b.end() && r.offset > first->second) ++after_move;
+    if (r.timestamp_ms >= continued_at) ++after_wake;
+  }
+  EXPECT_EQ(after_move, 0) << "records of the frozen relay after the new owner's first";
+  EXPECT_EQ(after_wake, 0) << "records the frozen relay produced after waking";
+  EXPECT_TRUE(wait_held_by(slots[0], *b.process, 1s)) << "the woken relay took the slot back";
+  if (std::getenv("GROUP_TEST_LOGS")) {
+    std::printf("--- a\n%s--- b\n%s", a.process->log_contents().c_str(),
+                b.process->log_contents().c_str());
+  }
+  for (auto* in : {&a, &b}) {
+    in->process->signal(SIGTERM);
+    EXPECT_EQ(in->process->wait_exit(30s), std::optional<int>(0));
+  }
+}
+
 // (1) Three instances, four slots, joining one by one during a load: no
 // slot is ever claimed by two instances, all four end up streamed, and every
 // row arrives.
