@@ -52,6 +52,10 @@ constexpr milliseconds kForcedStatusInterval{10000};
 // that acknowledgements (and with them, feedback) never starve under load.
 constexpr int kReadBudget = 4096;
 constexpr uint64_t kTokenSeqBits = 40;
+// How long a fenced session still waits for acknowledgements before it
+// releases the slot.
+constexpr milliseconds kFencedDrain{300};
+constexpr milliseconds kFencedPurgeWait{200};
 
 }  // namespace
 
@@ -107,7 +111,7 @@ class Pipeline::Session {
   common::Result<void> maybe_send_status();
   bool backpressured() const;
   common::Result<void> wait_for_io(bool read_socket, milliseconds timeout);
-  common::Result<void> drain(milliseconds timeout);
+  common::Result<void> drain(milliseconds timeout, milliseconds purge_timeout = milliseconds(5000));
   common::Error fence(const char* why);
   uint64_t token(AckTracker::TxnSeq seq) const {
     return (static_cast<uint64_t>(epoch_) << kTokenSeqBits) | seq;
@@ -138,6 +142,7 @@ class Pipeline::Session {
   bool output_pending_ = false;
 
   std::optional<common::Error> stop_error_;  // set from delivery reports
+  bool fenced_ = false;
   uint32_t epoch_;
 };
 
@@ -335,7 +340,9 @@ common::Result<void> Pipeline::Session::run() {
   // Stopped because the assignment was lost: records not yet sent must not
   // go out now that another instance may own the slot.
   if (result.ok() && !p_.lease_held()) result = fence("stopped without the lease");
-  auto drained = drain(cfg_.kafka.drain_timeout);
+  // Once fenced, the slot is released promptly rather than held for acks:
+  // the next owner redelivers whatever was not confirmed.
+  auto drained = fenced_ ? drain(kFencedDrain, kFencedPurgeWait) : drain(cfg_.kafka.drain_timeout);
   if (auto r = send_status(false); r.ok()) {
     for (int i = 0; i < 50; ++i) {
       auto f = stream_->flush();
@@ -355,6 +362,7 @@ common::Result<void> Pipeline::Session::run() {
 // dropped before librdkafka sends them (they are replayed from the slot by
 // whoever owns it next), and the session ends without reading further.
 common::Error Pipeline::Session::fence(const char* why) {
+  fenced_ = true;
   p_.publisher_.purge();
   pending_.clear();
   spdlog::warn("slot={} fencing: {}; stopped producing with {} records in flight",
@@ -362,7 +370,7 @@ common::Error Pipeline::Session::fence(const char* why) {
   return failure(pipeline_errc::retriable, std::string("fenced: ") + why);
 }
 
-common::Result<void> Pipeline::Session::drain(milliseconds timeout) {
+common::Result<void> Pipeline::Session::drain(milliseconds timeout, milliseconds purge_timeout) {
   auto report = [this](const DeliveryReport& r) { on_report(r); };
   auto deadline = Clock::now() + timeout;
   while (p_.publisher_.in_flight() > 0 && Clock::now() < deadline) {
@@ -372,7 +380,7 @@ common::Result<void> Pipeline::Session::drain(milliseconds timeout) {
     // Unconfirmed records are replayed from the slot on the next start, so
     // dropping them here loses nothing.
     p_.publisher_.purge();
-    auto purge_deadline = Clock::now() + milliseconds(5000);
+    auto purge_deadline = Clock::now() + purge_timeout;
     while (p_.publisher_.in_flight() > 0 && Clock::now() < purge_deadline) {
       p_.publisher_.poll(milliseconds(50), report);
     }

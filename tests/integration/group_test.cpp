@@ -463,6 +463,46 @@ TEST_F(GroupScenario, ScaleOneToThreeToOneDuringLoadLosesNothingAndNeverStreamsT
   EXPECT_EQ(instances[0].process->wait_exit(30s), std::optional<int>(0));
 }
 
+// Coordinator unreachable: with the broker frozen past the session timeout
+// the instance cannot prove its membership; its pipeline stops producing and
+// releases the slot before the session timeout has passed, then streams
+// again once the broker is back. Nothing is lost.
+TEST_F(GroupScenario, CoordinatorUnreachableFencesBeforeTheSessionTimeoutAndResumes) {
+  auto slots = make_slots(1);
+  const std::string group = unique("grp");
+  const std::string topic = unique("events");
+  kafka().create_topic(topic, 3);
+  auto a = start_instance(group, slots);
+  ASSERT_TRUE(wait_leads(a, slots[0].slot, 60s)) << a.process->log_contents();
+  ASSERT_TRUE(wait_held_by(slots[0], *a.process, 10s));
+
+  Loader loader(*this, slots, topic);
+  std::this_thread::sleep_for(1s);
+  const auto frozen = std::chrono::steady_clock::now();
+  kafka().freeze();
+  const bool fenced = harness::wait_until(
+      [&] { return a.process->log_contents().find("fencing") != std::string::npos; }, kSession);
+  const bool released = harness::wait_until([&] { return !holder(slots[0]).has_value(); },
+                                            kSession, 20ms);
+  const auto released_after = std::chrono::steady_clock::now() - frozen;
+  std::this_thread::sleep_until(frozen + kSession + 2s);
+  kafka().thaw();
+  ASSERT_TRUE(fenced) << a.process->log_contents();
+  ASSERT_TRUE(released) << "slot still held " << kSession.count() << " s after the freeze";
+  std::printf("slot released %lld ms after the coordinator became unreachable\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(released_after).count()));
+  EXPECT_LT(released_after, kSession);
+  ASSERT_TRUE(wait_leads(a, slots[0].slot, 60s)) << readyz(a) << a.process->log_contents();
+  std::this_thread::sleep_for(1s);
+  loader.stop();
+  ASSERT_TRUE(wait_all_confirmed(slots, 60s));
+  auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
+  expect_nothing_lost(d, slots, loader.inserted());
+  a.process->signal(SIGTERM);
+  EXPECT_EQ(a.process->wait_exit(30s), std::optional<int>(0));
+}
+
 // Fewer coordination partitions than slots cannot give every slot an owner:
 // the relay refuses to start, with exit status 2.
 TEST_F(GroupScenario, CoordinationTopicWithTooFewPartitionsIsAStartupError) {
