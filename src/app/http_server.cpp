@@ -147,8 +147,8 @@ std::string HttpServer::render_ownership_metrics() const {
   o << "# HELP outbox_relay_slot_leader 1 while this instance streams the slot, 0 on standby.\n"
     << "# TYPE outbox_relay_slot_leader gauge\n";
   for (const auto& s : ownership_.slots()) {
-    o << "outbox_relay_slot_leader{slot=\"" << s.slot << "\"} " << (s.assigned && s.streaming ? 1 : 0)
-      << '\n';
+    o << "outbox_relay_slot_leader{slot=\"" << s.slot << "\"} "
+      << (s.assigned && s.streaming ? 1 : 0) << '\n';
   }
   return o.str();
 }

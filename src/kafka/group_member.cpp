@@ -19,9 +19,12 @@ struct GroupCategory : std::error_category {
   const char* name() const noexcept override { return "group"; }
   std::string message(int ev) const override {
     switch (static_cast<group_errc>(ev)) {
-      case group_errc::too_few_partitions: return "coordination topic has too few partitions";
-      case group_errc::unavailable: return "Kafka cluster unavailable";
-      case group_errc::rejected: return "refused by the Kafka cluster";
+      case group_errc::too_few_partitions:
+        return "coordination topic has too few partitions";
+      case group_errc::unavailable:
+        return "Kafka cluster unavailable";
+      case group_errc::rejected:
+        return "refused by the Kafka cluster";
     }
     return "unknown group error";
   }
@@ -94,14 +97,12 @@ common::Result<std::unique_ptr<GroupMember>> GroupMember::create(const GroupOpti
   }
   std::unique_ptr<GroupMember> m(new GroupMember(options, lease, listener));
   rd_kafka_conf_set_opaque(conf, m.get());
-  rd_kafka_conf_set_rebalance_cb(conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                                          rd_kafka_topic_partition_list_t* parts, void* op) {
-    on_rebalance(rk, err, parts, op);
-  });
-  rd_kafka_conf_set_offset_commit_cb(conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                                              rd_kafka_topic_partition_list_t* offsets, void* op) {
-    on_commit(rk, err, offsets, op);
-  });
+  rd_kafka_conf_set_rebalance_cb(
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+               void* op) { on_rebalance(rk, err, parts, op); });
+  rd_kafka_conf_set_offset_commit_cb(
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+               void* op) { on_commit(rk, err, offsets, op); });
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
   if (!rk) {
     rd_kafka_conf_destroy(conf);
@@ -115,11 +116,12 @@ common::Result<std::unique_ptr<GroupMember>> GroupMember::create(const GroupOpti
   return m;
 }
 
-GroupMember::GroupMember(const GroupOptions& options, relay::Lease& lease,
-                         GroupListener& listener)
+GroupMember::GroupMember(const GroupOptions& options, relay::Lease& lease, GroupListener& listener)
     : options_(options), lease_(lease), listener_(listener) {}
 
-GroupMember::~GroupMember() { close(); }
+GroupMember::~GroupMember() {
+  close();
+}
 
 milliseconds GroupMember::lease_validity_for(milliseconds session) {
   return session - heartbeat_interval(session) - session / 5;
@@ -135,8 +137,9 @@ common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(timeout.count()));
     rd_kafka_topic_destroy(rkt);
     if (err) {
-      return group_error(group_errc::unavailable, "metadata for coordination topic '" +
-                                                      options_.topic + "': " + rd_kafka_err2str(err));
+      return group_error(
+          group_errc::unavailable,
+          "metadata for coordination topic '" + options_.topic + "': " + rd_kafka_err2str(err));
     }
     int partitions = 0;
     if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -151,7 +154,8 @@ common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
                              std::to_string(options_.slots) +
                              " slots are configured; each slot needs its own partition: add "
                              "partitions to the topic (kafka-topics --alter --partitions " +
-                             std::to_string(options_.slots) + ") or use another "
+                             std::to_string(options_.slots) +
+                             ") or use another "
                              "group.coordination_topic");
     }
     if (created) {
@@ -191,8 +195,7 @@ common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
         failed = group_error(group_errc::rejected,
                              "creating coordination topic '" + options_.topic + "': " + why);
       } else if (!e) {
-        spdlog::info("created coordination topic={} partitions={}", options_.topic,
-                     options_.slots);
+        spdlog::info("created coordination topic={} partitions={}", options_.topic, options_.slots);
       }
       rd_kafka_event_destroy(ev);
     }
@@ -278,8 +281,8 @@ void GroupMember::commit_result(int err) {
     last_commit_warning_ = now;
     spdlog::warn("group={} membership not confirmed: {}; lease ends in {} ms", options_.group_id,
                  rd_kafka_err2str(code),
-                 std::max<int64_t>(0, std::chrono::duration_cast<milliseconds>(
-                                          lease_.expires() - now).count()));
+                 std::max<int64_t>(
+                     0, std::chrono::duration_cast<milliseconds>(lease_.expires() - now).count()));
   }
 }
 
@@ -328,8 +331,8 @@ void GroupMember::rebalance(int err, void* partitions_ptr) {
                join(ids));
   if (lost) lease_.revoke();
   if (!slots.empty()) listener_.on_revoked(slots, lost);
-  for (int id : ids) assigned_.erase(std::remove(assigned_.begin(), assigned_.end(), id),
-                                     assigned_.end());
+  for (int id : ids)
+    assigned_.erase(std::remove(assigned_.begin(), assigned_.end(), id), assigned_.end());
   if (cooperative) {
     rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts);
     if (e) rd_kafka_error_destroy(e);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -17,7 +18,9 @@ enum class group_errc {
   rejected,                // the cluster refused (authorization, invalid settings)
 };
 const std::error_category& group_category();
-inline std::error_code make_error_code(group_errc e) { return {static_cast<int>(e), group_category()}; }
+inline std::error_code make_error_code(group_errc e) {
+  return {static_cast<int>(e), group_category()};
+}
 
 struct GroupOptions {
   std::string brokers;
@@ -56,8 +59,8 @@ class GroupListener {
 class GroupMember {
  public:
   static common::Result<std::unique_ptr<GroupMember>> create(const GroupOptions& options,
-                                                            relay::Lease& lease,
-                                                            GroupListener& listener);
+                                                             relay::Lease& lease,
+                                                             GroupListener& listener);
   ~GroupMember();
 
   // Creates the coordination topic with one partition per slot if it is
@@ -72,7 +75,7 @@ class GroupMember {
   void close();
 
   const std::vector<int>& assigned() const { return assigned_; }
-  bool joined() const { return joined_; }
+  bool joined() const { return joined_.load(); }
   std::chrono::milliseconds lease_validity() const {
     return lease_validity_for(options_.session_timeout);
   }
@@ -92,7 +95,7 @@ class GroupMember {
   relay::Lease& lease_;
   GroupListener& listener_;
   std::vector<int> assigned_;
-  bool joined_ = false;
+  std::atomic<bool> joined_{false};
   bool closed_ = false;
   bool commit_in_flight_ = false;
   relay::Lease::Nanos commit_sent_at_{0};

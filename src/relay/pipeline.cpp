@@ -238,7 +238,8 @@ common::Result<void> Pipeline::run() {
 bool Pipeline::wait_for_lease() {
   if (lease_held()) return true;
   stats_.state = static_cast<int>(PipelineState::kWaitingForLease);
-  spdlog::info("slot={} waiting for proof of group membership before streaming", cfg_.postgres.slot);
+  spdlog::info("slot={} waiting for proof of group membership before streaming",
+               cfg_.postgres.slot);
   while (!stop_.load() && !lease_held()) {
     struct pollfd pfd = {stop_fd_, POLLIN, 0};
     ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, 50);

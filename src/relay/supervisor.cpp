@@ -1,9 +1,8 @@
 #include "relay/supervisor.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <random>
@@ -43,11 +42,14 @@ struct Supervisor::Runner {
 
 Supervisor::Supervisor(const config::Config& cfg, const Lease& lease, InstanceIdentity identity)
     : cfg_(cfg), lease_(lease), identity_(std::move(identity)) {
-  for (const auto& slot : config::slots_of(cfg)) slot_configs_.push_back(config::for_slot(cfg, slot));
+  for (const auto& slot : config::slots_of(cfg))
+    slot_configs_.push_back(config::for_slot(cfg, slot));
   runners_.resize(slot_configs_.size());
 }
 
-Supervisor::~Supervisor() { stop_all(); }
+Supervisor::~Supervisor() {
+  stop_all();
+}
 
 void Supervisor::on_assigned(const std::vector<int>& slots) {
   for (int index : slots) start(index);
@@ -71,8 +73,8 @@ void Supervisor::start(int index) {
   // the lease, so they expire instead of going out when the process wakes.
   if (cfg_.group && cfg_.group->takeover_after && !po.properties.count("message.timeout.ms") &&
       !po.properties.count("delivery.timeout.ms")) {
-    po.properties["message.timeout.ms"] = std::to_string(
-        kafka::GroupMember::lease_validity_for(cfg_.group->session_timeout).count());
+    po.properties["message.timeout.ms"] =
+        std::to_string(kafka::GroupMember::lease_validity_for(cfg_.group->session_timeout).count());
   }
   auto producer = kafka::Producer::create(po);
   if (!producer) {
@@ -81,7 +83,8 @@ void Supervisor::start(int index) {
     return;
   }
   runner->producer = std::move(*producer);
-  spdlog::info("slot={} assigned to instance={}, starting", cfg.postgres.slot, identity_.describe());
+  spdlog::info("slot={} assigned to instance={}, starting", cfg.postgres.slot,
+               identity_.describe());
   Runner* r = runner.get();
   r->thread = std::thread([this, r, &cfg] {
     PipelineOptions options;

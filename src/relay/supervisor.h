@@ -62,7 +62,7 @@ class Supervisor final : public kafka::GroupListener {
   InstanceIdentity identity_;
   std::vector<config::Config> slot_configs_;
   std::vector<std::unique_ptr<Runner>> runners_;  // by slot index; null when not assigned
-  mutable std::mutex mutex_;                       // guards runners_ against view()
+  mutable std::mutex mutex_;                      // guards runners_ against view()
   mutable std::mutex failure_mutex_;
   std::optional<common::Error> failure_;
 };

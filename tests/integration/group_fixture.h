@@ -123,23 +123,33 @@ class GroupTest : public RelayTest {
 
   std::string group_config(const std::string& group_id, const std::vector<GroupSlot>& slots,
                            int http_port, const std::string& group_extra = "") {
-    std::string body = "group:\n  id: " + group_id + "\n  session_timeout: 6s\n" + group_extra +
-                       "slots:\n";
+    std::string body =
+        "group:\n  id: " + group_id + "\n  session_timeout: 6s\n" + group_extra + "slots:\n";
     for (const auto& s : slots) {
-      body += "  - postgres:\n"
-              "      dsn: \"" + s.db.dsn + "\"\n"
-              "      slot: " + s.slot + "\n"
-              "      status_interval: 200ms\n"
-              "      reconnect_backoff: {min: 100ms, max: 500ms}\n";
+      body +=
+          "  - postgres:\n"
+          "      dsn: \"" +
+          s.db.dsn +
+          "\"\n"
+          "      slot: " +
+          s.slot +
+          "\n"
+          "      status_interval: 200ms\n"
+          "      reconnect_backoff: {min: 100ms, max: 500ms}\n";
     }
-    body += "kafka:\n"
-            "  brokers: \"" + kafka().bootstrap() + "\"\n"
-            "  create_topics: true\n"
-            "  drain_timeout: 5s\n"
-            "http:\n"
-            "  listen: \"127.0.0.1:" + std::to_string(http_port) + "\"\n"
-            "log:\n"
-            "  level: info\n";
+    body +=
+        "kafka:\n"
+        "  brokers: \"" +
+        kafka().bootstrap() +
+        "\"\n"
+        "  create_topics: true\n"
+        "  drain_timeout: 5s\n"
+        "http:\n"
+        "  listen: \"127.0.0.1:" +
+        std::to_string(http_port) +
+        "\"\n"
+        "log:\n"
+        "  level: info\n";
     return body;
   }
 
@@ -160,10 +170,10 @@ class GroupTest : public RelayTest {
   std::optional<std::string> holder(const GroupSlot& s) {
     return pg().query_scalar(
         "SELECT a.application_name FROM pg_replication_slots r JOIN pg_stat_activity a "
-        "ON a.pid = r.active_pid WHERE r.slot_name = '" + s.slot + "'",
+        "ON a.pid = r.active_pid WHERE r.slot_name = '" +
+            s.slot + "'",
         s.db.name);
   }
-
 
  public:
   // "outbox-relay/<id>" of an instance, from its start-up line.
@@ -237,7 +247,7 @@ class GroupTest : public RelayTest {
   };
 
   struct Delivered {
-    std::map<std::string, int> count;          // row id → deliveries
+    std::map<std::string, int> count;           // row id → deliveries
     std::map<std::string, std::string> lsn_of;  // row id → commit LSN
     size_t total = 0;
   };

@@ -104,8 +104,8 @@ class GroupScenario : public GroupTest {
     ASSERT_TRUE(harness::wait_until([&] { return leading(a).size() == slots.size(); }, 60s))
         << a.process->log_contents();
     b = start_instance(group, slots);
-    ASSERT_TRUE(harness::wait_until(
-        [&] { return leading(a).size() == 1 && leading(b).size() == 1; }, 60s))
+    ASSERT_TRUE(
+        harness::wait_until([&] { return leading(a).size() == 1 && leading(b).size() == 1; }, 60s))
         << readyz(a) << readyz(b) << b.process->log_contents();
   }
 };
@@ -139,9 +139,9 @@ TEST_F(GroupScenario, OneSlotStandbyTakesOverOnLeaderDeathAndReadyzShowsTheLeade
   const auto took = std::chrono::steady_clock::now() - killed_at;
   EXPECT_LE(took, kSession + 5s);
   EXPECT_TRUE(wait_held_by(slots[0], *b.process, 5s));
-  std::printf("standby took over %lld ms after kill -9 of the leader\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::printf(
+      "standby took over %lld ms after kill -9 of the leader\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 
   pg().exec(insert_rows_sql(topic, 1000, 1000), slots[0].db.name);
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
@@ -176,9 +176,9 @@ TEST_F(GroupScenario, SigtermUnderLoadMovesItsSlotWithinFiveSecondsLosingNothing
   ASSERT_TRUE(wait_held_by(moving_slot, *b.process, 15s)) << b.process->log_contents();
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_LE(took, 5s);
-  std::printf("slot moved %lld ms after SIGTERM\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::printf(
+      "slot moved %lld ms after SIGTERM\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
   EXPECT_EQ(a.process->wait_exit(30s), std::optional<int>(0)) << a.process->log_contents();
   std::this_thread::sleep_for(1000ms);
   loader.stop();
@@ -212,15 +212,15 @@ TEST_F(GroupScenario, KillNineUnderLoadMovesItsSlotWithinSessionTimeoutPlusFive)
   const auto t0 = std::chrono::steady_clock::now();
   a.process->signal(SIGKILL);
   a.process->wait_exit(10s);
-  ASSERT_TRUE(harness::wait_until([&] { return holder(moving_slot) != application_name(*a.process); },
-                                  30s, 10ms));
+  ASSERT_TRUE(harness::wait_until(
+      [&] { return holder(moving_slot) != application_name(*a.process); }, 30s, 10ms));
   const std::string confirmed_at_kill = confirmed_flush(moving_slot.db, moving_slot.slot).value();
   ASSERT_TRUE(wait_held_by(moving_slot, *b.process, kSession + 15s)) << b.process->log_contents();
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_LE(took, kSession + 5s);
-  std::printf("slot moved %lld ms after kill -9\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::printf(
+      "slot moved %lld ms after kill -9\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
   std::this_thread::sleep_for(1000ms);
   loader.stop();
 
@@ -235,15 +235,15 @@ TEST_F(GroupScenario, KillNineUnderLoadMovesItsSlotWithinSessionTimeoutPlusFive)
     const bool of_moving = row / kRowsPerSlotRange == static_cast<int>(moving_index);
     EXPECT_TRUE(of_moving) << id << " of the slot that stayed put was delivered " << n << " times";
     EXPECT_EQ(n, 2) << id;
-    auto unconfirmed = pg().query_scalar("SELECT '" + d.lsn_of[id] + "'::pg_lsn >= '" +
-                                             confirmed_at_kill + "'::pg_lsn",
-                                         moving_slot.db.name);
+    auto unconfirmed = pg().query_scalar(
+        "SELECT '" + d.lsn_of[id] + "'::pg_lsn >= '" + confirmed_at_kill + "'::pg_lsn",
+        moving_slot.db.name);
     EXPECT_EQ(unconfirmed, std::optional<std::string>("t"))
         << id << " at " << d.lsn_of[id] << " redelivered although confirmed at "
         << confirmed_at_kill;
   }
-  std::printf("kill -9 under load: %zu records, %d duplicates (unconfirmed at the kill)\n",
-              d.total, duplicates);
+  std::printf("kill -9 under load: %zu records, %d duplicates (unconfirmed at the kill)\n", d.total,
+              duplicates);
   b.process->signal(SIGTERM);
   EXPECT_EQ(b.process->wait_exit(30s), std::optional<int>(0));
 }
@@ -267,8 +267,8 @@ TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) 
   const int64_t stopped_at = wall_ms();
   // The coordinator expels the frozen member and assigns the slot to b,
   // which waits: a's walsender still holds the slot.
-  ASSERT_TRUE(harness::wait_until([&] { return readyz(b).rfind("acquiring", 0) == 0; },
-                                  kSession + 10s))
+  ASSERT_TRUE(
+      harness::wait_until([&] { return readyz(b).rfind("acquiring", 0) == 0; }, kSession + 10s))
       << readyz(b) << b.process->log_contents();
   std::this_thread::sleep_for(2s);
   const int64_t continued_at = wall_ms();
@@ -329,8 +329,7 @@ TEST_F(GroupScenario, TakeoverEndsAFrozenRelaysWalsenderAndTheWokenRelayStaysFen
   std::this_thread::sleep_for(1500ms);
   a.process->signal(SIGSTOP);
   const auto stopped = std::chrono::steady_clock::now();
-  ASSERT_TRUE(wait_held_by(slots[0], *b.process, kSession + 8s + 15s))
-      << b.process->log_contents();
+  ASSERT_TRUE(wait_held_by(slots[0], *b.process, kSession + 8s + 15s)) << b.process->log_contents();
   std::printf("b took over the frozen relay's slot after %lld ms\n",
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::steady_clock::now() - stopped)
@@ -482,8 +481,8 @@ TEST_F(GroupScenario, CoordinatorUnreachableFencesBeforeTheSessionTimeoutAndResu
   kafka().freeze();
   const bool fenced = harness::wait_until(
       [&] { return a.process->log_contents().find("fencing") != std::string::npos; }, kSession);
-  const bool released = harness::wait_until([&] { return !holder(slots[0]).has_value(); },
-                                            kSession, 20ms);
+  const bool released =
+      harness::wait_until([&] { return !holder(slots[0]).has_value(); }, kSession, 20ms);
   const auto released_after = std::chrono::steady_clock::now() - frozen;
   std::this_thread::sleep_until(frozen + kSession + 2s);
   kafka().thaw();

@@ -15,7 +15,9 @@ using config::Diagnostic;
 
 constexpr const char* kFile = "relay.yaml";
 
-std::optional<std::string> no_env(const std::string&) { return std::nullopt; }
+std::optional<std::string> no_env(const std::string&) {
+  return std::nullopt;
+}
 
 std::string format_all(const std::vector<Diagnostic>& diagnostics) {
   std::string all;
@@ -105,8 +107,8 @@ TEST(ConfigGroup, SlotsAreReadInOrderEachWithItsOwnPostgresAndOutbox) {
 }
 
 TEST(ConfigGroup, DescribeOfGroupAndSlotsLoadsBackToTheSameConfig) {
-  const auto original = load_ok(kTwoSlots + "  - postgres: {dsn: \"host=c\"}\n" +
-                                "kafka: {brokers: \"k:9092\"}\n");
+  const auto original =
+      load_ok(kTwoSlots + "  - postgres: {dsn: \"host=c\"}\n" + "kafka: {brokers: \"k:9092\"}\n");
   const std::string text = config::describe(original);
   auto reloaded = load_ok(text);
   reloaded.source_file = original.source_file;
@@ -138,8 +140,8 @@ TEST(ConfigGroupErrors, SessionTimeoutOutsideTheBrokersRangeIsRefused) {
 
 TEST(ConfigGroupErrors, TakeoverShorterThanTheSessionTimeoutIsRefused) {
   expect_one_error(
-      "postgres: {dsn: x}\ngroup:\n  id: g\n  session_timeout: 10s\n  takeover_after: 5s\n", 5,
-      19, "group.takeover_after: must be at least group.session_timeout (10s), got '5s'");
+      "postgres: {dsn: x}\ngroup:\n  id: g\n  session_timeout: 10s\n  takeover_after: 5s\n", 5, 19,
+      "group.takeover_after: must be at least group.session_timeout (10s), got '5s'");
 }
 
 TEST(ConfigGroupErrors, IdThatCannotNameTheCoordinationTopicSaysWhichKeyToSet) {

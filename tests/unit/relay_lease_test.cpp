@@ -1,9 +1,9 @@
 // The ownership lease: held only inside the window that evidence opened, and
 // never reopened by evidence older than a revocation.
 
-#include "relay/lease.h"
-
 #include <gtest/gtest.h>
+
+#include "relay/lease.h"
 
 namespace {
 
