@@ -160,7 +160,7 @@ step_integration() {
 
 step_soak() {
   say "soak tests on PostgreSQL 15 ($PG15_BINDIR)"
-  OUTBOX_PG_BINDIR="$PG15_BINDIR" run_ctest soak "$BUILD" -L soak
+  OUTBOX_PG_BINDIR="$PG15_BINDIR" run_ctest soak "$BUILD" -L soak --verbose
 }
 
 step_deploy() {

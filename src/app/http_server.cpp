@@ -15,6 +15,7 @@ const char* state_name(int s) {
     case relay::PipelineState::kWaitingForSlot: return "waiting_for_slot";
     case relay::PipelineState::kStreaming: return "streaming";
     case relay::PipelineState::kStopped: return "stopped";
+    case relay::PipelineState::kWaitingForLease: return "waiting_for_lease";
   }
   return "unknown";
 }
@@ -41,6 +42,12 @@ common::Result<void> HttpServer::start(const std::string& listen) {
     res.set_content(alive ? "ok\n" : "loop stalled\n", "text/plain");
   });
   server_->Get("/readyz", [this](const httplib::Request& req, httplib::Response& res) {
+    if (ownership_.slots) {
+      auto [status, body] = ownership_readiness();
+      res.status = status;
+      res.set_content(body, "text/plain");
+      return;
+    }
     int s = stats_.state.load();
     const auto state = static_cast<relay::PipelineState>(s);
     // ?standby=1 also counts an instance waiting for a slot that another
@@ -52,7 +59,8 @@ common::Result<void> HttpServer::start(const std::string& listen) {
     res.set_content(std::string(state_name(s)) + "\n", "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(render_metrics(stats_, slot_, build_), "text/plain; version=0.0.4");
+    res.set_content(render_metrics(stats_, slot_, build_) + render_ownership_metrics(),
+                    "text/plain; version=0.0.4");
   });
   if (port == 0) {
     port_ = server_->bind_to_any_port(host.c_str());
@@ -70,6 +78,42 @@ common::Result<void> HttpServer::start(const std::string& listen) {
 void HttpServer::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace app
+
+namespace app {
+
+// Ready when this instance is in the group and streams every slot it was
+// assigned; a standby holding nothing is ready too, it is doing its job.
+std::pair<int, std::string> HttpServer::ownership_readiness() const {
+  if (ownership_.joined && !ownership_.joined()) return {503, "joining\n"};
+  std::string leading;
+  std::string acquiring;
+  for (const auto& s : ownership_.slots()) {
+    if (!s.assigned) continue;
+    std::string& list = s.streaming ? leading : acquiring;
+    list += (list.empty() ? "" : ",") + s.slot;
+  }
+  if (!acquiring.empty()) return {503, "acquiring slots=" + acquiring + "\n"};
+  if (!leading.empty()) return {200, "leader slots=" + leading + "\n"};
+  return {200, "standby\n"};
+}
+
+std::string HttpServer::render_ownership_metrics() const {
+  if (!ownership_.slots) return {};
+  std::ostringstream o;
+  o << "# HELP outbox_relay_group_member 1 once this instance has joined the group.\n"
+    << "# TYPE outbox_relay_group_member gauge\n"
+    << "outbox_relay_group_member " << (!ownership_.joined || ownership_.joined() ? 1 : 0)
+    << '\n';
+  o << "# HELP outbox_relay_slot_leader 1 while this instance streams the slot, 0 on standby.\n"
+    << "# TYPE outbox_relay_slot_leader gauge\n";
+  for (const auto& s : ownership_.slots()) {
+    o << "outbox_relay_slot_leader{slot=\"" << s.slot << "\"} "
+      << (s.assigned && s.streaming ? 1 : 0) << '\n';
+  }
+  return o.str();
 }
 
 }  // namespace app

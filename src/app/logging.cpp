@@ -56,6 +56,7 @@ bool takes_rest(std::string_view name) { return name == "reason" || name == "err
 // on slot, lsn, xid or id; msg is the text after the leading fields.
 class JsonFormatter final : public spdlog::formatter {
  public:
+  explicit JsonFormatter(std::string instance) : instance_(std::move(instance)) {}
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     std::string out = "{\"time\":";
     auto t = std::chrono::system_clock::to_time_t(msg.time);
@@ -71,9 +72,12 @@ class JsonFormatter final : public spdlog::formatter {
     out += ",\"level\":";
     auto lv = spdlog::level::to_string_view(msg.level);
     append_json_string(out, std::string_view(lv.data(), lv.size()));
-
+    if (!instance_.empty()) {
+      out += ",\"instance\":";
+      append_json_string(out, instance_);
+    }
     std::string_view text(msg.payload.data(), msg.payload.size());
-    std::vector<std::string_view> seen = {"time", "level", "msg"};
+    std::vector<std::string_view> seen = {"time", "level", "msg", "instance"};
     size_t free_text_start = std::string_view::npos;
     size_t pos = 0;
     while (pos < text.size()) {
@@ -105,18 +109,24 @@ class JsonFormatter final : public spdlog::formatter {
     dest.append(out.data(), out.data() + out.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
-    return std::make_unique<JsonFormatter>();
+    return std::make_unique<JsonFormatter>(instance_);
   }
+
+ private:
+  std::string instance_;
 };
 
 }  // namespace
 
-void setup_logging(const config::LogConfig& cfg) {
+void setup_logging(const config::LogConfig& cfg, const std::string& instance) {
   auto logger = spdlog::stderr_logger_mt("outbox-relay");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(cfg.level));
   if (cfg.format == config::LogFormat::kJson) {
-    spdlog::set_formatter(std::make_unique<JsonFormatter>());
+    spdlog::set_formatter(std::make_unique<JsonFormatter>(instance));
+  } else if (!instance.empty()) {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l instance=" + instance + " %v",
+                        spdlog::pattern_time_type::utc);
   } else {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
   }

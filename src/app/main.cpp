@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -16,8 +17,10 @@
 #include "app/logging.h"
 #include "app/slot_monitor.h"
 #include "config/config.h"
+#include "kafka/group_member.h"
 #include "kafka/producer.h"
 #include "relay/pipeline.h"
+#include "relay/supervisor.h"
 #include "wal/replication_slot_stats.h"
 
 namespace {
@@ -81,10 +84,145 @@ bool ensure_dead_letter_topic(kafka::Producer& producer, const config::Config& c
   return true;
 }
 
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+kafka::ProducerOptions producer_options(const config::Config& cfg) {
+  kafka::ProducerOptions po;
+  po.brokers = cfg.kafka.brokers;
+  po.properties = cfg.kafka.properties;
+  po.max_inflight_messages = cfg.limits.max_inflight_messages;
+  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
+  return po;
+}
+
+// Every slot's dead-letter topic, checked once at start-up with a producer
+// used for nothing else.
+int check_dead_letter_topics(const config::Config& cfg) {
+  auto producer = kafka::Producer::create(producer_options(cfg));
+  if (!producer) {
+    spdlog::error("{}", producer.error().describe());
+    return kExitUsage;
+  }
+  std::set<std::string> checked;
+  for (const auto& slot : config::slots_of(cfg)) {
+    if (!checked.insert(slot.outbox.dead_letter_topic).second) continue;
+    if (!ensure_dead_letter_topic(**producer, config::for_slot(cfg, slot))) return kExitRuntime;
+  }
+  return kExitOk;
+}
+
+app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
+                                        const kafka::GroupMember& member) {
+  app::HttpServer::Ownership o;
+  o.joined = [&member] { return member.joined(); };
+  o.slots = [&supervisor] {
+    std::vector<app::HttpServer::SlotOwnership> out;
+    for (const auto& v : supervisor.view()) {
+      out.push_back({v.slot, v.assigned,
+                     v.state == static_cast<int>(relay::PipelineState::kStreaming)});
+    }
+    return out;
+  };
+  return o;
+}
+
+// Several instances share the slots through a consumer group: this one
+// streams the slots whose coordination partitions it is assigned.
+int run_group(const config::Config& cfg) {
+  const auto identity = relay::InstanceIdentity::of_this_process();
+  app::setup_logging(cfg.log, identity.describe());
+  install_signal_handlers();
+  const config::GroupConfig& group = *cfg.group;
+  const auto slots = config::slots_of(cfg);
+  spdlog::info("outbox-relay {} starting group={} slots={} host={} pid={} instance_id={}",
+               OUTBOX_RELAY_VERSION, group.id, slots.size(), identity.host, identity.pid,
+               identity.id);
+  if (int code = check_dead_letter_topics(cfg); code != kExitOk) return code;
+
+  relay::Lease lease;
+  relay::Supervisor supervisor(cfg, lease, identity);
+  kafka::GroupOptions go;
+  go.brokers = cfg.kafka.brokers;
+  go.properties = cfg.kafka.properties;
+  go.group_id = group.id;
+  go.topic = group.coordination_topic;
+  go.slots = static_cast<int>(slots.size());
+  go.session_timeout = group.session_timeout;
+  go.instance = identity.describe();
+  auto member = kafka::GroupMember::create(go, lease, supervisor);
+  if (!member) {
+    spdlog::error("{}", member.error().describe());
+    return kExitUsage;
+  }
+  auto partitions = (*member)->ensure_topic(std::chrono::seconds(30));
+  if (!partitions) {
+    spdlog::error("{}", partitions.error().describe());
+    // A topic too small for the slots is a configuration to fix, like a bad
+    // file; an unreachable cluster is a runtime failure.
+    return partitions.error().code == kafka::group_errc::too_few_partitions ? kExitUsage
+                                                                             : kExitRuntime;
+  }
+  if (*partitions > static_cast<int>(slots.size())) {
+    spdlog::warn("coordination topic={} has {} partitions for {} slots; the extra ones are idle",
+                 group.coordination_topic, *partitions, slots.size());
+  }
+
+  relay::PipelineStats stats;
+  app::HttpServer http(stats, group.id,
+                       app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(),
+                                      wal::libpq_version()});
+  http.set_ownership(ownership_of(supervisor, **member));
+  if (!cfg.http.listen.empty()) {
+    if (auto r = http.start(cfg.http.listen); !r) {
+      spdlog::error("{}", r.error().describe());
+      return kExitRuntime;
+    }
+    const auto& listen = cfg.http.listen;
+    spdlog::info("http listening on {}:{}", listen.substr(0, listen.rfind(':')), http.port());
+  }
+  if (auto r = (*member)->subscribe(); !r) {
+    spdlog::error("{}", r.error().describe());
+    return kExitRuntime;
+  }
+
+  bool ready_sent = false;
+  int64_t last_watchdog = 0;
+  while (!g_stop.load() && !supervisor.failure()) {
+    (*member)->poll(std::chrono::milliseconds(100));
+    const int64_t now = unix_ms_now();
+    stats.last_loop_unix_ms = now;
+    if (!ready_sent && (*member)->joined()) {
+      sd_notify(0, "READY=1\nSTATUS=member of the group");
+      ready_sent = true;
+    }
+    if (now - last_watchdog >= 500) {
+      sd_notify(0, "WATCHDOG=1");
+      last_watchdog = now;
+    }
+  }
+  sd_notify(0, "STOPPING=1");
+  // Slots first (drained, confirmed, connections closed), then the group:
+  // the next owner is assigned a slot only once it is released here.
+  supervisor.stop_all();
+  (*member)->close();
+  http.stop();
+  if (auto failure = supervisor.failure()) {
+    spdlog::error("group={} stopped: {}", group.id, failure->describe());
+    return kExitRuntime;
+  }
+  spdlog::info("group={} stopped cleanly", group.id);
+  return kExitOk;
+}
+
 int run(const std::string& config_path) {
   auto loaded = load_config(config_path);
   if (auto* code = std::get_if<int>(&loaded)) return *code;
   const config::Config cfg = std::get<config::Config>(std::move(loaded));
+  if (cfg.group) return run_group(cfg);
   app::setup_logging(cfg.log);
   install_signal_handlers();
   spdlog::info("outbox-relay {} starting slot={} publication={} table={}", OUTBOX_RELAY_VERSION,

@@ -55,6 +55,19 @@ void parse_into(Context& ctx, const std::string& yaml, Config& cfg) {
 
 }  // namespace
 
+std::vector<SlotConfig> slots_of(const Config& cfg) {
+  if (!cfg.slots.empty()) return cfg.slots;
+  return {SlotConfig{cfg.postgres, cfg.outbox}};
+}
+
+Config for_slot(const Config& cfg, const SlotConfig& slot) {
+  Config narrowed = cfg;
+  narrowed.postgres = slot.postgres;
+  narrowed.outbox = slot.outbox;
+  narrowed.slots.clear();
+  return narrowed;
+}
+
 std::string Diagnostic::format() const {
   if (line <= 0) return file + ": " + message;
   return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;

@@ -88,17 +88,47 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+// Slot ownership through a Kafka consumer group: each slot maps to one
+// partition of the coordination topic, and an instance streams the slots whose
+// partitions the group assigns to it.
+struct GroupConfig {
+  std::string id;
+  std::chrono::milliseconds session_timeout{10000};
+  std::string coordination_topic;  // "<id>.slots" when not written
+  // Terminate a relay that still holds an assigned slot after this long; off
+  // when empty.
+  std::optional<std::chrono::milliseconds> takeover_after;
+
+  bool operator==(const GroupConfig&) const = default;
+};
+
+// One replication slot and the outbox it carries.
+struct SlotConfig {
+  PostgresConfig postgres;
+  OutboxConfig outbox;
+
+  bool operator==(const SlotConfig&) const = default;
+};
+
 struct Config {
   std::string source_file;
-  PostgresConfig postgres;
+  PostgresConfig postgres;  // the single slot, when `slots` is not written
   KafkaConfig kafka;
   OutboxConfig outbox;
   LimitsConfig limits;
   HttpConfig http;
   LogConfig log;
+  std::optional<GroupConfig> group;
+  std::vector<SlotConfig> slots;  // empty: the top-level postgres/outbox
 
   bool operator==(const Config&) const = default;
 };
+
+// The slots this configuration serves, in coordination-partition order: the
+// `slots` list, or the top-level postgres/outbox as the only one.
+std::vector<SlotConfig> slots_of(const Config& cfg);
+// `cfg` narrowed to one slot: its postgres and outbox in the top-level keys.
+Config for_slot(const Config& cfg, const SlotConfig& slot);
 
 // One problem found while loading, located in the source file.
 struct Diagnostic {

@@ -83,6 +83,31 @@ void emit_outbox(YAML::Emitter& out, const OutboxConfig& outbox) {
   out << YAML::EndMap;
 }
 
+void emit_group(YAML::Emitter& out, const GroupConfig& group) {
+  out << YAML::Key << "group" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "id" << YAML::Value << literal(group.id);
+  out << YAML::Key << "session_timeout" << YAML::Value << format_duration(group.session_timeout);
+  out << YAML::Key << "coordination_topic" << YAML::Value << literal(group.coordination_topic);
+  out << YAML::Key << "takeover_after" << YAML::Value;
+  if (group.takeover_after) {
+    out << format_duration(*group.takeover_after);
+  } else {
+    out << YAML::Null;
+  }
+  out << YAML::EndMap;
+}
+
+void emit_slots(YAML::Emitter& out, const std::vector<SlotConfig>& slots) {
+  out << YAML::Key << "slots" << YAML::Value << YAML::BeginSeq;
+  for (const SlotConfig& slot : slots) {
+    out << YAML::BeginMap;
+    emit_postgres(out, slot.postgres);
+    emit_outbox(out, slot.outbox);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
 void emit_rest(YAML::Emitter& out, const Config& cfg) {
   out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "max_inflight_messages" << YAML::Value << cfg.limits.max_inflight_messages;
@@ -104,9 +129,15 @@ void emit_rest(YAML::Emitter& out, const Config& cfg) {
 std::string describe(const Config& cfg) {
   YAML::Emitter out;
   out << YAML::BeginMap;
-  emit_postgres(out, cfg.postgres);
-  emit_kafka(out, cfg.kafka);
-  emit_outbox(out, cfg.outbox);
+  if (cfg.group) emit_group(out, *cfg.group);
+  if (cfg.slots.empty()) {
+    emit_postgres(out, cfg.postgres);
+    emit_kafka(out, cfg.kafka);
+    emit_outbox(out, cfg.outbox);
+  } else {
+    emit_slots(out, cfg.slots);
+    emit_kafka(out, cfg.kafka);
+  }
   emit_rest(out, cfg);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

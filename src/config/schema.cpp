@@ -12,7 +12,11 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr std::string_view kRootKeys[] = {"postgres", "kafka", "outbox", "limits", "http", "log"};
+constexpr std::string_view kRootKeys[] = {"postgres", "kafka", "outbox", "limits",
+                                          "http",     "log",   "group",  "slots"};
+constexpr std::string_view kGroupKeys[] = {"id", "session_timeout", "coordination_topic",
+                                           "takeover_after"};
+constexpr std::string_view kSlotKeys[] = {"postgres", "outbox"};
 constexpr std::string_view kPostgresKeys[] = {"dsn",
                                               "slot",
                                               "publication",
@@ -314,15 +318,126 @@ void read_log(const Mapping& root, LogConfig& log) {
   }
 }
 
+// The coordination topic's name is derived from the group id unless written,
+// so an id that cannot be part of a topic name is reported at the id.
+void read_coordination_topic(Context& ctx, const Mapping& m, GroupConfig& group) {
+  if (const Field* topic = m.find("coordination_topic")) {
+    assign(group.coordination_topic, read_checked(ctx, *topic, check_topic_name));
+    return;
+  }
+  if (group.id.empty()) return;
+  group.coordination_topic = group.id + ".slots";
+  if (auto ok = check_topic_name(group.coordination_topic); !ok) {
+    report_value(ctx, *m.find("id"),
+                 "cannot name the coordination topic '" + group.coordination_topic +
+                     "' (" + ok.error().message + "); set group.coordination_topic",
+                 group.id);
+  }
+}
+
+// A holder is terminated only after it had the whole session timeout to
+// notice it lost the group and stop by itself.
+void read_takeover_after(Context& ctx, const Field& field, GroupConfig& group) {
+  if (field.value.IsNull()) {
+    group.takeover_after.reset();
+    return;
+  }
+  auto d = duration_within(milliseconds(1), kMaxDuration)(ctx, field);
+  if (!d) return;
+  if (*d < group.session_timeout) {
+    report_value(ctx, field,
+                 "must be at least group.session_timeout (" +
+                     format_duration(group.session_timeout) + ")",
+                 format_duration(*d));
+    return;
+  }
+  group.takeover_after = d;
+}
+
+void read_group(const Mapping& root, std::optional<GroupConfig>& out) {
+  const Field* section = root.find("group");
+  if (section == nullptr) return;
+  Context& ctx = root.context();
+  Mapping m(ctx, *section, kGroupKeys);
+  if (!m.valid()) return;
+  GroupConfig group;
+  if (const Field* id = m.find("id")) {
+    assign(group.id, read_checked(ctx, *id, check_not_empty));
+  } else {
+    m.report_missing("id");
+  }
+  read_key(m, "session_timeout", group.session_timeout,
+           duration_within(kMinSessionTimeout, kMaxSessionTimeout));
+  read_coordination_topic(ctx, m, group);
+  if (const Field* takeover = m.find("takeover_after")) read_takeover_after(ctx, *takeover, group);
+  out = std::move(group);
+}
+
+void read_slot(Context& ctx, const Field& item, SlotConfig& slot) {
+  Mapping m(ctx, item, kSlotKeys);
+  if (!m.valid()) return;
+  read_postgres(m, slot.postgres);
+  read_outbox(m, slot.outbox);
+}
+
+// Two entries for one slot of one database would stream it twice.
+void check_slots_distinct(Context& ctx, const std::vector<Field>& items,
+                          const std::vector<SlotConfig>& slots) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (slots[i].postgres.slot != slots[j].postgres.slot ||
+          slots[i].postgres.dsn != slots[j].postgres.dsn) {
+        continue;
+      }
+      report(ctx, items[i],
+             "slot '" + slots[i].postgres.slot + "' of the same database is already " +
+                 items[j].path + " (line " + std::to_string(items[j].at().line) + ")");
+      break;
+    }
+  }
+}
+
+void read_slots(const Mapping& root, const std::optional<GroupConfig>& group,
+                std::vector<SlotConfig>& out) {
+  const Field* section = root.find("slots");
+  if (section == nullptr) return;
+  Context& ctx = root.context();
+  auto items = read_sequence(ctx, *section);
+  if (!items) return;
+  if (items->empty()) {
+    report(ctx, *section, "must list at least one slot");
+    return;
+  }
+  if (!group) {
+    report(ctx, *section,
+           "needs a group section: several slots are shared out by a Kafka consumer group");
+  }
+  for (const char* single : {"postgres", "outbox"}) {
+    if (const Field* f = root.find(single)) {
+      ctx.error(f->key_at, "'" + std::string(single) +
+                               "' cannot be used with 'slots'; write it under each slot");
+    }
+  }
+  std::vector<SlotConfig> slots(items->size());
+  for (size_t i = 0; i < items->size(); ++i) read_slot(ctx, (*items)[i], slots[i]);
+  check_slots_distinct(ctx, *items, slots);
+  out = std::move(slots);
+}
+
 }  // namespace
 
 Config read_config(Context& ctx, const YAML::Node& root) {
   Config cfg;
   const Mapping top(ctx, Field{"", "", position_of(root.Mark()), root}, kRootKeys);
   if (!top.valid()) return cfg;
-  read_postgres(top, cfg.postgres);
+  read_group(top, cfg.group);
+  if (top.find("slots") != nullptr) {
+    read_slots(top, cfg.group, cfg.slots);
+  } else {
+    read_postgres(top, cfg.postgres);
+    read_outbox(top, cfg.outbox);
+  }
   read_kafka(top, cfg.kafka);
-  read_outbox(top, cfg.outbox);
   read_limits(top, cfg.limits);
   read_http(top, cfg.http);
   read_log(top, cfg.log);

@@ -29,6 +29,12 @@ inline constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24)
 // librdkafka's queue (queue.buffering.max.messages tops out at 2^31-1).
 inline constexpr int64_t kMaxInflightMessages = 10'000'000;
 
+// The broker refuses sessions outside group.min.session.timeout.ms and
+// group.max.session.timeout.ms, whose defaults are 6 s and 30 min; a broker
+// configured for shorter sessions is allowed down to one second.
+inline constexpr std::chrono::milliseconds kMinSessionTimeout = std::chrono::seconds(1);
+inline constexpr std::chrono::milliseconds kMaxSessionTimeout = std::chrono::minutes(30);
+
 // Reads the document's root mapping into a Config with defaults for every
 // absent key, reporting every problem to `ctx`.
 Config read_config(Context& ctx, const YAML::Node& root);

@@ -52,6 +52,10 @@ constexpr milliseconds kForcedStatusInterval{10000};
 // that acknowledgements (and with them, feedback) never starve under load.
 constexpr int kReadBudget = 4096;
 constexpr uint64_t kTokenSeqBits = 40;
+// How long a fenced session still waits for acknowledgements before it
+// releases the slot.
+constexpr milliseconds kFencedDrain{300};
+constexpr milliseconds kFencedPurgeWait{200};
 
 }  // namespace
 
@@ -115,7 +119,8 @@ class Pipeline::Session {
   common::Result<void> maybe_send_status();
   bool backpressured() const;
   common::Result<void> wait_for_io(bool read_socket, milliseconds timeout);
-  common::Result<void> drain(milliseconds timeout);
+  common::Result<void> drain(milliseconds timeout, milliseconds purge_timeout = milliseconds(5000));
+  common::Error fence(const char* why);
   uint64_t token(AckTracker::TxnSeq seq) const {
     return (static_cast<uint64_t>(epoch_) << kTokenSeqBits) | seq;
   }
@@ -145,13 +150,19 @@ class Pipeline::Session {
   bool output_pending_ = false;
 
   std::optional<common::Error> stop_error_;  // set from delivery reports
+  bool fenced_ = false;
   uint32_t epoch_;
   TopicCountersCache topic_counters_;
 };
 
 Pipeline::Pipeline(const config::Config& cfg, Publisher& publisher, PipelineStats& stats,
-                   const std::atomic<bool>& stop, int stop_fd)
-    : cfg_(cfg), publisher_(publisher), stats_(stats), stop_(stop), stop_fd_(stop_fd) {}
+                   const std::atomic<bool>& stop, int stop_fd, PipelineOptions options)
+    : cfg_(cfg),
+      publisher_(publisher),
+      stats_(stats),
+      stop_(stop),
+      stop_fd_(stop_fd),
+      options_(std::move(options)) {}
 
 Pipeline::~Pipeline() = default;
 
@@ -163,8 +174,10 @@ common::Result<void> Pipeline::run() {
 
   while (!stop_.load()) {
     stats_.mark_loop_alive();
+    if (!wait_for_lease()) break;
     stats_.state = static_cast<int>(PipelineState::kConnecting);
     wal::ReplicationOptions ro;
+    ro.application_name = options_.application_name;
     ro.dsn = pg.dsn;
     ro.slot = pg.slot;
     ro.publication = pg.publication;
@@ -185,6 +198,7 @@ common::Result<void> Pipeline::run() {
         if (code == wal::replication_errc::slot_in_use) {
           stats_.state = static_cast<int>(PipelineState::kWaitingForSlot);
           spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
+          maybe_take_over(**stream);
           outcome = failure(pipeline_errc::retriable, slot.error().describe());
         } else if (code == wal::replication_errc::query_failed) {
           outcome = failure(pipeline_errc::retriable, slot.error().describe());
@@ -223,6 +237,8 @@ common::Result<void> Pipeline::run() {
           stats_.state = static_cast<int>(PipelineState::kStreaming);
           stats_.confirmed_lsn = from.value();
           backoff = pg.reconnect_backoff_min;
+          slot_busy_since_.reset();
+          takeover_requests_ = 0;
           ++epoch_;
           Session session(*this, std::move(*stream), *router_or, from, epoch_);
           outcome = session.run();
@@ -246,11 +262,54 @@ common::Result<void> Pipeline::run() {
   return {};
 }
 
+// Without the lease the slot may already belong to another instance: wait,
+// connected to nothing, until the membership proves itself again or the
+// pipeline is stopped. False when stopped.
+bool Pipeline::wait_for_lease() {
+  if (lease_held()) return true;
+  stats_.state = static_cast<int>(PipelineState::kWaitingForLease);
+  spdlog::info("slot={} waiting for proof of group membership before streaming",
+               cfg_.postgres.slot);
+  while (!stop_.load() && !lease_held()) {
+    stats_.mark_loop_alive();
+    struct pollfd pfd = {stop_fd_, POLLIN, 0};
+    ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, 50);
+  }
+  return !stop_.load();
+}
+
+// A previous owner that froze with its connection open keeps the slot until
+// wal_sender_timeout; past takeover_after its walsender is terminated, if it
+// is a relay's. By then that relay's lease has long run out, so it can no
+// longer produce when it wakes.
+void Pipeline::maybe_take_over(wal::ReplicationStream& stream) {
+  if (!options_.takeover_after) return;
+  const auto now = Clock::now();
+  if (!slot_busy_since_) slot_busy_since_ = now;
+  if (now - *slot_busy_since_ < *options_.takeover_after) return;
+  // Asked again on every attempt until the slot is free: a walsender whose
+  // client is frozen can be stuck writing to it and end only on a later
+  // request.
+  auto killed = stream.terminate_relay_holder("outbox-relay");
+  if (!killed) {
+    spdlog::warn("slot={} cannot take over the slot: {}", cfg_.postgres.slot,
+                 killed.error().describe());
+  } else if (*killed && takeover_requests_++ % 10 == 0) {
+    spdlog::warn("slot={} taking over the slot: terminating relay backend pid={} after {} ms",
+                 cfg_.postgres.slot, **killed,
+                 std::chrono::duration_cast<milliseconds>(now - *slot_busy_since_).count());
+  }
+}
+
 common::Result<void> Pipeline::Session::run() {
   auto report = [this](const DeliveryReport& r) { on_report(r); };
   common::Result<void> result;
   while (true) {
     p_.stats_.mark_loop_alive();
+    if (!p_.lease_held()) {
+      result = fence("lease expired");
+      break;
+    }
     if (p_.stop_.load()) break;
 
     p_.publisher_.poll(milliseconds(0), report);
@@ -308,7 +367,12 @@ common::Result<void> Pipeline::Session::run() {
   // Stopping or restarting: serve what Kafka still owes us so the final
   // status update confirms as much as was really delivered.
   bool halted = !result.ok() && result.error().code == make_error_code(pipeline_errc::halted);
-  auto drained = drain(cfg_.kafka.drain_timeout);
+  // Stopped because the assignment was lost: records not yet sent must not
+  // go out now that another instance may own the slot.
+  if (result.ok() && !p_.lease_held()) result = fence("stopped without the lease");
+  // Once fenced, the slot is released promptly rather than held for acks:
+  // the next owner redelivers whatever was not confirmed.
+  auto drained = fenced_ ? drain(kFencedDrain, kFencedPurgeWait) : drain(cfg_.kafka.drain_timeout);
   if (auto r = send_status(false); r.ok()) {
     for (int i = 0; i < 50; ++i) {
       auto f = stream_->flush();
@@ -324,7 +388,19 @@ common::Result<void> Pipeline::Session::run() {
   return result;
 }
 
-common::Result<void> Pipeline::Session::drain(milliseconds timeout) {
+// Ownership can no longer be proven: records not yet handed to a broker are
+// dropped before librdkafka sends them (they are replayed from the slot by
+// whoever owns it next), and the session ends without reading further.
+common::Error Pipeline::Session::fence(const char* why) {
+  fenced_ = true;
+  p_.publisher_.purge();
+  pending_.clear();
+  spdlog::warn("slot={} fencing: {}; stopped producing with {} records in flight",
+               cfg_.postgres.slot, why, p_.publisher_.in_flight());
+  return failure(pipeline_errc::retriable, std::string("fenced: ") + why);
+}
+
+common::Result<void> Pipeline::Session::drain(milliseconds timeout, milliseconds purge_timeout) {
   auto report = [this](const DeliveryReport& r) { on_report(r); };
   auto deadline = Clock::now() + timeout;
   while (p_.publisher_.in_flight() > 0 && Clock::now() < deadline) {
@@ -334,7 +410,7 @@ common::Result<void> Pipeline::Session::drain(milliseconds timeout) {
     // Unconfirmed records are replayed from the slot on the next start, so
     // dropping them here loses nothing.
     p_.publisher_.purge();
-    auto purge_deadline = Clock::now() + milliseconds(5000);
+    auto purge_deadline = Clock::now() + purge_timeout;
     while (p_.publisher_.in_flight() > 0 && Clock::now() < purge_deadline) {
       p_.publisher_.poll(milliseconds(50), report);
     }
@@ -508,6 +584,7 @@ OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& r
 }
 
 common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
+  if (p_.options_.instance_header) record.headers.push_back(*p_.options_.instance_header);
   tracker_.add_record(*txn_);
   uint64_t tok = token(*txn_);
   pending_.emplace_back(std::move(record), tok);
@@ -516,8 +593,11 @@ common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
 
 common::Result<void> Pipeline::Session::retry_pending() {
   while (!pending_.empty()) {
+    if (!p_.lease_held()) return fence("lease expired before producing");
     auto& [record, tok] = pending_.front();
     ProduceResult r = p_.publisher_.produce(record, tok);
+    // A freeze between the check and produce() must not let the record out.
+    if (!p_.lease_held()) return fence("lease expired while producing");
     if (r.outcome == ProduceOutcome::kQueueFull) return {};
     if (r.outcome == ProduceOutcome::kRejected) {
       if (r.status == DeliveryStatus::kPermanent && !(tok & kDeadLetterFlag) &&
@@ -566,6 +646,7 @@ common::Result<void> Pipeline::Session::bad_row(const BadRow& bad, wal::Lsn lsn,
                 cfg_.postgres.slot, source, id, lsn.to_string(), txn_xid_, bad.reason);
   RowContext ctx{txn_final_lsn_, lsn, txn_xid_, txn_commit_time_};
   OutboxRecord dlq = router_.dead_letter(bad, ctx, cfg_.outbox.dead_letter_topic);
+  if (p_.options_.instance_header) dlq.headers.push_back(*p_.options_.instance_header);
   ++p_.stats_.records_dead_lettered;
   tracker_.add_record(*txn_);
   pending_.emplace_back(std::move(dlq), token(*txn_) | kDeadLetterFlag);

@@ -4,13 +4,20 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/result.h"
 #include "config/config.h"
+#include "relay/lease.h"
 #include "relay/publisher.h"
+#include "relay/record.h"
 #include "relay/stats.h"
 #include "wal/lsn.h"
+
+namespace wal {
+class ReplicationStream;
+}
 
 namespace relay {
 
@@ -24,7 +31,14 @@ inline std::error_code make_error_code(pipeline_errc e) {
   return {static_cast<int>(e), pipeline_category()};
 }
 
-enum class PipelineState : int { kStarting, kConnecting, kWaitingForSlot, kStreaming, kStopped };
+enum class PipelineState : int {
+  kStarting,
+  kConnecting,
+  kWaitingForSlot,
+  kStreaming,
+  kStopped,
+  kWaitingForLease,
+};
 
 // Counters read by the HTTP thread; written only by the pipeline's thread.
 struct PipelineStats {
@@ -61,12 +75,24 @@ struct PipelineStats {
   }
 };
 
+// What running under a consumer group adds to a pipeline.
+struct PipelineOptions {
+  // When set, the pipeline streams only while the lease is held, checks it
+  // before every record it produces, and fences itself when it runs out.
+  const Lease* lease = nullptr;
+  // Added to every record, so that ownership is visible in the data.
+  std::optional<Header> instance_header;
+  std::string application_name = "outbox-relay";
+  // Terminate a relay still holding the slot after this long (group mode).
+  std::optional<std::chrono::milliseconds> takeover_after;
+};
+
 // The pipeline for one slot: replication stream → decoder → router → Kafka,
 // confirming the watermark back to PostgreSQL. Runs on the calling thread.
 class Pipeline {
  public:
   Pipeline(const config::Config& cfg, Publisher& publisher, PipelineStats& stats,
-           const std::atomic<bool>& stop, int stop_fd);
+           const std::atomic<bool>& stop, int stop_fd, PipelineOptions options = {});
   ~Pipeline();
 
   // Returns when stopped (ok) or on a failure that retrying cannot fix.
@@ -74,14 +100,23 @@ class Pipeline {
 
  private:
   class Session;
+  bool wait_for_lease();
+  void maybe_take_over(wal::ReplicationStream& stream);
+  bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
+
   const config::Config& cfg_;
   Publisher& publisher_;
   PipelineStats& stats_;
   const std::atomic<bool>& stop_;
   int stop_fd_;
+  PipelineOptions options_;
   uint32_t epoch_ = 0;
   // The acknowledged watermark of the last session, kept across reconnects.
   wal::Lsn acked_;
+  // Since when the slot has been found held by another backend; reset once
+  // streaming.
+  std::optional<std::chrono::steady_clock::time_point> slot_busy_since_;
+  uint64_t takeover_requests_ = 0;
 };
 
 }  // namespace relay

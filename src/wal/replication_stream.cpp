@@ -331,6 +331,22 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
   return state;
 }
 
+common::Result<std::optional<std::string>> ReplicationStream::terminate_relay_holder(
+    std::string_view relay_prefix) {
+  auto rows = conn_->query(
+      "SELECT a.pid::text, a.application_name FROM pg_catalog.pg_replication_slots s "
+      "JOIN pg_catalog.pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = " +
+      quote_literal(options_.slot));
+  if (!rows) return rows.error();
+  if (rows->empty() || !(*rows)[0][0]) return std::optional<std::string>();
+  const std::string pid = *(*rows)[0][0];
+  const std::string app = (*rows)[0][1].value_or("");
+  if (app.compare(0, relay_prefix.size(), relay_prefix) != 0) return std::optional<std::string>();
+  auto killed = conn_->query("SELECT pg_catalog.pg_terminate_backend(" + pid + ")");
+  if (!killed) return killed.error();
+  return std::optional<std::string>(pid);
+}
+
 common::Result<SlotState> ReplicationStream::prepare() {
   if (auto r = ensure_publication(); !r) return r.error();
   return ensure_slot();

@@ -96,6 +96,13 @@ class ReplicationStream {
 
   int socket() const;
 
+  // Terminates the backend holding the slot, but only if its
+  // application_name starts with `relay_prefix`: another relay that stopped
+  // answering, never an unrelated consumer of the slot. Returns the pid
+  // terminated, or nullopt when the slot is free or held by something else.
+  common::Result<std::optional<std::string>> terminate_relay_holder(
+      std::string_view relay_prefix);
+
   // Non-blocking. An empty optional means: wait for the socket.
   common::Result<std::optional<CopyBuffer>> read();
 

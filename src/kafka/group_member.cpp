@@ -1,0 +1,351 @@
+#include "kafka/group_member.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+namespace kafka {
+
+namespace {
+
+using std::chrono::milliseconds;
+using Nanos = relay::Lease::Nanos;
+
+struct GroupCategory : std::error_category {
+  const char* name() const noexcept override { return "group"; }
+  std::string message(int ev) const override {
+    switch (static_cast<group_errc>(ev)) {
+      case group_errc::too_few_partitions:
+        return "coordination topic has too few partitions";
+      case group_errc::unavailable:
+        return "Kafka cluster unavailable";
+      case group_errc::rejected:
+        return "refused by the Kafka cluster";
+    }
+    return "unknown group error";
+  }
+};
+
+common::Error group_error(group_errc code, std::string message) {
+  return common::Error{make_error_code(code), std::move(message)};
+}
+
+// librdkafka's default is 3 s; a tenth of the session leaves the coordinator
+// nine heartbeats to miss before it expels us, and bounds how stale the
+// newest heartbeat can be when a commit proves membership.
+milliseconds heartbeat_interval(milliseconds session) {
+  return std::clamp(session / 10, milliseconds(100), milliseconds(3000));
+}
+
+std::vector<int> partition_ids(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<int> ids;
+  for (int i = 0; i < list->cnt; ++i) ids.push_back(list->elems[i].partition);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::string join(const std::vector<int>& ids) {
+  std::string out;
+  for (int id : ids) out += (out.empty() ? "" : ",") + std::to_string(id);
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+const std::error_category& group_category() {
+  static GroupCategory c;
+  return c;
+}
+
+struct GroupMember::Handle {
+  rd_kafka_t* rk = nullptr;
+  ~Handle() {
+    if (rk) rd_kafka_destroy(rk);
+  }
+};
+
+common::Result<std::unique_ptr<GroupMember>> GroupMember::create(const GroupOptions& options,
+                                                                 relay::Lease& lease,
+                                                                 GroupListener& listener) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> props = options.properties;
+  // Ours win over the user's: these decide who owns a slot.
+  const std::map<std::string, std::string> group_props = {
+      {"bootstrap.servers", options.brokers},
+      {"client.id", "outbox-relay-group"},
+      {"group.id", options.group_id},
+      {"partition.assignment.strategy", "cooperative-sticky"},
+      {"session.timeout.ms", std::to_string(options.session_timeout.count())},
+      {"heartbeat.interval.ms",
+       std::to_string(heartbeat_interval(options.session_timeout).count())},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"enable.partition.eof", "false"},
+      {"auto.offset.reset", "latest"},
+  };
+  for (const auto& [k, v] : group_props) props[k] = v;
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return group_error(group_errc::rejected, "kafka property '" + k + "': " + errstr);
+    }
+  }
+  std::unique_ptr<GroupMember> m(new GroupMember(options, lease, listener));
+  rd_kafka_conf_set_opaque(conf, m.get());
+  rd_kafka_conf_set_rebalance_cb(
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+               void* op) { on_rebalance(rk, err, parts, op); });
+  rd_kafka_conf_set_offset_commit_cb(
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+               void* op) { on_commit(rk, err, offsets, op); });
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return group_error(group_errc::rejected, std::string("cannot create group member: ") + errstr);
+  }
+  m->handle_ = std::make_unique<Handle>();
+  m->handle_->rk = rk;
+  // Rebalance and commit callbacks are then served by consumer_poll(), on
+  // the group thread.
+  rd_kafka_poll_set_consumer(rk);
+  return m;
+}
+
+GroupMember::GroupMember(const GroupOptions& options, relay::Lease& lease, GroupListener& listener)
+    : options_(options), lease_(lease), listener_(listener) {}
+
+GroupMember::~GroupMember() {
+  close();
+}
+
+milliseconds GroupMember::lease_validity_for(milliseconds session) {
+  return session - heartbeat_interval(session) - session / 5;
+}
+
+common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
+  rd_kafka_t* rk = handle_->rk;
+  const Nanos deadline = relay::Lease::now() + timeout;
+  bool created = false;
+  while (true) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, options_.topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(timeout.count()));
+    rd_kafka_topic_destroy(rkt);
+    if (err) {
+      return group_error(
+          group_errc::unavailable,
+          "metadata for coordination topic '" + options_.topic + "': " + rd_kafka_err2str(err));
+    }
+    int partitions = 0;
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      partitions = md->topics[0].partition_cnt;
+    }
+    rd_kafka_metadata_destroy(md);
+    if (partitions >= options_.slots) return partitions;
+    if (partitions > 0) {
+      return group_error(group_errc::too_few_partitions,
+                         "coordination topic '" + options_.topic + "' has " +
+                             std::to_string(partitions) + " partitions but " +
+                             std::to_string(options_.slots) +
+                             " slots are configured; each slot needs its own partition: add "
+                             "partitions to the topic (kafka-topics --alter --partitions " +
+                             std::to_string(options_.slots) +
+                             ") or use another "
+                             "group.coordination_topic");
+    }
+    if (created) {
+      // A new topic reaches the metadata of every broker a moment later.
+      if (relay::Lease::now() > deadline) break;
+      std::this_thread::sleep_for(milliseconds(200));
+      continue;
+    }
+    created = true;
+
+    char errstr[512];
+    rd_kafka_NewTopic_t* nt =
+        rd_kafka_NewTopic_new(options_.topic.c_str(), options_.slots, -1, errstr, sizeof errstr);
+    if (!nt) return group_error(group_errc::rejected, errstr);
+    rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), errstr,
+                                                sizeof errstr);
+    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 1000);
+    common::Result<void> failed;
+    if (!ev) {
+      failed = group_error(group_errc::unavailable,
+                           "creating coordination topic '" + options_.topic + "' timed out");
+    } else {
+      size_t n = 0;
+      const rd_kafka_topic_result_t** results =
+          rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+      rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
+      std::string why = e ? rd_kafka_event_error_string(ev) : "";
+      if (!e && n == 1) {
+        e = rd_kafka_topic_result_error(results[0]);
+        if (const char* s = rd_kafka_topic_result_error_string(results[0])) why = s;
+      }
+      // Another instance creating it at the same moment is fine.
+      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        failed = group_error(group_errc::rejected,
+                             "creating coordination topic '" + options_.topic + "': " + why);
+      } else if (!e) {
+        spdlog::info("created coordination topic={} partitions={}", options_.topic, options_.slots);
+      }
+      rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    if (!failed.ok()) return failed.error();
+  }
+  return group_error(group_errc::unavailable,
+                     "coordination topic '" + options_.topic + "' not visible after creation");
+}
+
+common::Result<void> GroupMember::subscribe() {
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, options_.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(handle_->rk, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err) {
+    return group_error(group_errc::rejected, std::string("subscribing to '") + options_.topic +
+                                                 "': " + rd_kafka_err2str(err));
+  }
+  spdlog::info("joining group={} coordination_topic={} session_timeout={}ms", options_.group_id,
+               options_.topic, options_.session_timeout.count());
+  return {};
+}
+
+void GroupMember::poll(milliseconds timeout) {
+  maybe_commit();
+  rd_kafka_message_t* msg = rd_kafka_consumer_poll(handle_->rk, static_cast<int>(timeout.count()));
+  if (msg) {
+    if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      spdlog::warn("group={} consumer error: {}", options_.group_id, rd_kafka_message_errstr(msg));
+    }
+    rd_kafka_message_destroy(msg);
+  }
+  maybe_commit();
+}
+
+// One commit at a time, so that each result is matched with its send time.
+void GroupMember::maybe_commit() {
+  if (assigned_.empty() || commit_in_flight_ || closed_) return;
+  const Nanos now = relay::Lease::now();
+  if (now < next_commit_at_) return;
+  rd_kafka_topic_partition_list_t* offsets =
+      rd_kafka_topic_partition_list_new(static_cast<int>(assigned_.size()));
+  for (int p : assigned_) {
+    rd_kafka_topic_partition_t* tp =
+        rd_kafka_topic_partition_list_add(offsets, options_.topic.c_str(), p);
+    tp->offset = 0;
+    // Who owns the slot, readable with kafka-consumer-groups --describe --verbose.
+    tp->metadata = strdup(options_.instance.c_str());
+    tp->metadata_size = options_.instance.size();
+  }
+  commit_sent_at_ = now;
+  rd_kafka_resp_err_t err = rd_kafka_commit(handle_->rk, offsets, 1);
+  rd_kafka_topic_partition_list_destroy(offsets);
+  if (err) {
+    commit_result(err);
+    return;
+  }
+  commit_in_flight_ = true;
+}
+
+void GroupMember::on_commit(void* /*rk*/, int err, void* /*offsets*/, void* opaque) {
+  static_cast<GroupMember*>(opaque)->commit_result(err);
+}
+
+void GroupMember::commit_result(int err) {
+  commit_in_flight_ = false;
+  const auto code = static_cast<rd_kafka_resp_err_t>(err);
+  next_commit_at_ = commit_sent_at_ + heartbeat_interval(options_.session_timeout);
+  if (code == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    lease_.renew(commit_sent_at_, lease_validity());
+    return;
+  }
+  if (code == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || code == RD_KAFKA_RESP_ERR__FENCED ||
+      code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+    // Expelled: whatever the assignment still says, the slots are gone.
+    lease_.revoke();
+  }
+  const Nanos now = relay::Lease::now();
+  if (now - last_commit_warning_ >= std::chrono::seconds(5)) {
+    last_commit_warning_ = now;
+    spdlog::warn("group={} membership not confirmed: {}; lease ends in {} ms", options_.group_id,
+                 rd_kafka_err2str(code),
+                 std::max<int64_t>(
+                     0, std::chrono::duration_cast<milliseconds>(lease_.expires() - now).count()));
+  }
+}
+
+void GroupMember::on_rebalance(void* /*rk*/, int err, void* partitions, void* opaque) {
+  static_cast<GroupMember*>(opaque)->rebalance(err, partitions);
+}
+
+void GroupMember::rebalance(int err, void* partitions_ptr) {
+  rd_kafka_t* rk = handle_->rk;
+  auto* parts = static_cast<rd_kafka_topic_partition_list_t*>(partitions_ptr);
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  std::vector<int> ids = partition_ids(parts);
+  std::vector<int> slots;
+  for (int id : ids) {
+    if (id < options_.slots) slots.push_back(id);
+  }
+  joined_ = true;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    rd_kafka_error_t* e = nullptr;
+    if (cooperative) {
+      e = rd_kafka_incremental_assign(rk, parts);
+    } else {
+      rd_kafka_assign(rk, parts);
+    }
+    if (e) {
+      spdlog::error("group={} assign failed: {}", options_.group_id, rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+    // A partition beyond the configured slots belongs to no slot.
+    for (int id : ids) {
+      if (std::find(assigned_.begin(), assigned_.end(), id) == assigned_.end()) {
+        assigned_.push_back(id);
+      }
+    }
+    std::sort(assigned_.begin(), assigned_.end());
+    spdlog::info("group={} assigned partitions={} now holding={}", options_.group_id, join(ids),
+                 join(assigned_));
+    next_commit_at_ = Nanos(0);
+    if (!slots.empty()) listener_.on_assigned(slots);
+    return;
+  }
+  // Revoked or lost: the slots stop before the rebalance may complete, so the
+  // next owner never finds them still streaming here.
+  const bool lost = rd_kafka_assignment_lost(rk);
+  spdlog::info("group={} {} partitions={}", options_.group_id, lost ? "lost" : "revoked",
+               join(ids));
+  if (lost) lease_.revoke();
+  if (!slots.empty()) listener_.on_revoked(slots, lost);
+  for (int id : ids)
+    assigned_.erase(std::remove(assigned_.begin(), assigned_.end(), id), assigned_.end());
+  if (cooperative) {
+    rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts);
+    if (e) rd_kafka_error_destroy(e);
+  } else {
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+void GroupMember::close() {
+  if (closed_ || !handle_) return;
+  closed_ = true;
+  rd_kafka_consumer_close(handle_->rk);
+  spdlog::info("group={} left", options_.group_id);
+}
+
+}  // namespace kafka

@@ -1,0 +1,156 @@
+#include "relay/supervisor.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "kafka/producer.h"
+
+namespace relay {
+
+std::string InstanceIdentity::describe() const {
+  return host + "/" + std::to_string(pid) + "/" + id;
+}
+
+InstanceIdentity InstanceIdentity::of_this_process() {
+  InstanceIdentity me;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+  me.host = host;
+  me.pid = static_cast<int>(getpid());
+  std::random_device rd;
+  char id[17];
+  std::snprintf(id, sizeof id, "%08x%08x", rd(), rd());
+  me.id = id;
+  return me;
+}
+
+struct Supervisor::Runner {
+  std::atomic<bool> stop{false};
+  int stop_fd = -1;
+  PipelineStats stats;
+  std::unique_ptr<kafka::Producer> producer;
+  std::thread thread;
+  ~Runner() {
+    if (stop_fd >= 0) ::close(stop_fd);
+  }
+};
+
+Supervisor::Supervisor(const config::Config& cfg, const Lease& lease, InstanceIdentity identity)
+    : cfg_(cfg), lease_(lease), identity_(std::move(identity)) {
+  for (const auto& slot : config::slots_of(cfg))
+    slot_configs_.push_back(config::for_slot(cfg, slot));
+  runners_.resize(slot_configs_.size());
+}
+
+Supervisor::~Supervisor() {
+  stop_all();
+}
+
+void Supervisor::on_assigned(const std::vector<int>& slots) {
+  for (int index : slots) start(index);
+}
+
+void Supervisor::start(int index) {
+  std::lock_guard lock(mutex_);
+  if (runners_[index]) return;
+  const config::Config& cfg = slot_configs_[index];
+  auto runner = std::make_unique<Runner>();
+  runner->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  kafka::ProducerOptions po;
+  po.brokers = cfg.kafka.brokers;
+  po.properties = cfg.kafka.properties;
+  po.max_inflight_messages = cfg.limits.max_inflight_messages;
+  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
+  po.client_id = "outbox-relay-" + cfg.postgres.slot;
+  // With takeover, PostgreSQL no longer fences a frozen owner: its
+  // walsender is terminated while records it had queued before the freeze
+  // may still sit in librdkafka. Their delivery timeout is then shorter than
+  // the lease, so they expire instead of going out when the process wakes.
+  if (cfg_.group && cfg_.group->takeover_after && !po.properties.count("message.timeout.ms") &&
+      !po.properties.count("delivery.timeout.ms")) {
+    po.properties["message.timeout.ms"] =
+        std::to_string(kafka::GroupMember::lease_validity_for(cfg_.group->session_timeout).count());
+  }
+  auto producer = kafka::Producer::create(po);
+  if (!producer) {
+    std::lock_guard f(failure_mutex_);
+    failure_ = producer.error();
+    return;
+  }
+  runner->producer = std::move(*producer);
+  spdlog::info("slot={} assigned to instance={}, starting", cfg.postgres.slot,
+               identity_.describe());
+  Runner* r = runner.get();
+  r->thread = std::thread([this, r, &cfg] {
+    PipelineOptions options;
+    options.lease = &lease_;
+    options.instance_header = Header{kInstanceHeader, identity_.describe()};
+    options.application_name = "outbox-relay/" + identity_.id;
+    if (cfg_.group) options.takeover_after = cfg_.group->takeover_after;
+    Pipeline pipeline(cfg, *r->producer, r->stats, r->stop, r->stop_fd, options);
+    auto result = pipeline.run();
+    if (!result) {
+      spdlog::error("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
+      std::lock_guard f(failure_mutex_);
+      if (!failure_) failure_ = result.error();
+    }
+  });
+  runners_[index] = std::move(runner);
+}
+
+void Supervisor::signal_stop(Runner& r) {
+  r.stop.store(true);
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(r.stop_fd, &one, sizeof one);
+}
+
+void Supervisor::join(Runner& r) {
+  if (r.thread.joinable()) r.thread.join();
+}
+
+void Supervisor::on_revoked(const std::vector<int>& slots, bool lost) {
+  std::vector<std::unique_ptr<Runner>> stopping;
+  {
+    std::lock_guard lock(mutex_);
+    for (int index : slots) {
+      if (!runners_[index]) continue;
+      spdlog::info("slot={} {}, stopping", slot_configs_[index].postgres.slot,
+                   lost ? "lost" : "revoked");
+      signal_stop(*runners_[index]);
+      stopping.push_back(std::move(runners_[index]));
+    }
+  }
+  // In parallel: the longest drain bounds the rebalance, not their sum.
+  for (auto& r : stopping) join(*r);
+}
+
+void Supervisor::stop_all() {
+  std::vector<int> all;
+  for (size_t i = 0; i < runners_.size(); ++i) all.push_back(static_cast<int>(i));
+  on_revoked(all, false);
+}
+
+std::optional<common::Error> Supervisor::failure() const {
+  std::lock_guard f(failure_mutex_);
+  return failure_;
+}
+
+std::vector<Supervisor::SlotView> Supervisor::view() const {
+  std::lock_guard lock(mutex_);
+  std::vector<SlotView> out;
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    SlotView v;
+    v.slot = slot_configs_[i].postgres.slot;
+    v.assigned = runners_[i] != nullptr;
+    if (runners_[i]) v.state = runners_[i]->stats.state.load();
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace relay

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/config.h"
+#include "kafka/group_member.h"
+#include "relay/lease.h"
+#include "relay/pipeline.h"
+
+namespace relay {
+
+// Who this process is, in logs, record headers and commit metadata.
+struct InstanceIdentity {
+  std::string host;
+  int pid = 0;
+  std::string id;  // random per process start
+
+  // "host/pid/id"
+  std::string describe() const;
+  static InstanceIdentity of_this_process();
+};
+
+inline constexpr const char* kInstanceHeader = "outbox-relay-instance";
+
+// Starts and stops one pipeline thread per slot as the group assigns and
+// revokes them. Each slot has its own producer, so that its delivery reports,
+// in-flight bounds and purge on fencing concern that slot alone.
+class Supervisor final : public kafka::GroupListener {
+ public:
+  Supervisor(const config::Config& cfg, const Lease& lease, InstanceIdentity identity);
+  ~Supervisor() override;
+
+  void on_assigned(const std::vector<int>& slots) override;
+  void on_revoked(const std::vector<int>& slots, bool lost) override;
+  // Stops every pipeline, in parallel; each drains and confirms first.
+  void stop_all();
+
+  // A pipeline ended on a failure retrying cannot fix (halt, fatal).
+  std::optional<common::Error> failure() const;
+
+  struct SlotView {
+    std::string slot;
+    bool assigned = false;
+    int state = static_cast<int>(PipelineState::kStopped);
+  };
+  std::vector<SlotView> view() const;
+
+ private:
+  struct Runner;
+  void start(int index);
+  void signal_stop(Runner& r);
+  void join(Runner& r);
+
+  const config::Config& cfg_;
+  const Lease& lease_;
+  InstanceIdentity identity_;
+  std::vector<config::Config> slot_configs_;
+  std::vector<std::unique_ptr<Runner>> runners_;  // by slot index; null when not assigned
+  mutable std::mutex mutex_;                      // guards runners_ against view()
+  mutable std::mutex failure_mutex_;
+  std::optional<common::Error> failure_;
+};
+
+}  // namespace relay
