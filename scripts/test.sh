@@ -3,7 +3,9 @@
 #   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
 #   2. build the unit tests with ASan+UBSan in build-asan/ and run them;
 #   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17;
-#   4. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
+#   4. run the benchmark's smoke mode (bench/run.sh --quick, ~15 s): the
+#      harness still drains a backlog end to end;
+#   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
 # Every step runs even when an earlier one failed, so one run reports
 # everything; the last line is "N passed, N failed" over all of them, and
 # the exit status is non-zero on any failure.
@@ -22,7 +24,7 @@ for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     *)
-      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -155,6 +157,15 @@ step_integration() {
   OUTBOX_PG_BINDIR="$bindir" run_ctest "integration-pg$version" "$BUILD" -L integration
 }
 
+step_bench_quick() {
+  say "benchmark smoke run (bench/run.sh --quick)"
+  if logged bench-quick env SKIP_INSTALL=1 OUTBOX_BUILD_DIR="$BUILD" "$ROOT/bench/run.sh" --quick; then
+    passed=$((passed + 1))
+  else
+    step_failed "bench --quick: failed (log: $LOGS/bench-quick.log)"
+  fi
+}
+
 step_fuzz() {
   say "fuzzers, ${FUZZ_SECONDS}s each ($OUTBOX_FUZZ_BUILD_DIR)"
   if [[ ! -x "$ROOT/tests/fuzz/run.sh" ]]; then
@@ -185,6 +196,7 @@ timed "asan build + unit" step_asan || true
 if [[ $BUILT -eq 1 ]]; then
   timed "integration pg15" step_integration 15 "$PG15_BINDIR" || true
   timed "integration pg17" step_integration 17 "$PG17_BINDIR" || true
+  timed "bench --quick" step_bench_quick || true
 else
   # Without a build the integration suite cannot run; it must not look empty.
   step_failed "integration: not run, the build failed"
