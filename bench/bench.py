@@ -40,11 +40,14 @@ HARNESS = os.path.join(ROOT, "tests", "harness")
 PG_BINDIR = "/usr/lib/postgresql/15/bin"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PARTITIONS = 6
+PERF_OUT = None
 TOPIC = "bench.events"
 
 # name, payload bytes, rows per transaction, rows (full run), rows (--quick)
 WORKLOADS = [
-    ("256B x1", 256, 1, 1_000_000, None),
+    # One commit per row makes the load itself slow (plpgsql COMMIT per row):
+    # a fifth of the others' rows.
+    ("256B x1", 256, 1, 200_000, None),
     ("256B x100", 256, 100, 1_000_000, 20_000),
     ("256B x1000", 256, 1000, 1_000_000, None),
     ("4KiB x100", 4096, 100, 250_000, None),
@@ -69,6 +72,15 @@ def proc_cpu_seconds(pid):
         return None
     # Fields after the command name start at field 3 (state): utime is 14, stime 15.
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds():
+    """CPU seconds all processes of the machine used so far (it is shared:
+    compare with a run's own figures to see how much others took)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def proc_hwm_mb(pid):
@@ -152,6 +164,8 @@ class Result:
         self.kafka_seconds = None  # relay/peers: until every record was in the topic
         self.error = None
         self.ratio = None
+        self.cpu_machine = None  # every process on the machine over the run
+        self.load_before = None
 
     @property
     def rate(self):
@@ -285,6 +299,14 @@ def stop_process(proc, timeout=60):
             proc.wait()
 
 
+def start_perf(pid, out):
+    """Samples the running relay with call graphs (DWARF unwinding: the
+    RelWithDebInfo build keeps no frame pointers)."""
+    return subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
+                             "-p", str(pid), "-o", out], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def run_relay(servers, wl, slot, timeout, result, work):
     run_id = slug(f"{result.contender}_{wl.name}").replace("_", "-")
     topic = f"{run_id}.{TOPIC}"
@@ -295,6 +317,7 @@ def run_relay(servers, wl, slot, timeout, result, work):
     broker0 = proc_cpu_seconds(servers.kafka_pid)
     t0 = time.monotonic()
     proc = subprocess.Popen([RELAY, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT)
+    perf = start_perf(proc.pid, f"{PERF_OUT}.{run_id}") if PERF_OUT else None
     try:
         ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None)
         if wait_drained(servers, wl, slot, topic, proc, timeout, result, t0):
@@ -305,6 +328,9 @@ def run_relay(servers, wl, slot, timeout, result, work):
         b1 = proc_cpu_seconds(servers.kafka_pid)
         result.cpu_broker = b1 - broker0 if b1 is not None and broker0 is not None else None
     finally:
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(120)
         stop_process(proc)
         logf.close()
     if proc.returncode not in (0, None) and not result.error:
@@ -351,13 +377,17 @@ def drop_slots(servers, slots):
                      f"WHERE slot_name = '{s}' AND NOT active")
 
 
-def run_workload(servers, wl, contenders, timeout, work, peers):
+def run_workload(servers, wl, contenders, timeout, work, peers, peer_workloads):
+    if wl.name not in peer_workloads:
+        contenders = [c for c in contenders if c not in PEER_CONTENDERS]
     slots = {c: f"bench_{slug(c)}" for c in contenders if c in SLOT_CONTENDERS}
     load_backlog(servers, wl, slots.values())
     results = []
     for c in contenders:
         r = Result(c, wl.name, wl.rows)
         log(f"{wl.name}: running {c}")
+        r.load_before = float(open("/proc/loadavg").read().split()[0])
+        busy0 = machine_busy_seconds()
         try:
             if c == "ceiling-text":
                 run_ceiling(servers, wl, slots[c], False, timeout, r)
@@ -369,6 +399,7 @@ def run_workload(servers, wl, contenders, timeout, work, peers):
                 peers.run(c, servers, wl, slots.get(c), timeout, r, work)
         except Exception as e:  # one contender's failure must not hide the others' figures
             r.error = f"{type(e).__name__}: {e}"
+        r.cpu_machine = machine_busy_seconds() - busy0
         if r.error:
             log(f"{wl.name}: {c} FAILED: {r.error}")
         else:
@@ -409,7 +440,8 @@ def table(results):
         parts = [r.cpu, r.cpu_walsender, r.cpu_broker]
         total = sum(p for p in parts if p is not None)
         rows.append([r.contender, r.workload, f"{r.rows:,}", fmt(r.seconds, ".2f"),
-                     fmt(r.rate, ",.0f"), fmt(r.ratio, ".2f"), fmt(per_m(r, r.cpu), ".2f"),
+                     fmt(r.rate, ",.0f"), fmt(r.ratio, ".2f" if r.ratio is None or r.ratio >= 0.1 else ".4f"),
+                     fmt(per_m(r, r.cpu), ".2f"),
                      fmt(per_m(r, total), ".2f"), fmt(r.rss_mb, ".1f")])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(head, widths)) + " |",
@@ -420,12 +452,14 @@ def table(results):
 
 
 def detail_table(results, workloads):
-    head = "| contender | workload | records in Kafka at (s) | drained at (s) | contender CPU s | walsender CPU s | broker CPU s |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    head = ("| contender | workload | records in Kafka at (s) | drained at (s) | contender CPU s "
+            "| walsender CPU s | broker CPU s | whole machine CPU s | load avg before |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r.contender} | {r.workload} | {fmt(r.kafka_seconds, '.2f')} | "
                      f"{fmt(r.seconds, '.2f')} | {fmt(r.cpu, '.2f')} | "
-                     f"{fmt(r.cpu_walsender, '.2f')} | {fmt(r.cpu_broker, '.2f')} |")
+                     f"{fmt(r.cpu_walsender, '.2f')} | {fmt(r.cpu_broker, '.2f')} | "
+                     f"{fmt(r.cpu_machine, '.2f')} | {fmt(r.load_before, '.2f')} |")
     lines += ["", "| workload | rows | rows per txn | payload B | load s | backlog end LSN |",
               "|---|---|---|---|---|---|"]
     for wl in workloads:
@@ -515,13 +549,18 @@ def main():
                     ", ".join(BASE_CONTENDERS + PEER_CONTENDERS))
     ap.add_argument("--rows", type=int, help="override every workload's row count")
     ap.add_argument("--no-peers", action="store_true", help="ceiling and outbox-relay only")
+    ap.add_argument("--peer-workloads", default="256B x100",
+                    help="workloads the peers run on (default: %(default)s; 'all' for every one)")
     ap.add_argument("--timeout", type=float, default=900, help="per contender run, seconds")
     ap.add_argument("--out", help="results file (default bench/RESULTS.md; --quick: none)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--perf", metavar="PREFIX",
+                    help="record the relay with perf into PREFIX.<run> (distorts its figures)")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     args = ap.parse_args()
 
-    global RELAY, KAFKA_ADMIN
+    global RELAY, KAFKA_ADMIN, PERF_OUT
+    PERF_OUT = args.perf
     RELAY = os.path.join(args.build_dir, "src", "app", "outbox-relay")
     KAFKA_ADMIN = os.path.join(args.build_dir, "tests", "harness", "kafka-admin")
 
@@ -546,8 +585,11 @@ def main():
     peers = NoPeers()
     if any(c in PEER_CONTENDERS for c in contenders):
         sys.path.insert(0, os.path.join(ROOT, "bench"))
-        import peers as peers_module  # noqa: E402  (only needed with peers)
-        peers = peers_module.Peers(ROOT, log)
+        # peer_runners imports this module as `bench`: the same one, with the
+        # paths set above, not a second copy.
+        sys.modules["bench"] = sys.modules[__name__]
+        import peer_runners  # noqa: E402  (only needed with peers)
+        peers = peer_runners.Peers(ROOT, log)
         contenders = peers.prepare(contenders)
 
     out = args.out or (None if args.quick else os.path.join(ROOT, "bench", "RESULTS.md"))
@@ -570,7 +612,9 @@ def main():
         servers.kafka_admin("create-topic", "outbox.dead-letter", "1")
         warm_up(servers)
         for wl in wls:
-            results += run_workload(servers, wl, contenders, args.timeout, work, peers)
+            peer_wls = ({w.name for w in wls} if args.peer_workloads == "all" else
+                        {w.strip() for w in args.peer_workloads.split(",")})
+            results += run_workload(servers, wl, contenders, args.timeout, work, peers, peer_wls)
             print(table(results), file=sys.stderr, flush=True)
     finally:
         if servers:
