@@ -235,7 +235,39 @@ def run_ceiling(servers, wl, slot, binary, timeout, result):
     result.cpu_broker = b1 - broker0 if b1 is not None and broker0 is not None else None
 
 
-def relay_config(servers, slot, topic_prefix, path):
+# Experiments with the relay's configuration and environment only (no code
+# change): contenders "outbox-relay+<variant>", selected with --contenders.
+# "kafka" adds kafka.properties, "limits" replaces limits, "env" is added to
+# the relay's environment.
+RELAY_VARIANTS = {
+    # The payloads are incompressible; lz4 (the relay's default) costs the
+    # relay and the broker CPU for nothing here.
+    "nolz4": {"kafka": {"compression.type": "none"}},
+    # glibc malloc's slow path is the relay's top hot spot (bench/profile.sh).
+    "jemalloc": {"env": {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}},
+    # A smaller in-flight window bounds the memory held by librdkafka.
+    "inflight20k": {"limits": {"max_inflight_messages": 20000}},
+    "jemalloc-nolz4-inflight20k": {
+        "kafka": {"compression.type": "none"},
+        "env": {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"},
+        "limits": {"max_inflight_messages": 20000}},
+}
+
+
+def relay_variant(contender):
+    name = contender.split("#")[0]
+    if "+" not in name:
+        return {}
+    variant = name.split("+", 1)[1]
+    if variant not in RELAY_VARIANTS:
+        raise RuntimeError(f"unknown relay variant {variant!r}: {', '.join(RELAY_VARIANTS)}")
+    return RELAY_VARIANTS[variant]
+
+
+def relay_config(servers, slot, topic_prefix, path, variant=None):
+    variant = variant or {}
+    kafka_props = "".join(f"\n    {k}: \"{v}\"" for k, v in variant.get("kafka", {}).items())
+    limits = "".join(f"\n  {k}: {v}" for k, v in variant.get("limits", {}).items())
     with open(path, "w") as f:
         f.write(f"""postgres:
   dsn: "{servers.dsn('outbox_relay')}"
@@ -249,6 +281,7 @@ def relay_config(servers, slot, topic_prefix, path):
 kafka:
   brokers: "{servers.brokers}"
   create_topics: true
+  properties:{kafka_props or " {}"}
 outbox:
   table: public.outbox
   topic_template: "{topic_prefix}.${{topic}}"
@@ -257,6 +290,8 @@ http:
 log:
   level: info
 """)
+        if limits:
+            f.write("limits:" + limits + "\n")
 
 
 def wait_drained(servers, wl, slot, topic, proc, timeout, result, t0):
@@ -313,11 +348,13 @@ def run_relay(servers, wl, slot, timeout, result, work):
     topic = f"{run_id}.{TOPIC}"
     servers.kafka_admin("create-topic", topic, str(PARTITIONS))
     cfg = os.path.join(work, f"{run_id}.yaml")
-    relay_config(servers, slot, run_id, cfg)
+    variant = relay_variant(result.contender)
+    relay_config(servers, slot, run_id, cfg, variant)
     logf = open(os.path.join(work, f"{run_id}.log"), "w")
     broker0 = proc_cpu_seconds(servers.kafka_pid)
     t0 = time.monotonic()
-    proc = subprocess.Popen([RELAY, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([RELAY, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, **variant.get("env", {})))
     perf = start_perf(proc.pid, f"{PERF_OUT}.{run_id}") if PERF_OUT else None
     try:
         ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None)
@@ -384,10 +421,11 @@ def run_workload(servers, wl, contenders, timeout, work, peers, peer_workloads):
     # Repetitions of the cheap contenders, each on its own slot over the same
     # backlog, interleaved so that a burst of load from elsewhere on the
     # machine does not hit every run of one contender.
-    base = [c for c in contenders if c in BASE_CONTENDERS]
+    base = [c for c in contenders if c.split("+")[0] in BASE_CONTENDERS]
     contenders = [f"{c}#{i + 1}" if i else c for i in range(REPEAT) for c in base] + \
-        [c for c in contenders if c not in BASE_CONTENDERS]
-    slots = {c: f"bench_{slug(c)}" for c in contenders if c.split("#")[0] in SLOT_CONTENDERS}
+        [c for c in contenders if c not in base]
+    slots = {c: f"bench_{slug(c)}" for c in contenders
+             if c.split("#")[0].split("+")[0] in SLOT_CONTENDERS}
     load_backlog(servers, wl, slots.values())
     results = []
     for c in contenders:
@@ -401,7 +439,7 @@ def run_workload(servers, wl, contenders, timeout, work, peers, peer_workloads):
                 run_ceiling(servers, wl, slots[c], False, timeout, r)
             elif kind == "ceiling-binary":
                 run_ceiling(servers, wl, slots[c], True, timeout, r)
-            elif kind == "outbox-relay":
+            elif kind.startswith("outbox-relay"):
                 run_relay(servers, wl, slots[c], timeout, r, work)
             else:
                 peers.run(c, servers, wl, slots.get(c), timeout, r, work)
