@@ -261,6 +261,11 @@ def relay_variant(contender):
     variant = name.split("+", 1)[1]
     if variant not in RELAY_VARIANTS:
         raise RuntimeError(f"unknown relay variant {variant!r}: {', '.join(RELAY_VARIANTS)}")
+    preload = RELAY_VARIANTS[variant].get("env", {}).get("LD_PRELOAD")
+    # The dynamic loader only warns about a missing preload and runs the
+    # relay as it is: the variant would silently measure the default.
+    if preload and not os.path.exists(preload):
+        raise RuntimeError(f"{preload} is missing (apt-get install libjemalloc2)")
     return RELAY_VARIANTS[variant]
 
 

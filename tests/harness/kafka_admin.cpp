@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "harness/kafka_broker.h"
 
@@ -58,13 +59,15 @@ int usage() {
 Owned<rd_kafka_t> new_producer(const std::string& bootstrap) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : {std::pair<const char*, const char*>{"bootstrap.servers", ""},
-                             {"client.id", "outbox-kafka-admin"},
-                             {"log_level", "3"}}) {
-    const std::string value = std::string(k) == "bootstrap.servers" ? bootstrap : v;
-    if (rd_kafka_conf_set(conf, k, value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+  const std::pair<const char*, std::string> settings[] = {
+      {"bootstrap.servers", bootstrap},
+      {"client.id", "outbox-kafka-admin"},
+      {"log_level", "3"},
+  };
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf, key, value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      throw std::runtime_error(std::string("librdkafka config ") + k + ": " + err);
+      throw std::runtime_error(std::string("librdkafka config ") + key + ": " + err);
     }
   }
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
