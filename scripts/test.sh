@@ -3,7 +3,8 @@
 #   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
 #   2. build the unit tests with ASan+UBSan in build-asan/ and run them;
 #   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17,
-#      then the soak variants (ctest -L soak) on PostgreSQL 15;
+#      then the soak variants (ctest -L soak) on PostgreSQL 15, then the
+#      benchmark's smoke mode (bench/run.sh --quick);
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit, Helm
 #      chart), then build the .deb, install it and run the relay from it;
 #   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
@@ -177,6 +178,15 @@ step_package() {
   fi
 }
 
+step_bench_quick() {
+  say "benchmark smoke run (bench/run.sh --quick)"
+  if logged bench-quick env SKIP_INSTALL=1 OUTBOX_BUILD_DIR="$BUILD" "$ROOT/bench/run.sh" --quick; then
+    passed=$((passed + 1))
+  else
+    step_failed "bench --quick: failed (log: $LOGS/bench-quick.log)"
+  fi
+}
+
 step_fuzz() {
   say "fuzzers, ${FUZZ_SECONDS}s each ($OUTBOX_FUZZ_BUILD_DIR)"
   if [[ ! -x "$ROOT/tests/fuzz/run.sh" ]]; then
@@ -208,6 +218,7 @@ if [[ $BUILT -eq 1 ]]; then
   timed "integration pg15" step_integration 15 "$PG15_BINDIR" || true
   timed "integration pg17" step_integration 17 "$PG17_BINDIR" || true
   timed "soak pg15" step_soak || true
+  timed "bench --quick" step_bench_quick || true
   timed "deploy" step_deploy || true
   timed "package" step_package || true
 else

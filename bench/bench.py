@@ -1,0 +1,696 @@
+#!/usr/bin/env python3
+"""Drain-rate benchmark: outbox-relay against the decoding ceiling and peers.
+
+Driven by bench/run.sh (which builds first); see README.md, "Benchmarks".
+
+For every workload it creates one logical slot per slot-based contender, and
+only then inserts the backlog, so each contender decodes the identical
+transactions from the same start. Then it runs the contenders one at a time:
+
+  ceiling-text / ceiling-binary
+      pg_recvlogical --endpos=<backlog end> -f /dev/null with pgoutput
+      (proto_version 1, publication outbox_pub; the second adds binary true).
+      Seconds: process start to exit. CPU and peak RSS from wait4().
+  outbox-relay
+      Seconds: process start until the topic holds every row (sum of high
+      watermarks) AND the slot's confirmed_flush_lsn has reached the backlog
+      end. CPU: utime+stime from /proc/<pid>/stat, peak RSS: VmHWM, both read
+      just before SIGTERM.
+  gox, debezium (peers, not in --quick): see bench/peers/.
+
+"all CPU" adds the walsender serving the contender and the Kafka broker's JVM
+over the same interval, so a contender that moves work to the database or
+the broker does not look cheaper than it is.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HARNESS = os.path.join(ROOT, "tests", "harness")
+PG_BINDIR = "/usr/lib/postgresql/15/bin"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PARTITIONS = 6
+PERF_OUT = None
+REPEAT = 1
+TOPIC = "bench.events"
+
+# name, payload bytes, rows per transaction, rows (full run), rows (--quick)
+WORKLOADS = [
+    # One commit per row makes the load itself slow (plpgsql COMMIT per row):
+    # a fifth of the others' rows.
+    ("256B x1", 256, 1, 200_000, None),
+    ("256B x100", 256, 100, 1_000_000, 20_000),
+    ("256B x1000", 256, 1000, 1_000_000, None),
+    ("4KiB x100", 4096, 100, 250_000, None),
+    ("256B x1M (one txn)", 256, 0, 1_000_000, None),
+]
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of every thread of pid, in seconds; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # Fields after the command name start at field 3 (state): utime is 14, stime 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds():
+    """CPU seconds all processes of the machine used so far (it is shared:
+    compare with a run's own figures to see how much others took)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def proc_hwm_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return None
+
+
+class Servers:
+    """PostgreSQL 15 and Kafka from the test harness, in one work directory."""
+
+    def __init__(self, work):
+        self.work = work
+        env = dict(os.environ, HARNESS_OWNER_PID=str(os.getpid()))
+        log(f"starting PostgreSQL 15 and Kafka in {work}")
+        self.pg_dir = os.path.join(work, "pg")
+        self.kafka_dir = os.path.join(work, "kafka")
+        self.pg_port = subprocess.run(
+            [os.path.join(HARNESS, "pg-server.sh"), "start", self.pg_dir, PG_BINDIR],
+            env=env, check=True, capture_output=True, text=True).stdout.strip()
+        self.brokers = subprocess.run(
+            [os.path.join(HARNESS, "kafka-broker.sh"), "start", self.kafka_dir],
+            env=env, check=True, capture_output=True, text=True).stdout.strip()
+        with open(os.path.join(self.kafka_dir, "pid")) as f:
+            self.kafka_pid = int(f.read().strip())
+        log(f"postgres 127.0.0.1:{self.pg_port}, kafka {self.brokers}")
+
+    def dsn(self, user="postgres"):
+        return f"host=127.0.0.1 port={self.pg_port} dbname=postgres user={user}"
+
+    def psql(self, sql, env_extra=None):
+        env = dict(os.environ, **(env_extra or {}))
+        r = subprocess.run(
+            ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", self.pg_port,
+             "-U", "postgres", "-d", "postgres", "-c", sql],
+            capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed: {sql[:200]}\n{r.stderr}")
+        return r.stdout.strip()
+
+    def psql_file(self, path):
+        subprocess.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", self.pg_port,
+             "-U", "postgres", "-d", "postgres", "-f", path], check=True)
+
+    def kafka_admin(self, *args, check=True):
+        return subprocess.run([KAFKA_ADMIN, self.brokers, *args], check=check,
+                              capture_output=True, text=True)
+
+    def destroy(self):
+        for script, d in (("kafka-broker.sh", self.kafka_dir), ("pg-server.sh", self.pg_dir)):
+            subprocess.run([os.path.join(HARNESS, script), "destroy", d],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class Workload:
+    def __init__(self, name, payload, per_txn, rows):
+        self.name = name
+        self.payload = payload
+        self.per_txn = per_txn if per_txn > 0 else rows
+        self.rows = rows
+        self.end_lsn = None
+        self.load_seconds = None
+
+
+class Result:
+    def __init__(self, contender, workload, rows):
+        self.contender = contender
+        self.workload = workload
+        self.rows = rows
+        self.seconds = None
+        self.cpu = None          # contender process, seconds
+        self.cpu_walsender = None
+        self.cpu_broker = None
+        self.rss_mb = None
+        self.kafka_seconds = None  # relay/peers: until every record was in the topic
+        self.error = None
+        self.ratio = None
+        self.cpu_machine = None  # every process on the machine over the run
+        self.load_before = None
+
+    @property
+    def rate(self):
+        return self.rows / self.seconds if self.seconds else None
+
+    def to_dict(self):
+        d = dict(self.__dict__)
+        d["rate"] = self.rate
+        return d
+
+
+def walsender_pid(servers, slot, alive, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        pid = servers.psql(
+            f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        if pid:
+            return int(pid)
+        time.sleep(0.05)
+    return None
+
+
+def slot_reached(servers, slot, lsn):
+    return servers.psql(
+        f"SELECT confirmed_flush_lsn >= '{lsn}'::pg_lsn FROM pg_replication_slots "
+        f"WHERE slot_name = '{slot}'") == "t"
+
+
+def run_ceiling(servers, wl, slot, binary, timeout, result):
+    cmd = [os.path.join(PG_BINDIR, "pg_recvlogical"), "-d", servers.dsn(), "--slot", slot,
+           "--start", f"--endpos={wl.end_lsn}", "-F", "0", "-f", "/dev/null",
+           "-o", "proto_version=1", "-o", "publication_names=outbox_pub"]
+    if binary:
+        cmd += ["-o", "binary=true"]
+    broker0 = proc_cpu_seconds(servers.kafka_pid)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ws_pid = None
+    ws_cpu = None
+    status = rusage = None
+    while True:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            break
+        if time.monotonic() - t0 > timeout:
+            proc.kill()
+            _, status, rusage = os.wait4(proc.pid, 0)
+            result.error = "timeout"
+            break
+        if ws_pid is None:
+            ws_pid = servers.psql(
+                f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}'") or None
+        if ws_pid is not None:
+            ws_cpu = proc_cpu_seconds(int(ws_pid)) or ws_cpu
+        time.sleep(0.05)
+    t1 = time.monotonic()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace")
+    if proc.returncode != 0 and not result.error:
+        result.error = f"pg_recvlogical exited {proc.returncode}: {stderr.strip()[:300]}"
+    result.seconds = t1 - t0
+    result.cpu = rusage.ru_utime + rusage.ru_stime
+    result.rss_mb = rusage.ru_maxrss / 1024
+    result.cpu_walsender = ws_cpu
+    b1 = proc_cpu_seconds(servers.kafka_pid)
+    result.cpu_broker = b1 - broker0 if b1 is not None and broker0 is not None else None
+
+
+# Experiments with the relay's configuration and environment only (no code
+# change): contenders "outbox-relay+<variant>", selected with --contenders.
+# "kafka" adds kafka.properties, "limits" replaces limits, "env" is added to
+# the relay's environment.
+RELAY_VARIANTS = {
+    # The payloads are incompressible; lz4 (the relay's default) costs the
+    # relay and the broker CPU for nothing here.
+    "nolz4": {"kafka": {"compression.type": "none"}},
+    # glibc malloc's slow path is the relay's top hot spot (bench/profile.sh).
+    "jemalloc": {"env": {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}},
+    # A smaller in-flight window bounds the memory held by librdkafka.
+    "inflight20k": {"limits": {"max_inflight_messages": 20000}},
+    "jemalloc-nolz4-inflight20k": {
+        "kafka": {"compression.type": "none"},
+        "env": {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"},
+        "limits": {"max_inflight_messages": 20000}},
+}
+
+
+def relay_variant(contender):
+    name = contender.split("#")[0]
+    if "+" not in name:
+        return {}
+    variant = name.split("+", 1)[1]
+    if variant not in RELAY_VARIANTS:
+        raise RuntimeError(f"unknown relay variant {variant!r}: {', '.join(RELAY_VARIANTS)}")
+    preload = RELAY_VARIANTS[variant].get("env", {}).get("LD_PRELOAD")
+    # The dynamic loader only warns about a missing preload and runs the
+    # relay as it is: the variant would silently measure the default.
+    if preload and not os.path.exists(preload):
+        raise RuntimeError(f"{preload} is missing (apt-get install libjemalloc2)")
+    return RELAY_VARIANTS[variant]
+
+
+def relay_config(servers, slot, topic_prefix, path, variant=None):
+    variant = variant or {}
+    kafka_props = "".join(f"\n    {k}: \"{v}\"" for k, v in variant.get("kafka", {}).items())
+    limits = "".join(f"\n  {k}: {v}" for k, v in variant.get("limits", {}).items())
+    with open(path, "w") as f:
+        f.write(f"""postgres:
+  dsn: "{servers.dsn('outbox_relay')}"
+  slot: {slot}
+  publication: outbox_pub
+  create_slot: false
+  create_publication: false
+  # The slot position is part of the drain condition: confirm it often
+  # enough that the 1 s default does not add up to a second per run.
+  status_interval: 100ms
+kafka:
+  brokers: "{servers.brokers}"
+  create_topics: true
+  properties:{kafka_props or " {}"}
+outbox:
+  table: public.outbox
+  topic_template: "{topic_prefix}.${{topic}}"
+http:
+  listen: "127.0.0.1:0"
+log:
+  level: info
+""")
+        if limits:
+            f.write("limits:" + limits + "\n")
+
+
+def wait_drained(servers, wl, slot, topic, proc, timeout, result, t0):
+    """Waits until `topic` holds wl.rows records and `slot` has confirmed the
+    backlog end (when slot is given). Returns True on success."""
+    counter = subprocess.Popen(
+        [KAFKA_ADMIN, servers.brokers, "count", topic, "--until", str(wl.rows), "--timeout",
+         str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while counter.poll() is None:
+        if proc.poll() is not None:
+            counter.kill()
+            counter.wait()
+            result.error = f"contender exited {proc.returncode} before draining"
+            return False
+        time.sleep(0.02)
+    out, err = counter.communicate()
+    if counter.returncode != 0:
+        result.error = f"count of {topic}: exit {counter.returncode} ({out.strip()} {err.strip()})"
+        return False
+    result.kafka_seconds = time.monotonic() - t0
+    if slot is None:
+        return True
+    while not slot_reached(servers, slot, wl.end_lsn):
+        if proc.poll() is not None:
+            result.error = f"contender exited {proc.returncode} before confirming the slot"
+            return False
+        if time.monotonic() - t0 > timeout:
+            result.error = "timeout waiting for confirmed_flush_lsn"
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def stop_process(proc, timeout=60):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_perf(pid, out):
+    """Samples the running relay with call graphs (DWARF unwinding: the
+    RelWithDebInfo build keeps no frame pointers)."""
+    return subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
+                             "-p", str(pid), "-o", out], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def run_relay(servers, wl, slot, timeout, result, work):
+    run_id = slug(f"{result.contender}_{wl.name}").replace("_", "-")
+    topic = f"{run_id}.{TOPIC}"
+    servers.kafka_admin("create-topic", topic, str(PARTITIONS))
+    cfg = os.path.join(work, f"{run_id}.yaml")
+    variant = relay_variant(result.contender)
+    relay_config(servers, slot, run_id, cfg, variant)
+    logf = open(os.path.join(work, f"{run_id}.log"), "w")
+    broker0 = proc_cpu_seconds(servers.kafka_pid)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([RELAY, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, **variant.get("env", {})))
+    perf = start_perf(proc.pid, f"{PERF_OUT}.{run_id}") if PERF_OUT else None
+    try:
+        ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None)
+        if wait_drained(servers, wl, slot, topic, proc, timeout, result, t0):
+            result.seconds = time.monotonic() - t0
+        result.cpu = proc_cpu_seconds(proc.pid)
+        result.rss_mb = proc_hwm_mb(proc.pid)
+        result.cpu_walsender = proc_cpu_seconds(ws_pid) if ws_pid else None
+        b1 = proc_cpu_seconds(servers.kafka_pid)
+        result.cpu_broker = b1 - broker0 if b1 is not None and broker0 is not None else None
+    finally:
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(120)
+        stop_process(proc)
+        logf.close()
+    if proc.returncode not in (0, None) and not result.error:
+        result.error = f"relay exited {proc.returncode} at SIGTERM"
+    servers.kafka_admin("delete-topic", topic, check=False)
+
+
+def warm_up(servers):
+    """A fresh broker answers the first idempotent producer with "coordinator
+    load in progress" until its transaction-state partition is loaded; let
+    that happen before anything is timed."""
+    servers.kafka_admin("create-topic", "bench.warmup", "1")
+    deadline = time.monotonic() + 60
+    while True:
+        r = subprocess.run(["kcat", "-P", "-b", servers.brokers, "-t", "bench.warmup",
+                            "-X", "enable.idempotence=true", "-X", "message.timeout.ms=5000"],
+                           input=b"warm-up\n", capture_output=True)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+
+
+def load_backlog(servers, wl, slots):
+    servers.psql("TRUNCATE public.outbox")
+    for s in slots:
+        servers.psql(f"SELECT pg_create_logical_replication_slot('{s}', 'pgoutput')")
+    log(f"{wl.name}: loading {wl.rows} rows ({wl.payload} B payloads, {wl.per_txn} per txn)")
+    t0 = time.monotonic()
+    # The load's own commits need not wait for the WAL flush; the contenders
+    # only start after the CHECKPOINT below has flushed everything.
+    servers.psql(f"CALL bench_load({wl.rows}, {wl.per_txn}, {wl.payload}, '{TOPIC}')",
+                 env_extra={"PGOPTIONS": "-c synchronous_commit=off"})
+    wl.end_lsn = servers.psql("SELECT pg_current_wal_insert_lsn()")
+    servers.psql("CHECKPOINT")
+    wl.load_seconds = time.monotonic() - t0
+    wal = servers.psql(f"SELECT pg_size_pretty(pg_current_wal_insert_lsn() - "
+                       f"(SELECT min(restart_lsn) FROM pg_replication_slots))")
+    log(f"{wl.name}: loaded in {wl.load_seconds:.1f} s, end lsn {wl.end_lsn}, backlog WAL {wal}")
+
+
+def drop_slots(servers, slots):
+    for s in slots:
+        servers.psql(f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                     f"WHERE slot_name = '{s}' AND NOT active")
+
+
+def run_workload(servers, wl, contenders, timeout, work, peers, peer_workloads):
+    if wl.name not in peer_workloads:
+        contenders = [c for c in contenders if c not in PEER_CONTENDERS]
+    # Repetitions of the cheap contenders, each on its own slot over the same
+    # backlog, interleaved so that a burst of load from elsewhere on the
+    # machine does not hit every run of one contender.
+    base = [c for c in contenders if c.split("+")[0] in BASE_CONTENDERS]
+    contenders = [f"{c}#{i + 1}" if i else c for i in range(REPEAT) for c in base] + \
+        [c for c in contenders if c not in base]
+    slots = {c: f"bench_{slug(c)}" for c in contenders
+             if c.split("#")[0].split("+")[0] in SLOT_CONTENDERS}
+    load_backlog(servers, wl, slots.values())
+    results = []
+    for c in contenders:
+        r = Result(c, wl.name, wl.rows)
+        log(f"{wl.name}: running {c}")
+        r.load_before = float(open("/proc/loadavg").read().split()[0])
+        busy0 = machine_busy_seconds()
+        try:
+            kind = c.split("#")[0]
+            if kind == "ceiling-text":
+                run_ceiling(servers, wl, slots[c], False, timeout, r)
+            elif kind == "ceiling-binary":
+                run_ceiling(servers, wl, slots[c], True, timeout, r)
+            elif kind.startswith("outbox-relay"):
+                run_relay(servers, wl, slots[c], timeout, r, work)
+            else:
+                peers.run(c, servers, wl, slots.get(c), timeout, r, work)
+        except Exception as e:  # one contender's failure must not hide the others' figures
+            r.error = f"{type(e).__name__}: {e}"
+        r.cpu_machine = machine_busy_seconds() - busy0
+        if r.error:
+            log(f"{wl.name}: {c} FAILED: {r.error}")
+        else:
+            log(f"{wl.name}: {c} {r.seconds:.2f} s, {r.rate:,.0f} rows/s, cpu {r.cpu:.2f} s, "
+                f"rss {r.rss_mb:.1f} MB")
+        results.append(r)
+        if c in slots:
+            drop_slots(servers, [slots[c]])
+    ceilings = [r.rate for r in results if r.contender.startswith("ceiling") and r.rate
+                and not r.error]
+    best = max(ceilings) if ceilings else None
+    for r in results:
+        if best and r.rate and not r.error:
+            r.ratio = r.rate / best
+    drop_slots(servers, slots.values())
+    servers.psql("TRUNCATE public.outbox")
+    servers.psql("CHECKPOINT")
+    return results
+
+
+def fmt(v, spec, missing="-"):
+    return missing if v is None else format(v, spec)
+
+
+def per_m(r, v):
+    return v / r.rows * 1e6 if v is not None and r.rows else None
+
+
+def table(results):
+    head = ["contender", "workload", "rows", "seconds", "rows/s", "ratio to ceiling",
+            "CPU s per M rows", "all CPU s per M rows", "peak RSS MB"]
+    rows = []
+    for r in results:
+        if r.error:
+            rows.append([r.contender, r.workload, f"{r.rows:,}", "FAILED", r.error[:60], "", "",
+                         "", ""])
+            continue
+        parts = [r.cpu, r.cpu_walsender, r.cpu_broker]
+        total = sum(p for p in parts if p is not None)
+        rows.append([r.contender, r.workload, f"{r.rows:,}", fmt(r.seconds, ".2f"),
+                     fmt(r.rate, ",.0f"), fmt(r.ratio, ".2f" if r.ratio is None or r.ratio >= 0.1 else ".4f"),
+                     fmt(per_m(r, r.cpu), ".2f"),
+                     fmt(per_m(r, total), ".2f"), fmt(r.rss_mb, ".1f")])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+    return "\n".join(lines)
+
+
+def detail_table(results, workloads):
+    head = ("| contender | workload | records in Kafka at (s) | drained at (s) | contender CPU s "
+            "| walsender CPU s | broker CPU s | whole machine CPU s | load avg before |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.contender} | {r.workload} | {fmt(r.kafka_seconds, '.2f')} | "
+                     f"{fmt(r.seconds, '.2f')} | {fmt(r.cpu, '.2f')} | "
+                     f"{fmt(r.cpu_walsender, '.2f')} | {fmt(r.cpu_broker, '.2f')} | "
+                     f"{fmt(r.cpu_machine, '.2f')} | {fmt(r.load_before, '.2f')} |")
+    lines += ["", "| workload | rows | rows per txn | payload B | load s | backlog end LSN |",
+              "|---|---|---|---|---|---|"]
+    for wl in workloads:
+        lines.append(f"| {wl.name} | {wl.rows:,} | {wl.per_txn:,} | {wl.payload} | "
+                     f"{fmt(wl.load_seconds, '.1f')} | {wl.end_lsn} |")
+    return "\n".join(lines)
+
+
+def cmd_out(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, shell=isinstance(cmd, str))
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def machine(peers):
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    libs = os.environ.get("OUTBOX_KAFKA_LIBS", os.path.join(
+        os.environ.get("OUTBOX_CACHE", os.path.expanduser("~/.cache/outbox-relay")),
+        "kafka-3.9.1", "libs"))
+    kafka_jar = next((j for j in sorted(os.listdir(libs)) if j.startswith("kafka_2.13-")),
+                     "unknown") if os.path.isdir(libs) else "unknown"
+    info = [
+        ("nproc", str(os.cpu_count())),
+        ("CPU", cpu),
+        ("memory", f"{mem_kb / 1024 / 1024:.1f} GiB"),
+        ("kernel", platform.release()),
+        ("OS", cmd_out(". /etc/os-release && echo $PRETTY_NAME")),
+        ("load average at start", " ".join(open("/proc/loadavg").read().split()[:3])),
+        ("PostgreSQL", cmd_out([os.path.join(PG_BINDIR, "postgres"), "--version"])),
+        ("Kafka", kafka_jar.replace(".jar", "") + " (single KRaft node, tests/harness)"),
+        ("Java", cmd_out(["java", "-version"])),
+        ("librdkafka", cmd_out(["pkg-config", "--modversion", "rdkafka"])),
+        ("outbox-relay", cmd_out(["git", "-C", ROOT, "describe", "--always", "--dirty"]) +
+         " (RelWithDebInfo)"),
+    ]
+    return info + peers.versions()
+
+
+def write_results(path, results, workloads, info, args, started):
+    with open(path, "w") as f:
+        f.write("# Benchmark results\n\n")
+        f.write(f"Written by `bench/run.sh {' '.join(args)}` on {started} "
+                "(see README.md, \"Benchmarks\", for what each figure means).\n\n")
+        f.write("## Machine\n\n")
+        for k, v in info:
+            f.write(f"- {k}: {v}\n")
+        f.write("\n## Drain rate\n\n")
+        f.write("Ratio: rows/s over the faster pg_recvlogical run (text or binary) on the same "
+                "backlog in the same run. CPU: the contender's own processes; \"all CPU\" adds "
+                "the walsender that served it and the Kafka broker over the same interval. "
+                "Peak RSS: the contender's VmHWM (pg_recvlogical: ru_maxrss).\n\n")
+        f.write(table(results) + "\n\n")
+        f.write("## Details\n\n")
+        f.write(detail_table(results, workloads) + "\n")
+
+
+class NoPeers:
+    def versions(self):
+        return []
+
+    def run(self, name, *args):
+        raise RuntimeError(f"unknown contender {name}")
+
+
+SLOT_CONTENDERS = {"ceiling-text", "ceiling-binary", "outbox-relay", "debezium-default",
+                   "debezium-tuned"}
+BASE_CONTENDERS = ["ceiling-text", "ceiling-binary", "outbox-relay"]
+PEER_CONTENDERS = ["gox-default", "gox-tuned", "debezium-default", "debezium-tuned"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="small backlog, one workload, no peers (CI smoke run)")
+    ap.add_argument("--workloads", help="comma-separated subset of: " +
+                    ", ".join(w[0] for w in WORKLOADS))
+    ap.add_argument("--contenders", help="comma-separated subset of: " +
+                    ", ".join(BASE_CONTENDERS + PEER_CONTENDERS))
+    ap.add_argument("--rows", type=int, help="override every workload's row count")
+    ap.add_argument("--no-peers", action="store_true", help="ceiling and outbox-relay only")
+    ap.add_argument("--peer-workloads", default="256B x100",
+                    help="workloads the peers run on (default: %(default)s; 'all' for every one)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each of pg_recvlogical and outbox-relay per workload "
+                         "(peers run once)")
+    ap.add_argument("--timeout", type=float, default=900, help="per contender run, seconds")
+    ap.add_argument("--out", help="results file (default bench/RESULTS.md; --quick: none)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--perf", metavar="PREFIX",
+                    help="record the relay with perf into PREFIX.<run> (distorts its figures)")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    args = ap.parse_args()
+
+    global RELAY, KAFKA_ADMIN, PERF_OUT, REPEAT
+    PERF_OUT = args.perf
+    REPEAT = max(1, args.repeat)
+    RELAY = os.path.join(args.build_dir, "src", "app", "outbox-relay")
+    KAFKA_ADMIN = os.path.join(args.build_dir, "tests", "harness", "kafka-admin")
+
+    wls = []
+    for name, payload, per_txn, rows, quick_rows in WORKLOADS:
+        if args.quick and quick_rows is None:
+            continue
+        n = args.rows or (quick_rows if args.quick else rows)
+        wls.append(Workload(name, payload, per_txn, n))
+    if args.workloads:
+        wanted = [w.strip() for w in args.workloads.split(",")]
+        unknown = set(wanted) - {w.name for w in wls}
+        if unknown:
+            ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+        wls = [w for w in wls if w.name in wanted]
+
+    contenders = list(BASE_CONTENDERS)
+    if not args.quick and not args.no_peers:
+        contenders += PEER_CONTENDERS
+    if args.contenders:
+        contenders = [c.strip() for c in args.contenders.split(",")]
+    peers = NoPeers()
+    if any(c in PEER_CONTENDERS for c in contenders):
+        sys.path.insert(0, os.path.join(ROOT, "bench"))
+        # peer_runners imports this module as `bench`: the same one, with the
+        # paths set above, not a second copy.
+        sys.modules["bench"] = sys.modules[__name__]
+        import peer_runners  # noqa: E402  (only needed with peers)
+        peers = peer_runners.Peers(ROOT, log)
+        contenders = peers.prepare(contenders)
+
+    out = args.out or (None if args.quick else os.path.join(ROOT, "bench", "RESULTS.md"))
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    info = machine(peers)
+    work = tempfile.mkdtemp(prefix="outbox-bench.")
+    os.chmod(work, 0o755)  # the PostgreSQL server runs as another user
+    servers = None
+    results = []
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        servers = Servers(work)
+        for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
+            if re.match(r"0[12]-.*\.sql$", f):
+                servers.psql_file(os.path.join(ROOT, "sql", f))
+        servers.psql_file(os.path.join(ROOT, "bench", "load.sql"))
+        servers.kafka_admin("create-topic", "outbox.dead-letter", "1")
+        warm_up(servers)
+        for wl in wls:
+            peer_wls = ({w.name for w in wls} if args.peer_workloads == "all" else
+                        {w.strip() for w in args.peer_workloads.split(",")})
+            results += run_workload(servers, wl, contenders, args.timeout, work, peers, peer_wls)
+            print(table(results), file=sys.stderr, flush=True)
+    finally:
+        if servers:
+            servers.destroy()
+        peers.cleanup() if hasattr(peers, "cleanup") else None
+        if args.keep:
+            log(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(table(results))
+    with open(os.path.join(ROOT, "build", "bench-results.json") if os.path.isdir(
+            os.path.join(ROOT, "build")) else os.devnull, "w") as f:
+        json.dump({"machine": info, "results": [r.to_dict() for r in results],
+                   "workloads": [w.__dict__ for w in wls]}, f, indent=1)
+    if out:
+        write_results(out, results, wls, info, sys.argv[1:], started)
+        log(f"wrote {out}")
+    failed = [r for r in results if r.error]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

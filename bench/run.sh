@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The benchmark in one command: builds the relay, starts a throwaway
+# PostgreSQL 15 and Kafka (tests/harness), preloads deterministic backlogs and
+# drains each with pg_recvlogical (the decoding ceiling), outbox-relay and the
+# peers, one at a time; prints one table and writes bench/RESULTS.md.
+#
+#   usage: bench/run.sh [--quick] [--no-peers] [--workloads LIST] [--contenders LIST]
+#                       [--rows N] [--timeout S] [--out FILE] [--keep]
+#
+# --quick: a 20,000-row backlog, ceiling and relay only, no results file (CI).
+# Environment: SKIP_INSTALL=1 (dependencies already installed), OUTBOX_BUILD_DIR
+# (default build/), OUTBOX_CACHE (where peers are fetched and built, default
+# ~/.cache/outbox-relay). Run it alone: it measures CPU time and rates on a
+# machine it assumes is otherwise idle.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${OUTBOX_BUILD_DIR:-$ROOT/build}"
+
+for arg in "$@"; do
+  if [[ $arg == -h || $arg == --help ]]; then
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 0
+  fi
+done
+
+if [[ ${SKIP_INSTALL:-0} != 1 ]]; then
+  "$ROOT/scripts/install-deps.sh" >/dev/null
+fi
+generator=()
+[[ -f "$BUILD/CMakeCache.txt" ]] || generator=(-G Ninja)
+cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j "${OUTBOX_JOBS:-2}" --target outbox-relay kafka-admin >/dev/null
+
+exec python3 "$ROOT/bench/bench.py" --build-dir "$BUILD" "$@"
