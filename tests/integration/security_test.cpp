@@ -78,14 +78,12 @@ Pki make_pki() {
 
 class SecurityTest : public RelayTest {
  protected:
-  static void SetUpTestSuite() { pki_ = new Pki(make_pki()); }
+  static void SetUpTestSuite() { pki_ = std::make_unique<Pki>(make_pki()); }
+  // The broker reads its keystore from the PKI directory: servers go first.
   static void TearDownTestSuite() {
-    delete tls_pg_;
-    tls_pg_ = nullptr;
-    delete sasl_kafka_;
-    sasl_kafka_ = nullptr;
-    delete pki_;
-    pki_ = nullptr;
+    tls_pg_.reset();
+    sasl_kafka_.reset();
+    pki_.reset();
   }
 
   // A second PostgreSQL whose pg_hba lets the relay's role in only over TLS
@@ -97,7 +95,9 @@ class SecurityTest : public RelayTest {
       o.ssl_key_file = pki_->server_key;
       o.extra_hba = {std::string("hostnossl all ") + kRelayRole + " 127.0.0.1/32 reject",
                      std::string("hostssl all ") + kRelayRole + " 127.0.0.1/32 scram-sha-256"};
-      tls_pg_ = harness::PostgresServer::start(o).release();
+      tls_pg_ = harness::PostgresServer::start(o);
+      std::fprintf(stderr, "harness: PostgreSQL %d with TLS on 127.0.0.1:%d\n",
+                   tls_pg_->major_version(), tls_pg_->port());
     }
     return *tls_pg_;
   }
@@ -118,7 +118,7 @@ class SecurityTest : public RelayTest {
           "listener.name.secure.ssl.keystore.type=PEM",
           "listener.name.secure.ssl.keystore.location=" + pki_->server_pem,
       };
-      sasl_kafka_ = harness::KafkaBroker::start(o).release();
+      sasl_kafka_ = harness::KafkaBroker::start(o);
     }
     return *sasl_kafka_;
   }
@@ -256,14 +256,10 @@ class SecurityTest : public RelayTest {
     return ids;
   }
 
-  static Pki* pki_;
-  static harness::PostgresServer* tls_pg_;
-  static harness::KafkaBroker* sasl_kafka_;
+  static inline std::unique_ptr<Pki> pki_;
+  static inline std::unique_ptr<harness::PostgresServer> tls_pg_;
+  static inline std::unique_ptr<harness::KafkaBroker> sasl_kafka_;
 };
-
-Pki* SecurityTest::pki_ = nullptr;
-harness::PostgresServer* SecurityTest::tls_pg_ = nullptr;
-harness::KafkaBroker* SecurityTest::sasl_kafka_ = nullptr;
 
 void set_role_password(harness::PostgresServer& server, const std::string& password) {
   server.exec("ALTER ROLE " + std::string(kRelayRole) + " PASSWORD " +
