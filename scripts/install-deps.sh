@@ -26,6 +26,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libcpp-httplib-dev libcli11-dev libsystemd-dev
   postgresql-15 postgresql-client-15
   default-jre-headless maven
+  openssl # the security tests make their certificates with it
   clang-14 libclang-rt-14-dev clang-format-14
   kafkacat # provides kcat
   prometheus # for promtool, which checks the alerting rules

@@ -22,6 +22,7 @@
 #include "relay/pipeline.h"
 #include "relay/supervisor.h"
 #include "wal/replication_slot_stats.h"
+#include "wal/replication_stream.h"
 
 namespace {
 
@@ -56,6 +57,13 @@ std::variant<config::Config, int> load_config(const std::string& path) {
     for (const auto& d : failure->diagnostics) std::cerr << d.format() << '\n';
     std::cerr << path << ": " << failure->diagnostics.size() << " error"
               << (failure->diagnostics.size() == 1 ? "" : "s") << '\n';
+    return kExitUsage;
+  }
+  // The loader knows no libpq; the syntax of the DSN is checked here, so that
+  // check-config catches it and run does not retry it forever.
+  auto& cfg = std::get<config::Config>(loaded);
+  if (auto r = wal::check_conninfo(cfg.postgres.dsn); !r) {
+    std::cerr << path << ": " << r.error().describe() << '\n' << path << ": 1 error\n";
     return kExitUsage;
   }
   return std::get<config::Config>(std::move(loaded));

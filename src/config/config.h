@@ -162,6 +162,11 @@ std::variant<Config, LoadFailure> load_string(const std::string& yaml, const std
 // string. Safe to log.
 std::string redact_dsn(std::string_view dsn);
 
+// A libpq error message about `dsn` with every quoted piece of the DSN that
+// redact_dsn would hide replaced by "****"; libpq quotes the offending token,
+// or the whole URI, when it cannot parse a connection string.
+std::string redact_libpq_message(std::string_view message, std::string_view dsn);
+
 // Whether a librdkafka property holds a secret and must not be shown: its
 // name contains "password", "secret" or "sasl.oauthbearer", or it is an
 // inline private key (ssl.key.pem).

@@ -171,6 +171,39 @@ std::string redact_dsn(std::string_view dsn) {
   return redact_conninfo(dsn);
 }
 
+// libpq's messages about a connection string quote pieces of it ("invalid
+// percent-encoded token: "%s"", or the whole URI when a bracket is missing),
+// and those pieces may be passwords. A quoted piece is kept only when the
+// redacted DSN contains it too. Each opening quote is paired with the
+// farthest closing quote that still yields a piece of the DSN, so that a
+// password holding a '"' is hidden whole rather than cut at its quote.
+std::string redact_libpq_message(std::string_view message, std::string_view dsn) {
+  const std::string redacted = redact_dsn(dsn);
+  std::string out;
+  size_t i = 0;
+  while (i < message.size()) {
+    if (message[i] != '"') {
+      out += message[i++];
+      continue;
+    }
+    size_t close = std::string_view::npos;
+    for (size_t j = message.find('"', i + 1); j != std::string_view::npos;
+         j = message.find('"', j + 1)) {
+      if (dsn.find(message.substr(i + 1, j - i - 1)) != std::string_view::npos) close = j;
+    }
+    if (close == std::string_view::npos) {
+      out += message[i++];
+      continue;
+    }
+    const std::string_view piece = message.substr(i + 1, close - i - 1);
+    out += '"';
+    out.append(redacted.find(piece) != std::string::npos ? piece : kMask);
+    out += '"';
+    i = close + 1;
+  }
+  return out;
+}
+
 bool is_secret_property(std::string_view key) {
   std::string lower(key);
   std::transform(lower.begin(), lower.end(), lower.begin(),

@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "config/config.h"
 #include "wal/replication_stream.h"
 
 namespace wal {
@@ -44,7 +45,7 @@ common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string
     c->pg = PQconnectdbParams(keywords, values, 1);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
       return common::Error{make_error_code(replication_errc::connect_failed),
-                           trimmed_error(c->pg)};
+                           config::redact_libpq_message(trimmed_error(c->pg), dsn_)};
     }
     conn_ = std::move(c);
   }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "wal/copy_protocol.h"
 
 namespace wal {
@@ -29,6 +30,7 @@ struct ReplicationCategory : std::error_category {
       case replication_errc::copy_failed: return "replication stream failed";
       case replication_errc::copy_ended: return "server ended the replication stream";
       case replication_errc::send_failed: return "sending to the server failed";
+      case replication_errc::dsn_invalid: return "invalid connection string";
     }
     return "unknown replication error";
   }
@@ -137,6 +139,20 @@ std::string quote_literal(std::string_view text) {
   return out + "'";
 }
 
+common::Result<void> check_conninfo(const std::string& dsn) {
+  char* errmsg = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &errmsg);
+  if (parsed) {
+    PQconninfoFree(parsed);
+    return {};
+  }
+  std::string msg = errmsg ? trim(errmsg) : "out of memory";
+  PQfreemem(errmsg);
+  return error(replication_errc::dsn_invalid,
+               "postgres.dsn: not a valid libpq connection string: " +
+                   config::redact_libpq_message(msg, dsn));
+}
+
 PgTimestamp pg_now() {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   return PgTimestamp::from_unix_micros(
@@ -171,7 +187,7 @@ common::Result<std::unique_ptr<ReplicationStream>> ReplicationStream::connect(
   s->conn_->pg = PQconnectdbParams(keywords, values, 1);
   if (!s->conn_->pg || PQstatus(s->conn_->pg) != CONNECTION_OK) {
     std::string msg = s->conn_->pg ? trim(PQerrorMessage(s->conn_->pg)) : "out of memory";
-    return error(replication_errc::connect_failed, msg);
+    return error(replication_errc::connect_failed, config::redact_libpq_message(msg, o.dsn));
   }
   s->server_version_ = PQserverVersion(s->conn_->pg);
   if (auto r = s->check_server(); !r) return r.error();

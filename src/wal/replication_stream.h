@@ -25,6 +25,7 @@ enum class replication_errc {
   copy_failed,
   copy_ended,
   send_failed,
+  dsn_invalid,
 };
 
 const std::error_category& replication_category();
@@ -128,6 +129,11 @@ class ReplicationStream {
   std::string system_identifier_;
   bool streaming_ = false;
 };
+
+// Whether libpq can parse `dsn`, checked before the first connection: a
+// malformed DSN is a configuration error, not a reason to reconnect forever.
+// The error quotes no password (config::redact_libpq_message).
+common::Result<void> check_conninfo(const std::string& dsn);
 
 PgTimestamp pg_now();
 std::string quote_identifier(std::string_view ident);

@@ -11,13 +11,20 @@
 #   kafka-broker.sh destroy DIR      SIGKILL and remove DIR
 #
 # KAFKA_EXTRA_PROPS: lines appended to server.properties (later keys win).
+# KAFKA_SECURE_PROTOCOL: SSL, SASL_SSL or SASL_PLAINTEXT adds a listener named
+#   SECURE with that security protocol on a third port (DIR/secure.bootstrap);
+#   its TLS and SASL settings come from KAFKA_EXTRA_PROPS, per listener as
+#   listener.name.secure.*. Inter-broker and controller traffic stays PLAINTEXT.
+# KAFKA_FORMAT_ARGS: extra arguments of the storage format step, one per line
+#   (e.g. a line --add-scram, then a line SCRAM-SHA-512=[name=u,password=p]).
 # OUTBOX_KAFKA_LIBS: the jar directory, default
 #   ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}/kafka-3.9.1/libs.
 # HARNESS_OWNER_PID: destroy the broker once this process is gone, so a test
 # binary killed by a timeout leaves no JVM behind.
 #
 # Layout: DIR/server.properties, DIR/log4j.properties, DIR/server.log,
-# DIR/data (log.dirs), DIR/pid, DIR/port, DIR/controller.port, DIR/bootstrap.
+# DIR/data (log.dirs), DIR/pid, DIR/port, DIR/controller.port, DIR/bootstrap,
+# DIR/secure.port and DIR/secure.bootstrap with KAFKA_SECURE_PROTOCOL.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -84,16 +91,24 @@ log_tail() {
 }
 
 write_config() {
-  local port="$1" cport="$2"
+  local port="$1" cport="$2" sport="${3:-}"
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+  local advertised="PLAINTEXT://127.0.0.1:$port"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n $sport ]]; then
+    listeners+=",SECURE://127.0.0.1:$sport"
+    advertised+=",SECURE://127.0.0.1:$sport"
+    protocols+=",SECURE:$KAFKA_SECURE_PROTOCOL"
+  fi
   cat >"$DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$DIR/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -128,16 +143,24 @@ EOF
   echo "$port" >"$DIR/port"
   echo "$cport" >"$DIR/controller.port"
   echo "127.0.0.1:$port" >"$DIR/bootstrap"
+  if [[ -n $sport ]]; then
+    echo "$sport" >"$DIR/secure.port"
+    echo "127.0.0.1:$sport" >"$DIR/secure.bootstrap"
+  fi
 }
 
 format_storage() {
   rm -rf "$DIR/data"
   # A cluster id is 16 random bytes in URL-safe base64 without padding.
-  local cluster_id
+  local cluster_id extra=()
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  local line
+  while IFS= read -r line; do
+    if [[ -n $line ]]; then extra+=("$line"); fi
+  done <<<"${KAFKA_FORMAT_ARGS:-}"
   # shellcheck disable=SC2046
   java $(java_opts) -cp "$LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
-    -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 || {
+    -c "$DIR/server.properties" "${extra[@]}" >"$DIR/format.log" 2>&1 || {
     cat "$DIR/format.log" >&2
     die "formatting storage failed"
   }
@@ -208,12 +231,20 @@ cmd_start() {
 
   # Ports are free when picked but may be taken before the JVM binds them;
   # only a bind failure is worth other ports.
-  local attempt port cport
+  case "${KAFKA_SECURE_PROTOCOL:-}" in
+    "" | SSL | SASL_SSL | SASL_PLAINTEXT) ;;
+    *) die "KAFKA_SECURE_PROTOCOL must be SSL, SASL_SSL or SASL_PLAINTEXT" ;;
+  esac
+  local attempt port cport sport=""
   for attempt in $(seq 1 "$START_ATTEMPTS"); do
     port="$(free_port)"
     cport="$(free_port)"
     while [[ $cport == "$port" ]]; do cport="$(free_port)"; done
-    write_config "$port" "$cport"
+    if [[ -n ${KAFKA_SECURE_PROTOCOL:-} ]]; then
+      sport="$(free_port)"
+      while [[ $sport == "$port" || $sport == "$cport" ]]; do sport="$(free_port)"; done
+    fi
+    write_config "$port" "$cport" "$sport"
     format_storage
     rm -f "$DIR/server.log" "$DIR/stdout.log"
     launch

@@ -45,7 +45,7 @@ struct ConsumerDeleter {
   }
 };
 
-rd_kafka_conf_t* base_conf(const std::string& bootstrap) {
+rd_kafka_conf_t* base_conf(const ClientSettings& client) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   auto set = [&](const char* k, const std::string& v) {
@@ -54,13 +54,18 @@ rd_kafka_conf_t* base_conf(const std::string& bootstrap) {
       throw std::runtime_error(std::string("librdkafka config ") + k + ": " + err);
     }
   };
-  set("bootstrap.servers", bootstrap);
+  set("bootstrap.servers", client.bootstrap);
   // Tests stop and freeze the broker on purpose; its clients' reconnect
   // chatter would bury the output that matters.
   set("log_level", "2");
   set("log.connection.close", "false");
   set("client.id", "outbox-test-harness");
+  for (const auto& [k, v] : client.properties) set(k.c_str(), v);
   return conf;
+}
+
+rd_kafka_conf_t* base_conf(const std::string& bootstrap) {
+  return base_conf(ClientSettings{bootstrap, {}});
 }
 
 Owned<rd_kafka_t> new_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
@@ -148,12 +153,12 @@ struct ReadProgress {
 
 // Reads `topic` from the beginning of all its partitions until `done` says
 // so or `deadline` passes.
-std::vector<ConsumedRecord> read_topic(const std::string& bootstrap, const std::string& topic,
+std::vector<ConsumedRecord> read_topic(const ClientSettings& client, const std::string& topic,
                                        std::chrono::milliseconds deadline,
                                        const std::function<bool(const ReadProgress&)>& done) {
   const auto end = Clock::now() + deadline;
   static std::atomic<int> serial{0};
-  rd_kafka_conf_t* conf = base_conf(bootstrap);
+  rd_kafka_conf_t* conf = base_conf(client);
   char err[512];
   // assign() needs a group id, but no group is joined and nothing committed.
   const std::string group =
@@ -225,10 +230,21 @@ std::unique_ptr<KafkaBroker> KafkaBroker::start(Options options) {
   b->broker_dir_ = b->dir_->path() + "/kafka";
   std::string extra;
   for (const auto& line : options.extra_properties) extra += line + "\n";
-  b->bootstrap_ =
-      detail::run_script(kScript, {"start", b->broker_dir_}, {{"KAFKA_EXTRA_PROPS", extra}});
+  std::string format_args;
+  for (const auto& arg : options.format_args) format_args += arg + "\n";
+  b->bootstrap_ = detail::run_script(kScript, {"start", b->broker_dir_},
+                                     {{"KAFKA_EXTRA_PROPS", extra},
+                                      {"KAFKA_SECURE_PROTOCOL", options.secure_protocol},
+                                      {"KAFKA_FORMAT_ARGS", format_args}});
   if (b->bootstrap_.rfind("127.0.0.1:", 0) != 0) {
     throw std::runtime_error("kafka-broker.sh start printed no address: " + b->bootstrap_);
+  }
+  if (!options.secure_protocol.empty()) {
+    std::ifstream in(b->broker_dir_ + "/secure.bootstrap");
+    std::getline(in, b->secure_bootstrap_);
+    if (b->secure_bootstrap_.empty()) {
+      throw std::runtime_error("kafka-broker.sh wrote no secure.bootstrap in " + b->broker_dir_);
+    }
   }
   return b;
 }
@@ -322,7 +338,13 @@ std::optional<int> KafkaBroker::partition_count(const std::string& topic,
 
 std::vector<ConsumedRecord> KafkaBroker::consume(const std::string& topic, size_t min_count,
                                                  std::chrono::milliseconds deadline) {
-  return read_topic(bootstrap_, topic, deadline,
+  return consume(ClientSettings{bootstrap_, {}}, topic, min_count, deadline);
+}
+
+std::vector<ConsumedRecord> KafkaBroker::consume(const ClientSettings& client,
+                                                 const std::string& topic, size_t min_count,
+                                                 std::chrono::milliseconds deadline) {
+  return read_topic(client, topic, deadline,
                     [&](const ReadProgress& p) { return p.count >= min_count; });
 }
 
@@ -331,7 +353,7 @@ std::vector<ConsumedRecord> KafkaBroker::consume_all_until_quiet(
     std::chrono::milliseconds deadline) {
   // Quiet only counts once everything already in the log has been read, so
   // a slow first fetch never ends the read early.
-  return read_topic(bootstrap_, topic, deadline, [&](const ReadProgress& p) {
+  return read_topic(ClientSettings{bootstrap_, {}}, topic, deadline, [&](const ReadProgress& p) {
     return p.at_end && Clock::now() - p.last_activity >= quiet_period;
   });
 }

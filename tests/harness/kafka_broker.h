@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,14 @@ struct ConsumedRecord {
   int timestamp_type = 0;  // rd_kafka_timestamp_type_t: 1 create time, 2 log append time
 };
 
+// How a harness client reaches a broker: its bootstrap address and any
+// librdkafka properties on top of the harness's own (security.protocol,
+// sasl.*, ssl.* for a secured listener).
+struct ClientSettings {
+  std::string bootstrap;
+  std::map<std::string, std::string> properties;
+};
+
 // A throwaway single-node Kafka broker (KRaft) on free loopback ports
 // (tests/harness/kafka-broker.sh). Topics are never auto-created.
 class KafkaBroker {
@@ -31,6 +40,13 @@ class KafkaBroker {
   struct Options {
     // server.properties lines added after the harness's own settings.
     std::vector<std::string> extra_properties;
+    // SSL, SASL_SSL or SASL_PLAINTEXT: a second client listener named SECURE
+    // with that protocol (see secure_bootstrap()); its settings go into
+    // extra_properties as listener.name.secure.*. Empty: none.
+    std::string secure_protocol;
+    // Extra arguments of the storage format step, e.g. {"--add-scram",
+    // "SCRAM-SHA-512=[name=relay,password=...]"} to create SASL/SCRAM users.
+    std::vector<std::string> format_args;
   };
 
   // Throws std::runtime_error with the broker's log tail if it cannot start.
@@ -42,6 +58,8 @@ class KafkaBroker {
 
   // "127.0.0.1:<port>"; the same across stop/start_again and kill.
   const std::string& bootstrap() const { return bootstrap_; }
+  // "127.0.0.1:<port>" of the SECURE listener; empty without one.
+  const std::string& secure_bootstrap() const { return secure_bootstrap_; }
   const std::string& dir() const { return broker_dir_; }
   std::string server_log() const;
 
@@ -66,6 +84,9 @@ class KafkaBroker {
   // it read either way, in arrival order (offset order within a partition).
   std::vector<ConsumedRecord> consume(const std::string& topic, size_t min_count,
                                       std::chrono::milliseconds deadline);
+  // The same through `client`, e.g. the SECURE listener with credentials.
+  std::vector<ConsumedRecord> consume(const ClientSettings& client, const std::string& topic,
+                                      size_t min_count, std::chrono::milliseconds deadline);
 
   // Reads `topic` from the beginning until no record has arrived for
   // `quiet_period`, or `deadline` has passed.
@@ -84,6 +105,7 @@ class KafkaBroker {
   std::unique_ptr<TempDir> dir_;
   std::string broker_dir_;
   std::string bootstrap_;
+  std::string secure_bootstrap_;
 };
 
 // Creates a topic with replication factor 1 and waits until every

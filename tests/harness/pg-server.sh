@@ -9,6 +9,11 @@
 #
 # BINDIR defaults to $OUTBOX_PG_BINDIR, then /usr/lib/postgresql/15/bin.
 # PG_EXTRA_CONF: lines appended to postgresql.conf.
+# PG_EXTRA_HBA: pg_hba.conf lines placed before the harness's trust lines
+#   (the first matching line decides).
+# PG_SSL_CERT, PG_SSL_KEY: a server certificate and its key; copied into DIR,
+#   owned by the server user with mode 0600 (PostgreSQL refuses a key others
+#   can read), and served with ssl = on.
 # HARNESS_OWNER_PID: destroy the cluster once this process is gone, so a test
 # binary killed by a timeout leaves no server behind.
 #
@@ -127,14 +132,31 @@ EOF
   if [[ -n ${PG_EXTRA_CONF:-} ]]; then
     printf '%s\n' "# PG_EXTRA_CONF" "$PG_EXTRA_CONF" >>"$conf"
   fi
+  if [[ -n ${PG_SSL_CERT:-} || -n ${PG_SSL_KEY:-} ]]; then
+    install_ssl_files >>"$conf"
+  fi
   # Last, so that the port the harness picked wins over any in PG_EXTRA_CONF.
   echo "include 'port.conf'" >>"$conf"
-  cat >"$DIR/data/pg_hba.conf" <<EOF
+  : >"$DIR/data/pg_hba.conf"
+  if [[ -n ${PG_EXTRA_HBA:-} ]]; then
+    printf '%s\n' "# PG_EXTRA_HBA" "$PG_EXTRA_HBA" >>"$DIR/data/pg_hba.conf"
+  fi
+  cat >>"$DIR/data/pg_hba.conf" <<EOF
 local all all trust
 local replication all trust
 host all all 127.0.0.1/32 trust
 host replication all 127.0.0.1/32 trust
 EOF
+}
+
+# Prints the postgresql.conf lines that serve the copied certificate and key.
+install_ssl_files() {
+  [[ -r ${PG_SSL_CERT:-} && -r ${PG_SSL_KEY:-} ]] ||
+    die "PG_SSL_CERT and PG_SSL_KEY must both name readable files"
+  install -m 0644 "$PG_SSL_CERT" "$DIR/server.crt"
+  install -m 0600 "$PG_SSL_KEY" "$DIR/server.key"
+  if [[ -n $OWNER ]]; then chown "$OWNER" "$DIR/server.crt" "$DIR/server.key"; fi
+  printf '%s\n' "ssl = on" "ssl_cert_file = '$DIR/server.crt'" "ssl_key_file = '$DIR/server.key'"
 }
 
 set_port() {

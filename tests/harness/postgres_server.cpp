@@ -70,10 +70,14 @@ std::unique_ptr<PostgresServer> PostgresServer::start(Options options) {
   // cluster directory inside this root-owned one.
   ::chmod(s->dir_->path().c_str(), 0711);
   s->cluster_dir_ = s->dir_->path() + "/pg";
-  std::string extra;
+  std::string extra, hba;
   for (const auto& line : options.extra_conf) extra += line + "\n";
+  for (const auto& line : options.extra_hba) hba += line + "\n";
   const std::string out = detail::run_script(kScript, {"start", s->cluster_dir_, s->bin_dir_},
-                                             {{"PG_EXTRA_CONF", extra}});
+                                             {{"PG_EXTRA_CONF", extra},
+                                              {"PG_EXTRA_HBA", hba},
+                                              {"PG_SSL_CERT", options.ssl_cert_file},
+                                              {"PG_SSL_KEY", options.ssl_key_file}});
   try {
     s->port_ = std::stoi(out);
   } catch (const std::exception&) {

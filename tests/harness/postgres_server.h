@@ -26,6 +26,13 @@ class PostgresServer {
     std::string bin_dir;
     // postgresql.conf lines added after the harness's own settings.
     std::vector<std::string> extra_conf;
+    // pg_hba.conf lines placed before the harness's trust lines, so they
+    // decide for the connections they match.
+    std::vector<std::string> extra_hba;
+    // Both set: the server runs with ssl = on and this certificate and key
+    // (PEM files; copied, so the originals keep their owner and mode).
+    std::string ssl_cert_file;
+    std::string ssl_key_file;
   };
 
   // Throws std::runtime_error with the script's output if it cannot start.

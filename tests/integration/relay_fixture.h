@@ -51,16 +51,17 @@ class RelayTest : public ::testing::Test {
   }
 
   // A fresh database with the schema from sql/ applied.
-  OutboxDb make_outbox_db() {
+  OutboxDb make_outbox_db() { return make_outbox_db(pg()); }
+  OutboxDb make_outbox_db(harness::PostgresServer& server) {
     OutboxDb db;
     db.name = unique("db");
-    pg().create_database(db.name);
+    server.create_database(db.name);
     for (const char* f : {"/sql/01-outbox-table.sql", "/sql/02-relay-role.sql"}) {
       std::ifstream in(std::string(OUTBOX_SOURCE_DIR) + f);
       std::string sql((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      pg().exec(sql, db.name);
+      server.exec(sql, db.name);
     }
-    db.dsn = pg().dsn(db.name);
+    db.dsn = server.dsn(db.name);
     return db;
   }
 
@@ -109,11 +110,13 @@ class RelayTest : public ::testing::Test {
            extra;
   }
 
-  std::unique_ptr<harness::Process> start_relay(const std::string& config_path) {
+  // `env` adds to the test's environment (passwords for ${VAR} in the config).
+  std::unique_ptr<harness::Process> start_relay(const std::string& config_path,
+                                                std::map<std::string, std::string> env = {}) {
     dirs_.push_back(std::make_unique<harness::TempDir>());
     auto p = std::make_unique<harness::Process>(
-        std::vector<std::string>{relay_binary(), "run", "--config", config_path},
-        std::map<std::string, std::string>{}, dirs_.back()->path() + "/relay.log");
+        std::vector<std::string>{relay_binary(), "run", "--config", config_path}, std::move(env),
+        dirs_.back()->path() + "/relay.log");
     return p;
   }
 

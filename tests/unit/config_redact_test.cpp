@@ -129,4 +129,53 @@ TEST(ConfigDescribeRedaction, ErrorsNeverQuoteTheDsn) {
   }
 }
 
+// The messages below are libpq's own (libpq 15), for the DSNs beside them.
+using config::redact_libpq_message;
+
+TEST(ConfigRedactLibpqMessage, PercentEncodedPasswordTokenIsHidden) {
+  EXPECT_EQ(redact_libpq_message(R"(invalid percent-encoded token: "se%zzcret")",
+                                 "postgresql://relay:se%zzcret@db/app"),
+            R"(invalid percent-encoded token: "****")");
+}
+
+TEST(ConfigRedactLibpqMessage, WholeUriQuotedIsHidden) {
+  const std::string dsn = "postgresql://relay:hunter2@[::1/app";
+  const std::string out = redact_libpq_message(
+      "end of string reached when looking for matching \"]\" in IPv6 host address in URI: \"" +
+          dsn + "\"",
+      dsn);
+  EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
+  EXPECT_EQ(
+      out,
+      R"(end of string reached when looking for matching "]" in IPv6 host address in URI: "****")");
+}
+
+TEST(ConfigRedactLibpqMessage, HalfOfAnUnquotedPasswordWithASpaceIsHidden) {
+  EXPECT_EQ(redact_libpq_message(R"(missing "=" after "def" in connection info string)",
+                                 "host=db password=abc def"),
+            R"(missing "=" after "****" in connection info string)");
+}
+
+TEST(ConfigRedactLibpqMessage, PieceOfAPasswordWithASlashIsHidden) {
+  EXPECT_EQ(redact_libpq_message(R"(invalid port number: "pa")", "postgresql://u:pa/ss@db/app"),
+            R"(invalid port number: "****")");
+}
+
+TEST(ConfigRedactLibpqMessage, PasswordHoldingAQuoteIsHiddenWhole) {
+  const std::string out = redact_libpq_message(R"(invalid percent-encoded token: "a"b%zz")",
+                                               R"(postgresql://u:a"b%zz@db)");
+  EXPECT_EQ(out, R"(invalid percent-encoded token: "****")");
+}
+
+TEST(ConfigRedactLibpqMessage, QuotedPiecesWithoutSecretsAreKept) {
+  EXPECT_EQ(redact_libpq_message(R"(invalid sslmode value: "verfy-full")",
+                                 "host=db password=x sslmode=verfy-full"),
+            R"(invalid sslmode value: "verfy-full")");
+  EXPECT_EQ(
+      redact_libpq_message(
+          R"(connection to server at "db" (10.0.0.1), port 5432 failed: FATAL:  password authentication failed for user "relay")",
+          "host=db user=relay password=relay"),
+      R"(connection to server at "db" (10.0.0.1), port 5432 failed: FATAL:  password authentication failed for user "relay")");
+}
+
 }  // namespace
