@@ -8,7 +8,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libpq-dev librdkafka-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
-      libcpp-httplib-dev libcli11-dev libsystemd-dev \
+      libcpp-httplib-dev libcli11-dev libsystemd-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt README.md ./
@@ -25,7 +25,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libpq5 librdkafka1 libsimdjson14 libyaml-cpp0.7 libspdlog1.10-fmt9 \
-      libfmt9 libcpp-httplib0.11 libsystemd0 \
+      libfmt9 libcpp-httplib0.11 libsystemd0 libjemalloc2 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/usr/bin/outbox-relay /usr/bin/outbox-relay
 COPY --from=build /out/usr/share/outbox-relay /usr/share/outbox-relay

@@ -22,7 +22,7 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libpq-dev librdkafka-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libpq-dev libjemalloc-dev librdkafka-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libcpp-httplib-dev libcli11-dev libsystemd-dev
   postgresql-15 postgresql-client-15
   default-jre-headless maven
