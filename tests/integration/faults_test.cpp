@@ -2,6 +2,7 @@
 // walsender terminated. For each: no row lost, duplicates counted, and the
 // time until a row written right after the fault is confirmed.
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <cstdio>
 #include <functional>
@@ -97,8 +98,14 @@ class FaultsTest : public RelayTest {
   }
 };
 
+// OUTBOX_SOAK=1 (the soak label) runs the broker restarts over 500,000 rows.
+bool soak() {
+  const char* v = std::getenv("OUTBOX_SOAK");
+  return v && std::string(v) == "1";
+}
+
 TEST_F(FaultsTest, BrokerRestartedFiveTimesDuringTheLoad) {
-  auto out = run("kafka restart", 200000, 5, [&](const Scene&) {
+  auto out = run("kafka restart", soak() ? 500000 : 200000, 5, [&](const Scene&) {
     kafka().stop();
     kafka().start_again();
   });
