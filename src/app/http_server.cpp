@@ -107,6 +107,12 @@ std::string HttpServer::render_ownership_metrics() const {
     << "# TYPE outbox_relay_group_member gauge\n"
     << "outbox_relay_group_member " << (!ownership_.joined || ownership_.joined() ? 1 : 0)
     << '\n';
+  if (ownership_.rebalances) {
+    o << "# HELP outbox_relay_rebalances_total Rebalance callbacks served: slots assigned, "
+         "revoked or lost.\n"
+      << "# TYPE outbox_relay_rebalances_total counter\n"
+      << "outbox_relay_rebalances_total " << ownership_.rebalances() << '\n';
+  }
   o << "# HELP outbox_relay_slot_leader 1 while this instance streams the slot, 0 on standby.\n"
     << "# TYPE outbox_relay_slot_leader gauge\n";
   for (const auto& s : ownership_.slots()) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -37,6 +38,7 @@ class HttpServer {
   };
   struct Ownership {
     std::function<bool()> joined;
+    std::function<uint64_t()> rebalances;
     std::function<std::vector<SlotOwnership>()> slots;
   };
   void set_ownership(Ownership ownership) { ownership_ = std::move(ownership); }

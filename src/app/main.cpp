@@ -127,6 +127,7 @@ app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
                                         const kafka::GroupMember& member) {
   app::HttpServer::Ownership o;
   o.joined = [&member] { return member.joined(); };
+  o.rebalances = [&member] { return member.rebalances(); };
   o.slots = [&supervisor] {
     std::vector<app::HttpServer::SlotOwnership> out;
     for (const auto& v : supervisor.view()) {

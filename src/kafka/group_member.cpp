@@ -300,6 +300,7 @@ void GroupMember::rebalance(int err, void* partitions_ptr) {
     if (id < options_.slots) slots.push_back(id);
   }
   joined_ = true;
+  ++rebalances_;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     rd_kafka_error_t* e = nullptr;
     if (cooperative) {

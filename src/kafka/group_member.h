@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -76,6 +77,8 @@ class GroupMember {
 
   const std::vector<int>& assigned() const { return assigned_; }
   bool joined() const { return joined_.load(); }
+  // Rebalance callbacks served: assignments, revocations and losses.
+  uint64_t rebalances() const { return rebalances_.load(); }
   std::chrono::milliseconds lease_validity() const {
     return lease_validity_for(options_.session_timeout);
   }
@@ -96,6 +99,7 @@ class GroupMember {
   GroupListener& listener_;
   std::vector<int> assigned_;
   std::atomic<bool> joined_{false};
+  std::atomic<uint64_t> rebalances_{0};
   bool closed_ = false;
   bool commit_in_flight_ = false;
   relay::Lease::Nanos commit_sent_at_{0};

@@ -139,6 +139,12 @@ TEST_F(GroupScenario, OneSlotStandbyTakesOverOnLeaderDeathAndReadyzShowsTheLeade
   const auto took = std::chrono::steady_clock::now() - killed_at;
   EXPECT_LE(took, kSession + 5s);
   EXPECT_TRUE(wait_held_by(slots[0], *b.process, 5s));
+  const std::string metrics = http_get(b.http_port, "/metrics").value_or("");
+  const std::string counter = "\noutbox_relay_rebalances_total ";
+  const size_t at = metrics.find(counter);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  // Joined as a standby, then assigned the slot: two rebalances at least.
+  EXPECT_GE(std::stoll(metrics.substr(at + counter.size())), 2) << metrics;
   std::printf(
       "standby took over %lld ms after kill -9 of the leader\n",
       static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
