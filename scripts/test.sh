@@ -3,8 +3,8 @@
 #   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
 #   2. build the unit tests with ASan+UBSan in build-asan/ and run them;
 #   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17,
-#      then the soak variants (ctest -L soak) on PostgreSQL 15, then the
-#      benchmark's smoke mode (bench/run.sh --quick);
+#      then again on 15 with the relay built with ASan+UBSan, then the soak
+#      variants (ctest -L soak) on 15, then the benchmark's smoke mode;
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit, Helm
 #      chart), then build the .deb, install it and run the relay from it;
 #   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
@@ -159,6 +159,18 @@ step_integration() {
   OUTBOX_PG_BINDIR="$bindir" run_ctest "integration-pg$version" "$BUILD" -L integration
 }
 
+# The relay itself under ASan+UBSan, driven by the integration scenarios on
+# PostgreSQL 15 (the consumer-group scenarios time leases, which the
+# sanitizers' slowdown distorts; they run unsanitized above).
+step_asan_integration() {
+  say "integration tests with the relay under ASan+UBSan ($ASAN_BUILD)"
+  build "$ASAN_BUILD" asan-relay --target outbox-relay || return 1
+  OUTBOX_PG_BINDIR="$PG15_BINDIR" OUTBOX_RELAY_SANITIZED_BIN="$ASAN_BUILD/src/app/outbox-relay" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+    run_ctest asan-integration "$BUILD" -L integration -E 'group_test|harness_smoke'
+}
+
 step_soak() {
   say "soak tests on PostgreSQL 15 ($PG15_BINDIR)"
   OUTBOX_PG_BINDIR="$PG15_BINDIR" run_ctest soak "$BUILD" -L soak --verbose
@@ -217,6 +229,7 @@ timed "asan build + unit" step_asan || true
 if [[ $BUILT -eq 1 ]]; then
   timed "integration pg15" step_integration 15 "$PG15_BINDIR" || true
   timed "integration pg17" step_integration 17 "$PG17_BINDIR" || true
+  timed "asan integration pg15" step_asan_integration || true
   timed "soak pg15" step_soak || true
   timed "bench --quick" step_bench_quick || true
   timed "deploy" step_deploy || true

@@ -182,7 +182,9 @@ TEST_F(FaultsTest, BrokerFrozenForAMinuteKeepsMemoryBoundedAndTheWalsenderConnec
               "kafka frozen 60 s", 1, 100000, lost, duplicates, peak_kib / 1024);
   EXPECT_EQ(lost, 0);
   // 8 MiB of records in flight at most, against 25 MiB of backlog.
-  EXPECT_LT(peak_kib, 96 * 1024);
+  if (memory_bounds_apply()) {
+    EXPECT_LT(peak_kib, 96 * 1024);
+  }
   expect_clean_stop(*relay);
 }
 

@@ -24,7 +24,9 @@ TEST_F(LargeAndTypesTest, TwoHundredThousandRowTransactionDeliveredInBoundedMemo
   EXPECT_EQ(ids.size(), 200000u);
   std::printf("200000-row transaction: relay peak RSS %ld KiB\n", rss);
   EXPECT_GT(rss, 0);
-  EXPECT_LT(rss, 256 * 1024);
+  if (memory_bounds_apply()) {
+    EXPECT_LT(rss, 256 * 1024);
+  }
   expect_clean_stop(*relay);
 }
 

@@ -18,10 +18,19 @@ namespace itest {
 
 using namespace std::chrono_literals;
 
+// OUTBOX_RELAY_SANITIZED_BIN, a relay built with ASan and UBSan, takes
+// precedence over OUTBOX_RELAY_BIN (which ctest sets to the plain build).
+inline const char* sanitized_relay() { return std::getenv("OUTBOX_RELAY_SANITIZED_BIN"); }
+
 inline std::string relay_binary() {
+  if (const char* bin = sanitized_relay()) return bin;
   const char* bin = std::getenv("OUTBOX_RELAY_BIN");
   return bin ? bin : "outbox-relay";
 }
+
+// Memory bounds hold for the production build; the sanitizers' shadow memory
+// and quarantine are not what users run.
+inline bool memory_bounds_apply() { return sanitized_relay() == nullptr; }
 
 // Peak resident set of a running process, in KiB (VmHWM); -1 if unknown.
 inline long peak_rss_kib(int pid) {
