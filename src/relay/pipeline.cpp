@@ -11,8 +11,10 @@
 #include <thread>
 #include <type_traits>
 #include <unordered_set>
+#include <utility>
 
 #include "relay/ack_tracker.h"
+#include "relay/log_budget.h"
 #include "relay/router.h"
 #include "wal/copy_protocol.h"
 #include "wal/pgoutput.h"
@@ -148,6 +150,20 @@ class Pipeline::Session {
   Clock::time_point last_status_ = Clock::now();
   bool reply_requested_ = false;
   bool output_pending_ = false;
+
+  // Each dead-lettered row is logged with its id and LSN, up to a flood;
+  // past it, a count of the lines held back (the records still carry both).
+  template <typename... Args>
+  void log_dead_letter(fmt::format_string<Args...> format, Args&&... args) {
+    if (!dead_letter_log_.allow()) return;
+    if (uint64_t held_back = dead_letter_log_.take_suppressed()) {
+      spdlog::warn("slot={} suppressed={} dead-letter log lines held back in the last second; "
+                   "each record carries its outbox-id and outbox-lsn headers",
+                   cfg_.postgres.slot, held_back);
+    }
+    spdlog::error(format, std::forward<Args>(args)...);
+  }
+  LogBudget dead_letter_log_{50};
 
   std::optional<common::Error> stop_error_;  // set from delivery reports
   bool fenced_ = false;
@@ -603,9 +619,9 @@ common::Result<void> Pipeline::Session::retry_pending() {
       if (r.status == DeliveryStatus::kPermanent && !(tok & kDeadLetterFlag) &&
           cfg_.outbox.on_bad_row == config::BadRowPolicy::kDeadLetter) {
         auto id = header_value(record, "outbox-id").value_or("?");
-        spdlog::error("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={}",
-                      cfg_.postgres.slot, id, header_value(record, "outbox-lsn").value_or("?"),
-                      r.error);
+        log_dead_letter("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={}",
+                        cfg_.postgres.slot, id, header_value(record, "outbox-lsn").value_or("?"),
+                        r.error);
         bool too_large = record.payload.size() > 0 && r.error.find("size") != std::string::npos;
         record = dead_letter_from_failed(std::move(record), r.error, cfg_.outbox.dead_letter_topic,
                                          too_large);
@@ -642,8 +658,8 @@ common::Result<void> Pipeline::Session::bad_row(const BadRow& bad, wal::Lsn lsn,
     return failure(pipeline_errc::halted,
                    "bad row id=" + id + " lsn=" + lsn.to_string() + ": " + bad.reason);
   }
-  spdlog::error("slot={} dead-lettering bad row: table={} id={} lsn={} xid={} reason={}",
-                cfg_.postgres.slot, source, id, lsn.to_string(), txn_xid_, bad.reason);
+  log_dead_letter("slot={} dead-lettering bad row: table={} id={} lsn={} xid={} reason={}",
+                  cfg_.postgres.slot, source, id, lsn.to_string(), txn_xid_, bad.reason);
   RowContext ctx{txn_final_lsn_, lsn, txn_xid_, txn_commit_time_};
   OutboxRecord dlq = router_.dead_letter(bad, ctx, cfg_.outbox.dead_letter_topic);
   if (p_.options_.instance_header) dlq.headers.push_back(*p_.options_.instance_header);
@@ -680,9 +696,9 @@ void Pipeline::Session::on_report(const DeliveryReport& report) {
     case DeliveryStatus::kPermanent:
       if (!is_dead_letter && cfg_.outbox.on_bad_row == config::BadRowPolicy::kDeadLetter &&
           report.record) {
-        spdlog::error("slot={} delivery failed for good, dead-lettering: id={} lsn={} topic={} "
-                      "reason={}",
-                      cfg_.postgres.slot, id, lsn, rec.topic, report.error);
+        log_dead_letter("slot={} delivery failed for good, dead-lettering: id={} lsn={} topic={} "
+                        "reason={}",
+                        cfg_.postgres.slot, id, lsn, rec.topic, report.error);
         bool too_large = report.error.find("size") != std::string::npos ||
                          report.error.find("too large") != std::string::npos;
         // The replacement carries the same token: its delivery report
