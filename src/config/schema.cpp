@@ -1,6 +1,7 @@
 #include "config/schema.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "config/errc.h"
 #include "config/names.h"
@@ -174,11 +175,25 @@ void read_postgres(const Mapping& root, PostgresConfig& pg) {
 
 // Property values are passed to librdkafka as strings and may be secrets,
 // so they are never quoted back.
+// librdkafka's property names are short dotted words; anything else is a
+// typo or garbage, and would not survive describe() as a YAML key.
+constexpr size_t kMaxPropertyName = 128;
+bool is_property_name(const std::string& name) {
+  if (name.size() > kMaxPropertyName) return false;
+  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+  });
+}
+
 void read_properties(Context& ctx, const Field& field, std::map<std::string, std::string>& out) {
   Mapping m(ctx, field);
   for (const Field& property : m.fields()) {
     if (property.key.empty()) {
       report(ctx, property, "a property name must not be empty");
+    } else if (!is_property_name(property.key)) {
+      report(ctx, property,
+             "a property name is letters, digits, '.', '_' and '-', at most " +
+                 std::to_string(kMaxPropertyName) + " characters");
     } else if (property.key == "bootstrap.servers") {
       // Two spellings of one setting, one silently winning, is a trap.
       report(ctx, property, "set the brokers with kafka.brokers instead");

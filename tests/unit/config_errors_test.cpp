@@ -93,6 +93,15 @@ TEST(ConfigErrors, EmptyDsnIsRejectedWithoutEchoingIt) {
   expect_one_error("postgres: {dsn: ''}\n", 1, 17, "postgres.dsn: must not be empty");
 }
 
+TEST(ConfigErrors, PropertyNameOfOtherCharactersOrTooLongIsRejected) {
+  expect_one_error("postgres:\n  dsn: host=db\nkafka:\n  properties:\n    \"linger ms\": 5\n", 5, 18,
+                   "a property name is letters, digits, '.', '_' and '-', at most 128 characters");
+  expect_one_error("postgres:\n  dsn: host=db\nkafka:\n  properties:\n    " +
+                       std::string(129, 'x') + ": 5\n",
+                   5, 136,
+                   "a property name is letters, digits, '.', '_' and '-', at most 128 characters");
+}
+
 TEST(ConfigErrors, BadSlotLostPolicyListsTheAllowedValues) {
   expect_one_error("postgres:\n  dsn: host=db\n  on_slot_lost: ignore\n", 3, 17,
                    "postgres.on_slot_lost: expected one of fail, recreate, got 'ignore'");

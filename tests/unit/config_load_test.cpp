@@ -240,7 +240,7 @@ postgres:
   status_interval: 1500
   reconnect_backoff: {min: 1s, max: 1h}
 kafka:
-  properties: {linger.ms: 5, "weird key": "a: b # c"}
+  properties: {linger.ms: 5, weird.key: "a: b # c"}
 outbox:
   topic_template: "x.${t}"
   header_columns: [a, b]
