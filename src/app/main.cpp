@@ -123,6 +123,23 @@ int check_dead_letter_topics(const config::Config& cfg) {
   return kExitOk;
 }
 
+app::BuildInfo build_info() {
+  return app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(), wal::libpq_version()};
+}
+
+// Starts the endpoints unless http.listen is empty; false when it cannot.
+bool start_http(app::HttpServer& http, const config::HttpConfig& cfg) {
+  if (cfg.listen.empty()) return true;
+  if (auto r = http.start(cfg.listen); !r) {
+    spdlog::error("{}", r.error().describe());
+    return false;
+  }
+  // With port 0 the kernel picks one; name it so that callers can find it.
+  spdlog::info("http listening on {}:{}", cfg.listen.substr(0, cfg.listen.rfind(':')),
+               http.port());
+  return true;
+}
+
 app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
                                         const kafka::GroupMember& member) {
   app::HttpServer::Ownership o;
@@ -181,18 +198,9 @@ int run_group(const config::Config& cfg) {
   }
 
   relay::PipelineStats stats;
-  app::HttpServer http(stats, group.id,
-                       app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(),
-                                      wal::libpq_version()});
+  app::HttpServer http(stats, group.id, build_info());
   http.set_ownership(ownership_of(supervisor, **member));
-  if (!cfg.http.listen.empty()) {
-    if (auto r = http.start(cfg.http.listen); !r) {
-      spdlog::error("{}", r.error().describe());
-      return kExitRuntime;
-    }
-    const auto& listen = cfg.http.listen;
-    spdlog::info("http listening on {}:{}", listen.substr(0, listen.rfind(':')), http.port());
-  }
+  if (!start_http(http, cfg.http)) return kExitRuntime;
   if (auto r = (*member)->subscribe(); !r) {
     spdlog::error("{}", r.error().describe());
     return kExitRuntime;
@@ -250,18 +258,8 @@ int run(const std::string& config_path) {
   if (!ensure_dead_letter_topic(**producer, cfg)) return kExitRuntime;
 
   relay::PipelineStats stats;
-  app::HttpServer http(stats, cfg.postgres.slot,
-                       app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(),
-                                      wal::libpq_version()});
-  if (!cfg.http.listen.empty()) {
-    if (auto r = http.start(cfg.http.listen); !r) {
-      spdlog::error("{}", r.error().describe());
-      return kExitRuntime;
-    }
-    // With port 0 the kernel picks one; name it so that callers can find it.
-    const auto& listen = cfg.http.listen;
-    spdlog::info("http listening on {}:{}", listen.substr(0, listen.rfind(':')), http.port());
-  }
+  app::HttpServer http(stats, cfg.postgres.slot, build_info());
+  if (!start_http(http, cfg.http)) return kExitRuntime;
 
   app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot,
                                 kSlotMonitorInterval);

@@ -2,7 +2,6 @@
 // time: no row lost, and a row delivered twice only if its transaction had
 // not been confirmed when the relay died.
 #include <atomic>
-#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -14,12 +13,7 @@ namespace {
 
 class CrashRestartTest : public RelayTest {};
 
-// OUTBOX_SOAK=1 (the soak label) makes it 20 kills over 1,000,000 rows.
-bool soak() {
-  const char* v = std::getenv("OUTBOX_SOAK");
-  return v && std::string(v) == "1";
-}
-
+// Under the soak label: 20 kills over 1,000,000 rows.
 TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadLosesNothing) {
   auto [db, slot, topic] = new_scene(6);
   const int kRows = soak() ? 1000000 : 100000;
@@ -63,11 +57,7 @@ TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadLosesNothing) {
     txns_at_kill.push_back(inserted_txns.load());
     // A killed walsender connection lingers until the server notices.
     const bool released = harness::wait_until(
-        [&] {
-          return pg().query_scalar("SELECT active FROM pg_replication_slots WHERE slot_name = '" +
-                                       slot + "'",
-                                   db.name) == std::optional<std::string>("f");
-        },
+        [&] { return slot_active(db, slot) == std::optional<std::string>("false"); },
         30s);
     if (!released) {
       loader.join();

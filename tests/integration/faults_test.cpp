@@ -2,7 +2,6 @@
 // walsender terminated. For each: no row lost, duplicates counted, and the
 // time until a row written right after the fault is confirmed.
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <cstdio>
 #include <functional>
@@ -98,12 +97,7 @@ class FaultsTest : public RelayTest {
   }
 };
 
-// OUTBOX_SOAK=1 (the soak label) runs the broker restarts over 500,000 rows.
-bool soak() {
-  const char* v = std::getenv("OUTBOX_SOAK");
-  return v && std::string(v) == "1";
-}
-
+// Under the soak label the broker restarts run over 500,000 rows.
 TEST_F(FaultsTest, BrokerRestartedFiveTimesDuringTheLoad) {
   auto out = run("kafka restart", soak() ? 500000 : 200000, 5, [&](const Scene&) {
     kafka().stop();
@@ -121,11 +115,7 @@ TEST_F(FaultsTest, WalsenderTerminatedTenTimesDuringTheLoad) {
   auto out = run("pg_terminate_backend", 100000, 10, [&](const Scene& s) {
     // The previous termination may still be reconnecting.
     harness::wait_until(
-        [&] {
-          return pg().query_scalar("SELECT active::text FROM pg_replication_slots WHERE "
-                                   "slot_name = '" + s.slot + "'",
-                                   s.db.name) == std::optional<std::string>("true");
-        },
+        [&] { return slot_active(s.db, s.slot) == std::optional<std::string>("true"); },
         30s);
     auto terminated = pg().query_scalar(
         "SELECT pg_terminate_backend(active_pid)::text FROM pg_replication_slots WHERE "
@@ -141,9 +131,7 @@ TEST_F(FaultsTest, BrokerFrozenForAMinuteKeepsMemoryBoundedAndTheWalsenderConnec
   auto relay = start_relay(write_config(basic_config(
       db, slot, "limits:\n  max_inflight_messages: 20000\n  max_inflight_bytes: 8388608\n")));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-  const auto walsender = pg().query_scalar(
-      "SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'",
-      db.name);
+  const auto walsender = active_pid(db, slot);
   ASSERT_TRUE(walsender.has_value());
 
   kafka().freeze();
@@ -151,12 +139,7 @@ TEST_F(FaultsTest, BrokerFrozenForAMinuteKeepsMemoryBoundedAndTheWalsenderConnec
   const std::string end = current_wal_lsn(db);
   auto until = std::chrono::steady_clock::now() + 60s;
   while (std::chrono::steady_clock::now() < until) {
-    ASSERT_EQ(pg().query_scalar(
-                  "SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = '" + slot +
-                      "'",
-                  db.name),
-              walsender)
-        << relay->log_contents();
+    ASSERT_EQ(active_pid(db, slot), walsender) << relay->log_contents();
     ASSERT_TRUE(relay->running()) << relay->log_contents();
     std::this_thread::sleep_for(500ms);
   }

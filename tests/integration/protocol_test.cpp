@@ -12,12 +12,6 @@ namespace {
 
 class ProtocolTest : public RelayTest {
  protected:
-  std::optional<std::string> active_pid(const OutboxDb& db, const std::string& slot) {
-    return pg().query_scalar(
-        "SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'",
-        db.name);
-  }
-
   static std::vector<std::string> ids_of(const std::vector<harness::ConsumedRecord>& records) {
     std::vector<std::string> ids;
     for (const auto& r : records) ids.push_back(*header(r, "outbox-id").value_or(std::nullopt));

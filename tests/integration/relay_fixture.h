@@ -32,6 +32,12 @@ inline std::string relay_binary() {
 // and quarantine are not what users run.
 inline bool memory_bounds_apply() { return sanitized_relay() == nullptr; }
 
+// OUTBOX_SOAK=1 (the soak label) runs scenarios at production scale.
+inline bool soak() {
+  const char* v = std::getenv("OUTBOX_SOAK");
+  return v && std::string(v) == "1";
+}
+
 // Peak resident set of a running process, in KiB (VmHWM); -1 if unknown.
 inline long peak_rss_kib(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -152,6 +158,20 @@ class RelayTest : public ::testing::Test {
                                    slot + "'",
                                db.name);
     return v && *v == "t";
+  }
+
+  // The walsender holding the slot; nullopt while none does.
+  std::optional<std::string> active_pid(const OutboxDb& db, const std::string& slot) {
+    return pg().query_scalar(
+        "SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'",
+        db.name);
+  }
+
+  // "true" or "false"; nullopt when there is no such slot.
+  std::optional<std::string> slot_active(const OutboxDb& db, const std::string& slot) {
+    return pg().query_scalar(
+        "SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'",
+        db.name);
   }
 
   std::string current_wal_lsn(const OutboxDb& db) {

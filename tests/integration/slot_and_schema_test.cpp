@@ -25,11 +25,7 @@ TEST_F(SlotAndSchemaTest, SlotHeldByAnotherConsumerIsWaitedForThenStreamed) {
                            "publication_names=outbox_pub"},
                           {}, dir.path() + "/recvlogical.log");
   ASSERT_TRUE(harness::wait_until(
-      [&] {
-        return pg().query_scalar("SELECT active FROM pg_replication_slots WHERE slot_name = '" +
-                                     slot + "'",
-                                 db.name) == std::optional<std::string>("t");
-      },
+      [&] { return slot_active(db, slot) == std::optional<std::string>("true"); },
       20s));
 
   auto relay = start_relay(write_config(basic_config(db, slot)));
