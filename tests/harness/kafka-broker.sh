@@ -151,9 +151,14 @@ EOF
 
 format_storage() {
   rm -rf "$DIR/data"
-  # A cluster id is 16 random bytes in URL-safe base64 without padding.
+  # A cluster id is 16 random bytes in URL-safe base64 without padding. One
+  # that starts with '-' would be read as an option, so draw again (as
+  # Kafka's own Uuid.randomUuid does).
   local cluster_id extra=()
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  cluster_id="-"
+  while [[ $cluster_id == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   local line
   while IFS= read -r line; do
     if [[ -n $line ]]; then extra+=("$line"); fi
