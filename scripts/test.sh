@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The project's test command:
 #   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
-#   2. build the unit tests with ASan+UBSan in build-asan/ and run them;
-#   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17,
-#      then again on 15 with the relay built with ASan+UBSan, then the soak
+#   2. build everything again with ASan+UBSan in build-asan/ and run the
+#      unit tests there;
+#   3. run the integration suite on PostgreSQL 15 with the relay as users
+#      run it, then on PostgreSQL 17 with the relay built with ASan+UBSan
+#      (the consumer-group scenarios, which time leases that the sanitizers'
+#      slowdown would distort, run there unsanitized), then the soak
 #      variants (ctest -L soak) on 15, then the benchmark's smoke mode;
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit, Helm
 #      chart), then build the .deb, install it and run the relay from it;
-#   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
+#   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute,
+#      side by side.
 # Every step runs even when an earlier one failed, so one run reports
 # everything; the last line is "N passed, N failed" over all of them, and
-# the exit status is non-zero on any failure.
+# the exit status is non-zero on any failure. Compiles go through ccache
+# when it is installed.
 #
 #   usage: scripts/test.sh [--fuzz]
 #
@@ -26,7 +31,7 @@ for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     *)
-      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -77,13 +82,16 @@ timed() {
   return "$rc"
 }
 
+LAUNCHER=()
+if command -v ccache >/dev/null; then LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+
 configure_and_build() {
   local dir="$1" name="$2"
   shift 2
   local generator=()
   [[ -f "$dir/CMakeCache.txt" ]] || generator=(-G Ninja)
   if ! logged "$name-configure" cmake -S "$ROOT" -B "$dir" "${generator[@]}" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"; then
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "${LAUNCHER[@]}" "$@"; then
     step_failed "$name: cmake configure failed (log: $LOGS/$name-configure.log)"
     return 1
   fi
@@ -143,32 +151,52 @@ step_asan() {
     step_failed "asan: no unit test targets"
     return 1
   fi
-  build "$ASAN_BUILD" asan --target "${targets[@]}" || return 1
+  build "$ASAN_BUILD" asan --target outbox-relay "${targets[@]}" || return 1
+  ASAN_BUILT=1
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     run_ctest asan-unit "$ASAN_BUILD" -L unit -j "$JOBS" --timeout 600
 }
 
-step_integration() {
-  local version="$1" bindir="$2"
-  say "integration tests on PostgreSQL $version ($bindir)"
-  if [[ ! -x "$bindir/postgres" ]]; then
-    step_failed "integration-pg$version: no PostgreSQL in $bindir (run scripts/install-deps.sh)"
+have_postgres() {
+  if [[ ! -x "$2/postgres" ]]; then
+    step_failed "integration-pg$1: no PostgreSQL in $2 (run scripts/install-deps.sh)"
     return 1
   fi
-  OUTBOX_PG_BINDIR="$bindir" run_ctest "integration-pg$version" "$BUILD" -L integration
+}
+
+# The soak step runs these two scenarios on PostgreSQL 15 at full scale, so
+# this pass leaves out their smaller variants.
+SOAK_SCALED_TESTS='crash_restart_test'
+SOAK_SCALED_CASES='-FaultsTest.BrokerRestartedFiveTimesDuringTheLoad'
+# Scenarios that time leases and failovers; never under the sanitizers.
+TIMED_TESTS='group_test|harness_smoke'
+
+step_integration_pg15() {
+  say "integration tests on PostgreSQL 15 ($PG15_BINDIR)"
+  have_postgres 15 "$PG15_BINDIR" || return 1
+  OUTBOX_PG_BINDIR="$PG15_BINDIR" GTEST_FILTER="$SOAK_SCALED_CASES" \
+    run_ctest integration-pg15 "$BUILD" -L integration -E "$SOAK_SCALED_TESTS"
 }
 
 # The relay itself under ASan+UBSan, driven by the integration scenarios on
-# PostgreSQL 15 (the consumer-group scenarios time leases, which the
-# sanitizers' slowdown distorts; they run unsanitized above).
-step_asan_integration() {
-  say "integration tests with the relay under ASan+UBSan ($ASAN_BUILD)"
-  build "$ASAN_BUILD" asan-relay --target outbox-relay || return 1
-  OUTBOX_PG_BINDIR="$PG15_BINDIR" OUTBOX_RELAY_SANITIZED_BIN="$ASAN_BUILD/src/app/outbox-relay" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
-    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-    run_ctest asan-integration "$BUILD" -L integration -E 'group_test|harness_smoke'
+# PostgreSQL 17; the timed ones run with the plain relay.
+step_integration_pg17() {
+  say "integration tests on PostgreSQL 17 ($PG17_BINDIR), relay under ASan+UBSan"
+  have_postgres 17 "$PG17_BINDIR" || return 1
+  local rc=0
+  if [[ $ASAN_BUILT -eq 1 ]]; then
+    OUTBOX_PG_BINDIR="$PG17_BINDIR" OUTBOX_RELAY_SANITIZED_BIN="$ASAN_BUILD/src/app/outbox-relay" \
+      ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
+      UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+      run_ctest integration-pg17-asan "$BUILD" -L integration -E "$TIMED_TESTS" || rc=1
+  else
+    step_failed "integration-pg17-asan: not run, the ASan build failed"
+    rc=1
+  fi
+  OUTBOX_PG_BINDIR="$PG17_BINDIR" \
+    run_ctest integration-pg17-timed "$BUILD" -L integration -R "$TIMED_TESTS" || rc=1
+  return "$rc"
 }
 
 step_soak() {
@@ -199,23 +227,42 @@ step_bench_quick() {
   fi
 }
 
+# The targets are built first, then fuzzed side by side, one per core.
 step_fuzz() {
   say "fuzzers, ${FUZZ_SECONDS}s each ($OUTBOX_FUZZ_BUILD_DIR)"
   if [[ ! -x "$ROOT/tests/fuzz/run.sh" ]]; then
     echo "tests/fuzz/run.sh is missing: no fuzzing"
     return 0
   fi
-  local source name
-  shopt -s nullglob
+  local source names=() name
   for source in "$ROOT"/tests/fuzz/*_fuzz.cpp; do
-    name="$(basename "$source" .cpp)"
-    if logged "fuzz-$name" "$ROOT/tests/fuzz/run.sh" "$name" "$FUZZ_SECONDS"; then
+    [[ -e $source ]] && names+=("$(basename "$source" .cpp)")
+  done
+  if ! logged fuzz-configure cmake -S "$ROOT" -B "$OUTBOX_FUZZ_BUILD_DIR" -G Ninja \
+    -DCMAKE_CXX_COMPILER="${OUTBOX_FUZZ_CXX:-clang++-14}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "${LAUNCHER[@]}" -DOUTBOX_FUZZ=ON -DOUTBOX_TESTS=OFF ||
+    ! logged fuzz-build cmake --build "$OUTBOX_FUZZ_BUILD_DIR" -j "$JOBS" --target "${names[@]}"; then
+    step_failed "fuzz: build failed (log: $LOGS/fuzz-build.log)"
+    return 1
+  fi
+  local pids=()
+  for name in "${names[@]}"; do
+    OUTBOX_FUZZ_PREBUILT=1 "$ROOT/tests/fuzz/run.sh" "$name" "$FUZZ_SECONDS" \
+      >"$LOGS/fuzz-$name.log" 2>&1 &
+    pids+=($!)
+  done
+  local i
+  for i in "${!names[@]}"; do
+    name="${names[$i]}"
+    echo "-- $name"
+    if wait "${pids[$i]}"; then
+      tail -n 8 "$LOGS/fuzz-$name.log"
       passed=$((passed + 1))
     else
+      tail -n 60 "$LOGS/fuzz-$name.log"
       step_failed "fuzz $name: failed (log: $LOGS/fuzz-$name.log)"
     fi
   done
-  shopt -u nullglob
 }
 
 if [[ ${SKIP_INSTALL:-0} != 1 ]]; then
@@ -224,12 +271,12 @@ fi
 mkdir -p "$LOGS"
 
 BUILT=0
+ASAN_BUILT=0
 timed "build + unit" step_unit || true
 timed "asan build + unit" step_asan || true
 if [[ $BUILT -eq 1 ]]; then
-  timed "integration pg15" step_integration 15 "$PG15_BINDIR" || true
-  timed "integration pg17" step_integration 17 "$PG17_BINDIR" || true
-  timed "asan integration pg15" step_asan_integration || true
+  timed "integration pg15" step_integration_pg15 || true
+  timed "integration pg17 (asan)" step_integration_pg17 || true
   timed "soak pg15" step_soak || true
   timed "bench --quick" step_bench_quick || true
   timed "deploy" step_deploy || true

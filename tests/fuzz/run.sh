@@ -11,7 +11,9 @@
 # A crashing input belongs in a unit test once fixed.
 #
 # Environment: OUTBOX_FUZZ_BUILD_DIR (default <repo>/build-fuzz),
-# OUTBOX_FUZZ_CXX (default clang++-14), OUTBOX_FUZZ_JOBS (default 2).
+# OUTBOX_FUZZ_CXX (default clang++-14), OUTBOX_FUZZ_JOBS (default 2),
+# OUTBOX_FUZZ_PREBUILT=1 (the target is already built: do not configure or
+# build, so that several targets can run side by side).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -31,11 +33,13 @@ if [[ ! -f $repo/tests/fuzz/$target.cpp ]]; then
   exit 2
 fi
 
-cmake -S "$repo" -B "$build" -G Ninja \
-  -DCMAKE_CXX_COMPILER="${OUTBOX_FUZZ_CXX:-clang++-14}" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DOUTBOX_FUZZ=ON -DOUTBOX_TESTS=OFF >/dev/null
-cmake --build "$build" --target "$target" -j "${OUTBOX_FUZZ_JOBS:-2}"
+if [[ ${OUTBOX_FUZZ_PREBUILT:-0} != 1 ]]; then
+  cmake -S "$repo" -B "$build" -G Ninja \
+    -DCMAKE_CXX_COMPILER="${OUTBOX_FUZZ_CXX:-clang++-14}" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DOUTBOX_FUZZ=ON -DOUTBOX_TESTS=OFF >/dev/null
+  cmake --build "$build" --target "$target" -j "${OUTBOX_FUZZ_JOBS:-2}"
+fi
 
 found=$build/corpus/$name
 mkdir -p "$found" "$build/artifacts"

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,18 @@ inline long peak_rss_kib(int pid) {
     if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
+}
+
+// An LSN's text form "X/Y" (two hex numbers) as one 64-bit position, so
+// that tests compare thousands of them without asking the server each time.
+inline uint64_t lsn_position(const std::string& text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size()) {
+    throw std::invalid_argument("not an LSN: " + text);
+  }
+  const uint64_t hi = std::stoull(text.substr(0, slash), nullptr, 16);
+  const uint64_t lo = std::stoull(text.substr(slash + 1), nullptr, 16);
+  return (hi << 32) | lo;
 }
 
 struct OutboxDb {
