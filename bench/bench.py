@@ -98,15 +98,18 @@ def proc_hwm_mb(pid):
 class Servers:
     """PostgreSQL 15 and Kafka from the test harness, in one work directory."""
 
-    def __init__(self, work):
+    def __init__(self, work, pg_conf=None):
         self.work = work
         env = dict(os.environ, HARNESS_OWNER_PID=str(os.getpid()))
+        if pg_conf:
+            env["PG_EXTRA_CONF"] = "\n".join(pg_conf)
         log(f"starting PostgreSQL 15 and Kafka in {work}")
         self.pg_dir = os.path.join(work, "pg")
         self.kafka_dir = os.path.join(work, "kafka")
         self.pg_port = subprocess.run(
             [os.path.join(HARNESS, "pg-server.sh"), "start", self.pg_dir, PG_BINDIR],
             env=env, check=True, capture_output=True, text=True).stdout.strip()
+        env.pop("PG_EXTRA_CONF", None)
         self.brokers = subprocess.run(
             [os.path.join(HARNESS, "kafka-broker.sh"), "start", self.kafka_dir],
             env=env, check=True, capture_output=True, text=True).stdout.strip()
@@ -348,18 +351,32 @@ def start_perf(pid, out):
                             stderr=subprocess.DEVNULL)
 
 
+class RelayRun:
+    """One relay run: its topic (created with `topic_configs`, CONFIG=VALUE
+    topic settings), its config file and its log, <work>/<run_id>.{yaml,log}."""
+
+    def __init__(self, servers, slot, run_id, work, variant=None, topic_configs=()):
+        self.variant = variant or {}
+        self.topic = f"{run_id}.{TOPIC}"
+        servers.kafka_admin("create-topic", self.topic, str(PARTITIONS), *topic_configs)
+        self.cfg = os.path.join(work, f"{run_id}.yaml")
+        relay_config(servers, slot, run_id, self.cfg, self.variant)
+        self.log_path = os.path.join(work, f"{run_id}.log")
+        self.logf = open(self.log_path, "w")
+
+    def start(self):
+        return subprocess.Popen([RELAY, "run", "--config", self.cfg], stdout=self.logf,
+                                stderr=subprocess.STDOUT,
+                                env=dict(os.environ, **self.variant.get("env", {})))
+
+
 def run_relay(servers, wl, slot, timeout, result, work):
     run_id = slug(f"{result.contender}_{wl.name}").replace("_", "-")
-    topic = f"{run_id}.{TOPIC}"
-    servers.kafka_admin("create-topic", topic, str(PARTITIONS))
-    cfg = os.path.join(work, f"{run_id}.yaml")
-    variant = relay_variant(result.contender)
-    relay_config(servers, slot, run_id, cfg, variant)
-    logf = open(os.path.join(work, f"{run_id}.log"), "w")
+    run = RelayRun(servers, slot, run_id, work, relay_variant(result.contender))
+    topic, logf = run.topic, run.logf
     broker0 = proc_cpu_seconds(servers.kafka_pid)
     t0 = time.monotonic()
-    proc = subprocess.Popen([RELAY, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, **variant.get("env", {})))
+    proc = run.start()
     perf = start_perf(proc.pid, f"{PERF_OUT}.{run_id}") if PERF_OUT else None
     try:
         ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None)
@@ -479,6 +496,16 @@ def per_m(r, v):
     return v / r.rows * 1e6 if v is not None and r.rows else None
 
 
+def md_table(head, rows):
+    """A markdown table with columns padded to their widest cell."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+    return "\n".join(lines)
+
+
 def table(results):
     head = ["contender", "workload", "rows", "seconds", "rows/s", "ratio to ceiling",
             "CPU s per M rows", "all CPU s per M rows", "peak RSS MB"]
@@ -494,12 +521,7 @@ def table(results):
                      fmt(r.rate, ",.0f"), fmt(r.ratio, ".2f" if r.ratio is None or r.ratio >= 0.1 else ".4f"),
                      fmt(per_m(r, r.cpu), ".2f"),
                      fmt(per_m(r, total), ".2f"), fmt(r.rss_mb, ".1f")])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(head, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
-    return "\n".join(lines)
+    return md_table(head, rows)
 
 
 def detail_table(results, workloads):
@@ -558,14 +580,39 @@ def machine(peers):
     return info + peers.versions()
 
 
+# bench/run.sh --live writes this section at the end of the results file; a
+# drain run rewrites everything before it and keeps it.
+LIVE_SECTION = "## Live latency"
+
+
+def split_results(path):
+    """The results file's text before the live section, and the section."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return "", ""
+    at = text.find("\n" + LIVE_SECTION + "\n")
+    return (text, "") if at < 0 else (text[:at + 1], text[at + 1:])
+
+
+def written_by(args, started, heading):
+    """The run's command line and date, then the machine description."""
+    return (f"Written by `bench/run.sh {' '.join(args)}` on {started} "
+            "(see README.md, \"Benchmarks\", for what each figure means).\n\n"
+            f"{heading}\n\n")
+
+
+def machine_list(info):
+    return "".join(f"- {k}: {v}\n" for k, v in info)
+
+
 def write_results(path, results, workloads, info, args, started):
+    live = split_results(path)[1]
     with open(path, "w") as f:
         f.write("# Benchmark results\n\n")
-        f.write(f"Written by `bench/run.sh {' '.join(args)}` on {started} "
-                "(see README.md, \"Benchmarks\", for what each figure means).\n\n")
-        f.write("## Machine\n\n")
-        for k, v in info:
-            f.write(f"- {k}: {v}\n")
+        f.write(written_by(args, started, "## Machine"))
+        f.write(machine_list(info))
         f.write("\n## Drain rate\n\n")
         f.write("Ratio: rows/s over the faster pg_recvlogical run (text or binary) on the same "
                 "backlog in the same run. CPU: the contender's own processes; \"all CPU\" adds "
@@ -574,6 +621,37 @@ def write_results(path, results, workloads, info, args, started):
         f.write(table(results) + "\n\n")
         f.write("## Details\n\n")
         f.write(detail_table(results, workloads) + "\n")
+        if live:
+            f.write("\n" + live)
+
+
+def use_build_dir(build_dir):
+    global RELAY, KAFKA_ADMIN
+    RELAY = os.path.join(build_dir, "src", "app", "outbox-relay")
+    KAFKA_ADMIN = os.path.join(build_dir, "tests", "harness", "kafka-admin")
+
+
+def prepare_servers(servers):
+    """The outbox table, publication and relay role, the backlog generator,
+    the dead-letter topic, and a broker past its first-producer hiccup."""
+    for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
+        if re.match(r"0[12]-.*\.sql$", f):
+            servers.psql_file(os.path.join(ROOT, "sql", f))
+    servers.psql_file(os.path.join(ROOT, "bench", "load.sql"))
+    servers.kafka_admin("create-topic", "outbox.dead-letter", "1")
+    warm_up(servers)
+
+
+def new_work_dir():
+    work = tempfile.mkdtemp(prefix="outbox-bench.")
+    os.chmod(work, 0o755)  # the PostgreSQL server runs as another user
+    return work
+
+
+def raise_on_sigterm():
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 class NoPeers:
@@ -613,11 +691,10 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     args = ap.parse_args()
 
-    global RELAY, KAFKA_ADMIN, PERF_OUT, REPEAT
+    global PERF_OUT, REPEAT
     PERF_OUT = args.perf
     REPEAT = max(1, args.repeat)
-    RELAY = os.path.join(args.build_dir, "src", "app", "outbox-relay")
-    KAFKA_ADMIN = os.path.join(args.build_dir, "tests", "harness", "kafka-admin")
+    use_build_dir(args.build_dir)
 
     wls = []
     for name, payload, per_txn, rows, quick_rows in WORKLOADS:
@@ -650,22 +727,13 @@ def main():
     out = args.out or (None if args.quick else os.path.join(ROOT, "bench", "RESULTS.md"))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     info = machine(peers)
-    work = tempfile.mkdtemp(prefix="outbox-bench.")
-    os.chmod(work, 0o755)  # the PostgreSQL server runs as another user
+    work = new_work_dir()
     servers = None
     results = []
-
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
+    raise_on_sigterm()
     try:
         servers = Servers(work)
-        for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
-            if re.match(r"0[12]-.*\.sql$", f):
-                servers.psql_file(os.path.join(ROOT, "sql", f))
-        servers.psql_file(os.path.join(ROOT, "bench", "load.sql"))
-        servers.kafka_admin("create-topic", "outbox.dead-letter", "1")
-        warm_up(servers)
+        prepare_servers(servers)
         for wl in wls:
             peer_wls = ({w.name for w in wls} if args.peer_workloads == "all" else
                         {w.strip() for w in args.peer_workloads.split(",")})

@@ -6,8 +6,12 @@
 #
 #   usage: bench/run.sh [--quick] [--no-peers] [--workloads LIST] [--contenders LIST]
 #                       [--rows N] [--timeout S] [--out FILE] [--keep]
+#          bench/run.sh --live [--quick] [--rates LIST] [--seconds S] [--clients N]
+#                       [--out FILE] [--keep]
 #
 # --quick: a 20,000-row backlog, ceiling and relay only, no results file (CI).
+# --live: commit-to-Kafka latency at a constant pgbench rate (bench/live.py):
+#   1k, 5k, 10k rows/s for 30 s each; with --quick 1k rows/s for 5 s.
 # Environment: SKIP_INSTALL=1 (dependencies already installed), OUTBOX_BUILD_DIR
 # (default build/), OUTBOX_CACHE (where peers are fetched and built, default
 # ~/.cache/outbox-relay). Run it alone: it measures CPU time and rates on a
@@ -19,7 +23,7 @@ BUILD="${OUTBOX_BUILD_DIR:-$ROOT/build}"
 
 for arg in "$@"; do
   if [[ $arg == -h || $arg == --help ]]; then
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
   fi
 done
@@ -32,4 +36,8 @@ generator=()
 cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j "${OUTBOX_JOBS:-2}" --target outbox-relay kafka-admin >/dev/null
 
-exec python3 "$ROOT/bench/bench.py" --build-dir "$BUILD" "$@"
+script=bench.py
+for arg in "$@"; do
+  [[ $arg == --live ]] && script=live.py
+done
+exec python3 "$ROOT/bench/$script" --build-dir "$BUILD" "$@"

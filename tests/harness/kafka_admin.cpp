@@ -2,10 +2,12 @@
 // command-line tools (they need the broker's shell scripts and a JVM start per
 // call).
 //
-//   kafka-admin BOOTSTRAP create-topic NAME PARTITIONS
+//   kafka-admin BOOTSTRAP create-topic NAME PARTITIONS [CONFIG=VALUE ...]
 //   kafka-admin BOOTSTRAP delete-topic NAME
 //   kafka-admin BOOTSTRAP count NAME [--until N] [--timeout SECONDS]
 //
+// `create-topic` sets any topic-level configs given, e.g.
+// message.timestamp.type=LogAppendTime (the live latency benchmark).
 // `count` prints the number of records in the topic: the sum over its
 // partitions of the high watermark minus the low watermark. That equals the
 // record count for a topic written by a non-transactional producer (an
@@ -20,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -50,7 +53,7 @@ using Owned = std::unique_ptr<T, RdKafkaDeleter>;
 
 int usage() {
   std::fprintf(stderr,
-               "usage: kafka-admin BOOTSTRAP create-topic NAME PARTITIONS\n"
+               "usage: kafka-admin BOOTSTRAP create-topic NAME PARTITIONS [CONFIG=VALUE ...]\n"
                "       kafka-admin BOOTSTRAP delete-topic NAME\n"
                "       kafka-admin BOOTSTRAP count NAME [--until N] [--timeout SECONDS]\n");
   return kUsage;
@@ -164,8 +167,16 @@ int main(int argc, char** argv) {
   const std::string command = argv[2];
   const std::string topic = argv[3];
   try {
-    if (command == "create-topic" && argc == 5) {
-      harness::create_topic(bootstrap, topic, std::atoi(argv[4]));
+    if (command == "create-topic" && argc >= 5) {
+      std::map<std::string, std::string> configs;
+      for (int i = 5; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const auto eq = arg.find('=');
+        if (eq == std::string::npos || eq == 0) return usage();
+        configs[arg.substr(0, eq)] = arg.substr(eq + 1);
+      }
+      harness::create_topic(bootstrap, topic, std::atoi(argv[4]), std::chrono::seconds(30),
+                            configs);
       return 0;
     }
     if (command == "delete-topic" && argc == 4) {

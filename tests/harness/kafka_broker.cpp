@@ -286,13 +286,20 @@ void KafkaBroker::create_topic(const std::string& name, int partitions,
 }
 
 void create_topic(const std::string& bootstrap, const std::string& name, int partitions,
-                  std::chrono::milliseconds deadline) {
+                  std::chrono::milliseconds deadline,
+                  const std::map<std::string, std::string>& configs) {
   const auto end = Clock::now() + deadline;
   auto rk = new_client(RD_KAFKA_PRODUCER, base_conf(bootstrap));
   char err[512];
   Owned<rd_kafka_NewTopic_t> topic(
       rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err));
   if (!topic) throw std::runtime_error("topic " + name + ": " + err);
+  for (const auto& [key, value] : configs) {
+    if (rd_kafka_NewTopic_set_config(topic.get(), key.c_str(), value.c_str()) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error("topic " + name + ": config " + key);
+    }
+  }
   Owned<rd_kafka_AdminOptions_t> options(
       rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
   rd_kafka_AdminOptions_set_request_timeout(options.get(), ms(deadline), err, sizeof err);

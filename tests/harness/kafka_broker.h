@@ -108,9 +108,11 @@ class KafkaBroker {
   std::string secure_bootstrap_;
 };
 
-// Creates a topic with replication factor 1 and waits until every
-// partition has a leader; throws std::runtime_error on failure.
+// Creates a topic with replication factor 1 and the given topic-level
+// configs (e.g. message.timestamp.type) and waits until every partition has
+// a leader; throws std::runtime_error on failure.
 void create_topic(const std::string& bootstrap, const std::string& name, int partitions,
-                  std::chrono::milliseconds deadline = std::chrono::seconds(30));
+                  std::chrono::milliseconds deadline = std::chrono::seconds(30),
+                  const std::map<std::string, std::string>& configs = {});
 
 }  // namespace harness
