@@ -7,7 +7,8 @@
 #      run it, then on PostgreSQL 17 with the relay built with ASan+UBSan
 #      (the consumer-group scenarios, which time leases that the sanitizers'
 #      slowdown would distort, run there unsanitized), then the soak
-#      variants (ctest -L soak) on 15, then the benchmark's smoke mode;
+#      variants (ctest -L soak) on 15, then the benchmark's smoke modes
+#      (drain and live latency);
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit, Helm
 #      chart), then build the .deb, install it and run the relay from it;
 #   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute,
@@ -224,6 +225,13 @@ step_bench_quick() {
     passed=$((passed + 1))
   else
     step_failed "bench --quick: failed (log: $LOGS/bench-quick.log)"
+  fi
+  say "live latency smoke run (bench/run.sh --live --quick)"
+  if logged bench-live-quick env SKIP_INSTALL=1 OUTBOX_BUILD_DIR="$BUILD" \
+    "$ROOT/bench/run.sh" --live --quick; then
+    passed=$((passed + 1))
+  else
+    step_failed "bench --live --quick: failed (log: $LOGS/bench-live-quick.log)"
   fi
 }
 
