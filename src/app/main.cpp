@@ -231,6 +231,10 @@ int run_group(const config::Config& cfg) {
     spdlog::error("group={} stopped: {}", group.id, failure->describe());
     return kExitRuntime;
   }
+  if (auto unacknowledged = supervisor.unacknowledged_at_stop()) {
+    spdlog::error("group={} stopped: {}", group.id, unacknowledged->describe());
+    return kExitRuntime;
+  }
   spdlog::info("group={} stopped cleanly", group.id);
   return kExitOk;
 }

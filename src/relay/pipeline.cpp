@@ -34,6 +34,7 @@ struct PipelineCategory : std::error_category {
       case pipeline_errc::retriable: return "retriable failure";
       case pipeline_errc::halted: return "halted at a bad row";
       case pipeline_errc::fatal: return "fatal failure";
+      case pipeline_errc::unacknowledged: return "records left unacknowledged";
     }
     return "unknown pipeline error";
   }
@@ -44,7 +45,8 @@ common::Error failure(pipeline_errc code, std::string message) {
 }
 
 bool is_retriable(const common::Error& e) {
-  return e.code == make_error_code(pipeline_errc::retriable);
+  return e.code == make_error_code(pipeline_errc::retriable) ||
+         e.code == make_error_code(pipeline_errc::unacknowledged);
 }
 
 // Status updates go out at least this often even when nothing moved, well
@@ -264,7 +266,14 @@ common::Result<void> Pipeline::run() {
     }
     if (outcome.ok()) break;
     if (!is_retriable(outcome.error())) return outcome;
-    if (stop_.load()) break;
+    if (stop_.load()) {
+      // Not a clean stop: say so, so that the exit status does.
+      if (outcome.error().code == make_error_code(pipeline_errc::unacknowledged)) {
+        stats_.state = static_cast<int>(PipelineState::kStopped);
+        return outcome;
+      }
+      break;
+    }
 
     ++stats_.reconnects;
     spdlog::warn("slot={} {}; reconnecting in {} ms", pg.slot, outcome.error().describe(),
@@ -425,12 +434,18 @@ common::Result<void> Pipeline::Session::drain(milliseconds timeout, milliseconds
   if (p_.publisher_.in_flight() > 0) {
     // Unconfirmed records are replayed from the slot on the next start, so
     // dropping them here loses nothing.
+    spdlog::warn(
+        "slot={} Kafka did not acknowledge {} records within {} ms; they stay unconfirmed and "
+        "are streamed again from lsn={}",
+        cfg_.postgres.slot, p_.publisher_.in_flight(), timeout.count(),
+        tracker_.watermark().to_string());
     p_.publisher_.purge();
     auto purge_deadline = Clock::now() + purge_timeout;
     while (p_.publisher_.in_flight() > 0 && Clock::now() < purge_deadline) {
       p_.publisher_.poll(milliseconds(50), report);
     }
-    return failure(pipeline_errc::retriable, "Kafka did not acknowledge all records in time");
+    return failure(pipeline_errc::unacknowledged,
+                   "Kafka did not acknowledge all records within drain_timeout");
   }
   return {};
 }

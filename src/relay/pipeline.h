@@ -25,6 +25,10 @@ enum class pipeline_errc {
   retriable = 1,  // reconnect with backoff and resume from the confirmed LSN
   halted,         // the halt policy stopped the relay at a bad row
   fatal,          // configuration, schema or server state that retrying cannot fix
+  // Kafka had not acknowledged every record within drain_timeout when the
+  // session ended; they stay unconfirmed and are streamed again. Retried
+  // like `retriable`; returned by run() when it ends a requested stop.
+  unacknowledged,
 };
 const std::error_category& pipeline_category();
 inline std::error_code make_error_code(pipeline_errc e) {

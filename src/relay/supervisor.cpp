@@ -94,7 +94,11 @@ void Supervisor::start(int index) {
     if (cfg_.group) options.takeover_after = cfg_.group->takeover_after;
     Pipeline pipeline(cfg, *r->producer, r->stats, r->stop, r->stop_fd, options);
     auto result = pipeline.run();
-    if (!result) {
+    if (!result && result.error().code == make_error_code(pipeline_errc::unacknowledged)) {
+      spdlog::warn("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
+      std::lock_guard f(failure_mutex_);
+      unacknowledged_ = result.error();
+    } else if (!result) {
       spdlog::error("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
       std::lock_guard f(failure_mutex_);
       if (!failure_) failure_ = result.error();
@@ -130,6 +134,10 @@ void Supervisor::on_revoked(const std::vector<int>& slots, bool lost) {
 }
 
 void Supervisor::stop_all() {
+  {
+    std::lock_guard f(failure_mutex_);
+    unacknowledged_.reset();
+  }
   std::vector<int> all;
   for (size_t i = 0; i < runners_.size(); ++i) all.push_back(static_cast<int>(i));
   on_revoked(all, false);
@@ -138,6 +146,11 @@ void Supervisor::stop_all() {
 std::optional<common::Error> Supervisor::failure() const {
   std::lock_guard f(failure_mutex_);
   return failure_;
+}
+
+std::optional<common::Error> Supervisor::unacknowledged_at_stop() const {
+  std::lock_guard f(failure_mutex_);
+  return unacknowledged_;
 }
 
 std::vector<Supervisor::SlotView> Supervisor::view() const {

@@ -43,6 +43,10 @@ class Supervisor final : public kafka::GroupListener {
 
   // A pipeline ended on a failure retrying cannot fix (halt, fatal).
   std::optional<common::Error> failure() const;
+  // Since the last stop_all() began: a slot stopped with records Kafka had
+  // not acknowledged within drain_timeout (not a failure: they stay
+  // unconfirmed, and whoever streams the slot next sends them).
+  std::optional<common::Error> unacknowledged_at_stop() const;
 
   struct SlotView {
     std::string slot;
@@ -65,6 +69,7 @@ class Supervisor final : public kafka::GroupListener {
   mutable std::mutex mutex_;                      // guards runners_ against view()
   mutable std::mutex failure_mutex_;
   std::optional<common::Error> failure_;
+  std::optional<common::Error> unacknowledged_;
 };
 
 }  // namespace relay

@@ -64,5 +64,60 @@ TEST_F(BrokerAwayTest, ConfirmedLsnHoldsWhileBrokerIsDownAndCatchesUpAfter) {
   expect_clean_stop(*relay);
 }
 
+// SIGTERM while Kafka is down: the relay waits drain_timeout for the broker,
+// says how many records it leaves unacknowledged, exits 1 (not a clean
+// drain) without confirming them, and a restart delivers them.
+TEST_F(BrokerAwayTest, SigtermWhileBrokerIsDownLeavesUnacknowledgedRowsForTheNextStart) {
+  auto [db, slot, topic] = new_scene(3);
+  std::string body = basic_config(db, slot);
+  body.replace(body.find("drain_timeout: 10s"), 18, "drain_timeout: 2s");
+  const std::string config = write_config(body);
+  auto relay = start_relay(config);
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  for (int t = 0; t < 5; ++t) pg().exec(insert_rows_sql(topic, t * 100, 100), db.name);
+  ASSERT_EQ(kafka().consume(topic, 500, 60s).size(), 500u);
+  const std::string before_outage = current_wal_lsn(db);
+  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, before_outage); },
+                                  20s));
+
+  kafka().stop();
+  for (int t = 5; t < 10; ++t) pg().exec(insert_rows_sql(topic, t * 100, 100), db.name);
+  const std::string after_load = current_wal_lsn(db);
+  // The walsender has sent the rows: they are in the relay, unacknowledged.
+  ASSERT_TRUE(harness::wait_until(
+      [&] {
+        return pg().query_scalar("SELECT bool_or(sent_lsn >= '" + after_load +
+                                     "'::pg_lsn) FROM pg_stat_replication",
+                                 db.name) == std::optional<std::string>("t");
+      },
+      20s));
+  relay->signal(SIGTERM);
+  EXPECT_EQ(relay->wait_exit(20s), std::optional<int>(1)) << relay->log_contents();
+  EXPECT_NE(relay->log_contents().find("Kafka did not acknowledge"), std::string::npos)
+      << relay->log_contents();
+  const std::string confirmed_at_stop = confirmed_flush(db, slot).value_or("0/0");
+
+  kafka().start_again();
+  relay = start_relay(config);
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  auto got = kafka().consume_all_until_quiet(topic, 3s, 120s);
+  std::set<std::string> ids;
+  std::string first_outage_commit;
+  for (const auto& r : got) {
+    const std::string id = *header(r, "outbox-id").value_or(std::nullopt);
+    ids.insert(id);
+    if (id == row_id(500)) first_outage_commit = *header(r, "outbox-lsn").value_or(std::nullopt);
+  }
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(ids.count(row_id(i))) << row_id(i) << " lost";
+  ASSERT_FALSE(first_outage_commit.empty());
+  EXPECT_LT(lsn_position(confirmed_at_stop), lsn_position(first_outage_commit))
+      << "confirmed " << confirmed_at_stop << " at the stop, past the unacknowledged commit at "
+      << first_outage_commit;
+  EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, after_load); },
+                                  60s))
+      << confirmed_flush(db, slot).value_or("?");
+  expect_clean_stop(*relay);
+}
+
 }  // namespace
 }  // namespace itest
