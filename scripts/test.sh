@@ -5,8 +5,9 @@
 #   3. run the integration suite on PostgreSQL 15, then on PostgreSQL 17,
 #      then again on 15 with the relay built with ASan+UBSan, then the soak
 #      variants (ctest -L soak) on 15, then the benchmark's smoke mode;
-#   4. check the deployment artefacts (ctest -L deploy: systemd unit, Helm
-#      chart), then build the .deb, install it and run the relay from it;
+#   4. check the deployment artefacts (ctest -L deploy: systemd unit,
+#      Dockerfile, Helm chart, the container image built and run), then
+#      build the .deb, install it and run the relay from it;
 #   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute.
 # Every step runs even when an earlier one failed, so one run reports
 # everything; the last line is "N passed, N failed" over all of them, and
@@ -26,7 +27,7 @@ for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     *)
-      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
