@@ -31,6 +31,10 @@ PACKAGES=(
   kafkacat # provides kcat
   prometheus # for promtool, which checks the alerting rules
   python3 python3-venv
+  # tests/deploy/container-image.sh: makes the base images with mmdebstrap,
+  # builds the Dockerfile with buildah, runs the image with podman (on runc:
+  # crun refuses hybrid cgroup hosts)
+  buildah podman runc mmdebstrap
 )
 # Debian's npm conflicts with a nodejs from elsewhere (NodeSource bundles its
 # own npm): ask for Debian's only when there is no npm at all.

@@ -9,8 +9,9 @@
 #      slowdown would distort, run there unsanitized), then the soak
 #      variants (ctest -L soak) on 15, then the benchmark's smoke modes
 #      (drain and live latency);
-#   4. check the deployment artefacts (ctest -L deploy: systemd unit, Helm
-#      chart), then build the .deb, install it and run the relay from it;
+#   4. check the deployment artefacts (ctest -L deploy: systemd unit,
+#      Dockerfile, Helm chart, the container image built and run), then
+#      build the .deb, install it and run the relay from it;
 #   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute,
 #      side by side.
 # Every step runs even when an earlier one failed, so one run reports
@@ -32,7 +33,7 @@ for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     *)
-      sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
