@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,34 @@ inline long peak_rss_kib(int pid) {
     if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
+}
+
+// The value of the sample whose name and labels are exactly `series` in a
+// /metrics page.
+inline std::optional<double> sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+// What `promtool check metrics` finds wrong with a /metrics page; "" when
+// it passes without lint findings.
+inline std::string promtool_findings(const std::string& text) {
+  harness::TempDir dir;
+  const std::string scrape = dir.path() + "/scrape.txt";
+  std::ofstream(scrape) << text;
+  auto check = harness::run_command({"sh", "-c", "promtool check metrics < " + scrape});
+  std::string findings = check.out + check.err;
+  if (check.exit_code != 0 && findings.empty()) {
+    findings = "promtool exited with " + std::to_string(check.exit_code);
+  }
+  return findings;
 }
 
 struct OutboxDb {

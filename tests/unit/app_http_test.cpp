@@ -270,5 +270,38 @@ TEST(MetricsText, NoSlotsLeavesFamilyHeadersAndNoSamples) {
   EXPECT_EQ(promtool_findings(text).value_or(""), "");
 }
 
+// Group mode: /metrics renders the slots the ownership lists, not the
+// constructor's stats (those of the group's own loop).
+TEST(HttpServerOwnership, MetricsRenderTheListedSlots) {
+  PipelineStats group_loop;
+  PipelineStats a;
+  PipelineStats b;
+  a.topics.get("orders").published = 3;
+  b.topics.get("orders").published = 4;
+  HttpServer server(group_loop, "grp", BuildInfo{});
+  HttpServer::Ownership o;
+  o.slots = [] {
+    return std::vector<HttpServer::SlotOwnership>{{"a", true, true}, {"b", false, false}};
+  };
+  o.stats = [&] { return std::vector<SlotStats>{{"a", &a}, {"b", &b}}; };
+  server.set_ownership(o);
+  ASSERT_TRUE(server.start("127.0.0.1:0").ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  auto res = client.Get("/metrics");
+  ASSERT_TRUE(res);
+  for (const char* line : {
+           "outbox_relay_records_published_total{slot=\"a\",topic=\"orders\"} 3\n",
+           "outbox_relay_records_published_total{slot=\"b\",topic=\"orders\"} 4\n",
+           "outbox_relay_slot_leader{slot=\"a\"} 1\n",
+           "outbox_relay_slot_leader{slot=\"b\"} 0\n",
+       }) {
+    EXPECT_NE(res->body.find(line), std::string::npos) << "missing: " << line << res->body;
+  }
+  EXPECT_EQ(res->body.find("slot=\"grp\""), std::string::npos) << res->body;
+  EXPECT_EQ(promtool_findings(res->body).value_or(""), "") << res->body;
+}
+
 }  // namespace
 }  // namespace app
