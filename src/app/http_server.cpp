@@ -59,7 +59,9 @@ common::Result<void> HttpServer::start(const std::string& listen) {
     res.set_content(std::string(state_name(s)) + "\n", "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(render_metrics(stats_, slot_, build_) + render_ownership_metrics(),
+    const auto slots =
+        ownership_.stats ? ownership_.stats() : std::vector<SlotStats>{SlotStats{slot_, &stats_}};
+    res.set_content(render_metrics(slots, build_) + render_ownership_metrics(),
                     "text/plain; version=0.0.4");
   });
   if (port == 0) {

@@ -29,8 +29,10 @@ class HttpServer {
   common::Result<void> start(const std::string& listen);
 
   // Group mode: which slots this instance leads. With it set (before
-  // start()), /readyz answers "leader slots=..." or "standby" and /metrics
-  // adds one leader gauge per configured slot.
+  // start()), /readyz answers "leader slots=..." or "standby", and /metrics
+  // renders the stats of the slots `stats` lists (those this instance streams
+  // or has streamed) instead of the constructor's, and adds one leader gauge
+  // per configured slot.
   struct SlotOwnership {
     std::string slot;
     bool assigned = false;
@@ -40,6 +42,7 @@ class HttpServer {
     std::function<bool()> joined;
     std::function<uint64_t()> rebalances;
     std::function<std::vector<SlotOwnership>()> slots;
+    std::function<std::vector<SlotStats>()> stats;
   };
   void set_ownership(Ownership ownership) { ownership_ = std::move(ownership); }
   void stop();

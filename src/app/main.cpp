@@ -153,6 +153,13 @@ app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
     }
     return out;
   };
+  o.stats = [&supervisor] {
+    std::vector<app::SlotStats> out;
+    for (const auto& v : supervisor.view()) {
+      if (v.ever_assigned) out.push_back({v.slot, v.stats});
+    }
+    return out;
+  };
   return o;
 }
 
@@ -171,6 +178,13 @@ int run_group(const config::Config& cfg) {
 
   relay::Lease lease;
   relay::Supervisor supervisor(cfg, lease, identity);
+  // The retained WAL of each slot, read only while this instance is assigned it.
+  supervisor.set_companion([](const config::Config& slot, relay::PipelineStats& stats) {
+    auto monitor = std::make_shared<app::SlotMonitor>(stats, slot.postgres.dsn, slot.postgres.slot,
+                                                      kSlotMonitorInterval);
+    monitor->start();
+    return std::shared_ptr<void>(std::move(monitor));
+  });
   kafka::GroupOptions go;
   go.brokers = cfg.kafka.brokers;
   go.properties = cfg.kafka.properties;

@@ -1,6 +1,7 @@
 #include "app/metrics_text.h"
 
 #include <cstdio>
+#include <functional>
 #include <sstream>
 
 namespace app {
@@ -25,120 +26,188 @@ std::string escape_label(const std::string& v) {
   return out;
 }
 
+// Renders families one at a time; each_slot() writes a family's samples for
+// every slot, labelled with it.
 class Writer {
  public:
-  explicit Writer(const std::string& slot) : slot_label_("slot=\"" + escape_label(slot) + "\"") {}
+  explicit Writer(const std::vector<SlotStats>& slots) {
+    for (const auto& s : slots)
+      slots_.push_back({"slot=\"" + escape_label(s.slot) + "\"", s.stats});
+  }
 
   void family(const char* name, const char* type, const char* help) {
     o_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
   }
-  // A sample labelled with the slot and `extra` (already rendered labels).
+  // Calls fn(stats) for every slot; the samples it writes carry that slot.
+  void each_slot(const std::function<void(const relay::PipelineStats&)>& fn) {
+    for (const auto& s : slots_) {
+      slot_label_ = &s.label;
+      fn(*s.stats);
+    }
+    slot_label_ = nullptr;
+  }
+  bool any_slot(const std::function<bool(const relay::PipelineStats&)>& pred) const {
+    for (const auto& s : slots_) {
+      if (pred(*s.stats)) return true;
+    }
+    return false;
+  }
+  // A sample labelled with the current slot and `extra` (already rendered labels).
   template <typename T>
   void sample(const std::string& name, T value, const std::string& extra = "") {
-    o_ << name << '{' << slot_label_ << (extra.empty() ? "" : ",") << extra << "} " << value
+    o_ << name << '{' << *slot_label_ << (extra.empty() ? "" : ",") << extra << "} " << value
        << '\n';
   }
-  void one(const char* name, const char* type, const char* help, uint64_t value) {
+  // A family of one sample per slot: the value of `field`.
+  void per_slot(const char* name, const char* type, const char* help,
+                const std::atomic<uint64_t> relay::PipelineStats::*field) {
     family(name, type, help);
-    sample(name, value);
+    each_slot([&](const relay::PipelineStats& stats) { sample(name, (stats.*field).load()); });
   }
   std::ostringstream& out() { return o_; }
 
  private:
+  struct Slot {
+    std::string label;
+    const relay::PipelineStats* stats;
+  };
   std::ostringstream o_;
-  std::string slot_label_;
+  std::vector<Slot> slots_;
+  const std::string* slot_label_ = nullptr;
 };
 
-void render_topics(Writer& w, const relay::PipelineStats& stats) {
-  w.family("outbox_relay_records_published_total", "counter",
-           "Records Kafka acknowledged, by destination topic (dead-letter records included).");
-  stats.topics.for_each([&](const std::string& topic, const relay::TopicCounters& c) {
-    w.sample("outbox_relay_records_published_total", c.published.load(),
-             "topic=\"" + escape_label(topic) + "\"");
-  });
-  w.family("outbox_relay_records_failed_total", "counter",
-           "Records Kafka refused or failed to deliver, by topic.");
-  stats.topics.for_each([&](const std::string& topic, const relay::TopicCounters& c) {
-    w.sample("outbox_relay_records_failed_total", c.failed.load(),
-             "topic=\"" + escape_label(topic) + "\"");
+bool streaming(const relay::PipelineStats& stats) {
+  return static_cast<relay::PipelineState>(stats.state.load()) == relay::PipelineState::kStreaming;
+}
+
+// A counter family by destination topic: the value of `field` per slot and topic.
+void render_by_topic(Writer& w, const char* name, const char* help,
+                     const std::atomic<uint64_t> relay::TopicCounters::*field) {
+  w.family(name, "counter", help);
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    stats.topics.for_each([&](const std::string& topic, const relay::TopicCounters& c) {
+      w.sample(name, (c.*field).load(), "topic=\"" + escape_label(topic) + "\"");
+    });
   });
 }
 
-void render_latency(Writer& w, const relay::PipelineStats& stats) {
+void render_latency(Writer& w) {
   const char* name = "outbox_relay_commit_to_ack_seconds";
   w.family(name, "histogram",
            "From the transaction's commit time on the server to Kafka's acknowledgement of each "
            "record.");
-  const auto s = stats.commit_to_ack.snapshot();
-  const auto& bounds = relay::LatencyHistogram::kBoundsSeconds;
-  for (size_t i = 0; i < bounds.size(); ++i) {
-    std::ostringstream le;
-    le << "le=\"" << bounds[i] << '"';
-    w.sample(std::string(name) + "_bucket", s.cumulative[i], le.str());
-  }
-  w.sample(std::string(name) + "_bucket", s.count, "le=\"+Inf\"");
-  char sum[40];
-  std::snprintf(sum, sizeof sum, "%.6f", s.sum_seconds);
-  w.sample(std::string(name) + "_sum", sum);
-  w.sample(std::string(name) + "_count", s.count);
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    const auto s = stats.commit_to_ack.snapshot();
+    const auto& bounds = relay::LatencyHistogram::kBoundsSeconds;
+    for (size_t i = 0; i < bounds.size(); ++i) {
+      std::ostringstream le;
+      le << "le=\"" << bounds[i] << '"';
+      w.sample(std::string(name) + "_bucket", s.cumulative[i], le.str());
+    }
+    w.sample(std::string(name) + "_bucket", s.count, "le=\"+Inf\"");
+    char sum[40];
+    std::snprintf(sum, sizeof sum, "%.6f", s.sum_seconds);
+    w.sample(std::string(name) + "_sum", sum);
+    w.sample(std::string(name) + "_count", s.count);
+  });
 }
+
+// The retained WAL and the loop's last turn are left out for a slot until
+// known, and again once its pipeline stops (a slot revoked in group mode).
+void render_retained_wal(Writer& w) {
+  if (!w.any_slot([](const auto& s) { return s.retained_wal_bytes.load() >= 0; })) return;
+  w.family("outbox_relay_slot_retained_wal_bytes", "gauge",
+           "WAL the server keeps for the slot: pg_current_wal_lsn() - restart_lsn.");
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    const int64_t retained = stats.retained_wal_bytes.load();
+    if (retained >= 0) w.sample("outbox_relay_slot_retained_wal_bytes", retained);
+  });
+}
+
+void render_last_loop(Writer& w) {
+  if (!w.any_slot([](const auto& s) { return s.last_loop_unix_ms.load() != 0; })) return;
+  w.family("outbox_relay_last_loop_timestamp_seconds", "gauge",
+           "When the relay's loop last turned (Unix time).");
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    const int64_t last_ms = stats.last_loop_unix_ms.load();
+    if (last_ms == 0) return;
+    char last[32];
+    std::snprintf(last, sizeof last, "%lld.%03lld", static_cast<long long>(last_ms / 1000),
+                  static_cast<long long>(last_ms % 1000));
+    w.sample("outbox_relay_last_loop_timestamp_seconds", last);
+  });
+}
+
+// Families of one sample per slot, a field of its stats.
+struct PerSlotFamily {
+  const char* name;
+  const char* type;
+  const char* help;
+  const std::atomic<uint64_t> relay::PipelineStats::*field;
+};
+
+constexpr PerSlotFamily kPerSlotFamilies[] = {
+    {"outbox_relay_records_dead_lettered_total", "counter",
+     "Records sent to the dead-letter topic instead of their own.",
+     &relay::PipelineStats::records_dead_lettered},
+    {"outbox_relay_transactions_total", "counter", "Transactions seen in the stream.",
+     &relay::PipelineStats::transactions},
+    {"outbox_relay_reconnects_total", "counter",
+     "Times the replication connection was re-established after a failure.",
+     &relay::PipelineStats::reconnects},
+    {"outbox_relay_slots_recreated_total", "counter",
+     "Invalidated slots dropped and created again under on_slot_lost: recreate; each one "
+     "skipped rows.",
+     &relay::PipelineStats::slots_recreated},
+    {"outbox_relay_in_flight_records", "gauge", "Records handed to Kafka and not yet acknowledged.",
+     &relay::PipelineStats::in_flight_records},
+    {"outbox_relay_in_flight_bytes", "gauge",
+     "Key and payload bytes handed to Kafka and not yet acknowledged.",
+     &relay::PipelineStats::in_flight_bytes},
+    {"outbox_relay_received_lsn", "gauge",
+     "Highest WAL position received from the server, as a byte position.",
+     &relay::PipelineStats::received_lsn},
+    {"outbox_relay_confirmed_lsn", "gauge",
+     "WAL position confirmed to the server (the slot's confirmed_flush_lsn).",
+     &relay::PipelineStats::confirmed_lsn},
+};
 
 }  // namespace
 
-std::string render_metrics(const relay::PipelineStats& stats, const std::string& slot,
-                           const BuildInfo& build) {
-  Writer w(slot);
-  const auto state = static_cast<relay::PipelineState>(stats.state.load());
-  const bool streaming = state == relay::PipelineState::kStreaming;
-
+std::string render_metrics(const std::vector<SlotStats>& slots, const BuildInfo& build) {
+  using relay::PipelineStats;
+  Writer w(slots);
   w.family("outbox_relay_build_info", "gauge", "Versions of the relay and its libraries.");
   w.out() << "outbox_relay_build_info{version=\"" << escape_label(build.version)
           << "\",librdkafka_version=\"" << escape_label(build.librdkafka_version)
           << "\",libpq_version=\"" << escape_label(build.libpq_version) << "\"} 1\n";
 
-  render_topics(w, stats);
-  w.one("outbox_relay_records_dead_lettered_total", "counter",
-        "Records sent to the dead-letter topic instead of their own.",
-        stats.records_dead_lettered.load());
-  w.one("outbox_relay_transactions_total", "counter", "Transactions seen in the stream.",
-        stats.transactions.load());
-  w.one("outbox_relay_reconnects_total", "counter",
-        "Times the replication connection was re-established after a failure.",
-        stats.reconnects.load());
-  w.one("outbox_relay_slots_recreated_total", "counter",
-        "Invalidated slots dropped and created again under on_slot_lost: recreate; each one "
-        "skipped rows.",
-        stats.slots_recreated.load());
-  w.one("outbox_relay_in_flight_records", "gauge",
-        "Records handed to Kafka and not yet acknowledged.", stats.in_flight_records.load());
-  w.one("outbox_relay_in_flight_bytes", "gauge",
-        "Key and payload bytes handed to Kafka and not yet acknowledged.",
-        stats.in_flight_bytes.load());
-  w.one("outbox_relay_received_lsn", "gauge",
-        "Highest WAL position received from the server, as a byte position.",
-        stats.received_lsn.load());
-  w.one("outbox_relay_confirmed_lsn", "gauge",
-        "WAL position confirmed to the server (the slot's confirmed_flush_lsn).",
-        stats.confirmed_lsn.load());
-  const int64_t retained = stats.retained_wal_bytes.load();
-  if (retained >= 0) {
-    w.one("outbox_relay_slot_retained_wal_bytes", "gauge",
-          "WAL the server keeps for the slot: pg_current_wal_lsn() - restart_lsn.",
-          static_cast<uint64_t>(retained));
-  }
-  render_latency(w, stats);
-  w.one("outbox_relay_streaming", "gauge", "1 while the slot is being streamed.",
-        streaming ? 1 : 0);
+  render_by_topic(
+      w, "outbox_relay_records_published_total",
+      "Records Kafka acknowledged, by destination topic (dead-letter records included).",
+      &relay::TopicCounters::published);
+  render_by_topic(w, "outbox_relay_records_failed_total",
+                  "Records Kafka refused or failed to deliver, by topic.",
+                  &relay::TopicCounters::failed);
+  for (const auto& f : kPerSlotFamilies) w.per_slot(f.name, f.type, f.help, f.field);
+  render_retained_wal(w);
+  render_latency(w);
+  w.family("outbox_relay_streaming", "gauge", "1 while the slot is being streamed.");
+  int owned = 0;
+  w.each_slot([&](const PipelineStats& stats) {
+    const int on = streaming(stats) ? 1 : 0;
+    owned += on;
+    w.sample("outbox_relay_streaming", on);
+  });
   w.family("outbox_relay_slots_owned", "gauge", "Replication slots this instance streams.");
-  w.out() << "outbox_relay_slots_owned " << (streaming ? 1 : 0) << '\n';
-  w.family("outbox_relay_last_loop_timestamp_seconds", "gauge",
-           "When the relay's loop last turned (Unix time).");
-  const int64_t last_ms = stats.last_loop_unix_ms.load();
-  char last[32];
-  std::snprintf(last, sizeof last, "%lld.%03lld", static_cast<long long>(last_ms / 1000),
-                static_cast<long long>(last_ms % 1000));
-  w.sample("outbox_relay_last_loop_timestamp_seconds", last);
+  w.out() << "outbox_relay_slots_owned " << owned << '\n';
+  render_last_loop(w);
   return w.out().str();
+}
+
+std::string render_metrics(const relay::PipelineStats& stats, const std::string& slot,
+                           const BuildInfo& build) {
+  return render_metrics({SlotStats{slot, &stats}}, build);
 }
 
 }  // namespace app

@@ -29,10 +29,22 @@ InstanceIdentity InstanceIdentity::of_this_process() {
   return me;
 }
 
+namespace {
+
+// What describes a running pipeline; the counters stay.
+void clear_running_gauges(PipelineStats& stats) {
+  stats.state = static_cast<int>(PipelineState::kStopped);
+  stats.in_flight_records = 0;
+  stats.in_flight_bytes = 0;
+  stats.retained_wal_bytes = -1;
+  stats.last_loop_unix_ms = 0;
+}
+
+}  // namespace
+
 struct Supervisor::Runner {
   std::atomic<bool> stop{false};
   int stop_fd = -1;
-  PipelineStats stats;
   std::unique_ptr<kafka::Producer> producer;
   std::thread thread;
   ~Runner() {
@@ -44,7 +56,9 @@ Supervisor::Supervisor(const config::Config& cfg, const Lease& lease, InstanceId
     : cfg_(cfg), lease_(lease), identity_(std::move(identity)) {
   for (const auto& slot : config::slots_of(cfg))
     slot_configs_.push_back(config::for_slot(cfg, slot));
+  stats_ = std::make_unique<PipelineStats[]>(slot_configs_.size());
   runners_.resize(slot_configs_.size());
+  ever_assigned_.resize(slot_configs_.size());
 }
 
 Supervisor::~Supervisor() {
@@ -86,14 +100,19 @@ void Supervisor::start(int index) {
   spdlog::info("slot={} assigned to instance={}, starting", cfg.postgres.slot,
                identity_.describe());
   Runner* r = runner.get();
-  r->thread = std::thread([this, r, &cfg] {
+  PipelineStats& stats = stats_[index];
+  stats.state = static_cast<int>(PipelineState::kStarting);
+  r->thread = std::thread([this, r, &cfg, &stats] {
+    auto companion = companion_ ? companion_(cfg, stats) : nullptr;
     PipelineOptions options;
     options.lease = &lease_;
     options.instance_header = Header{kInstanceHeader, identity_.describe()};
     options.application_name = "outbox-relay/" + identity_.id;
     if (cfg_.group) options.takeover_after = cfg_.group->takeover_after;
-    Pipeline pipeline(cfg, *r->producer, r->stats, r->stop, r->stop_fd, options);
+    Pipeline pipeline(cfg, *r->producer, stats, r->stop, r->stop_fd, options);
     auto result = pipeline.run();
+    companion.reset();
+    clear_running_gauges(stats);
     if (!result && result.error().code == make_error_code(pipeline_errc::unacknowledged)) {
       spdlog::warn("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
       std::lock_guard f(failure_mutex_);
@@ -105,6 +124,7 @@ void Supervisor::start(int index) {
     }
   });
   runners_[index] = std::move(runner);
+  ever_assigned_[index] = true;
 }
 
 void Supervisor::signal_stop(Runner& r) {
@@ -160,7 +180,9 @@ std::vector<Supervisor::SlotView> Supervisor::view() const {
     SlotView v;
     v.slot = slot_configs_[i].postgres.slot;
     v.assigned = runners_[i] != nullptr;
-    if (runners_[i]) v.state = runners_[i]->stats.state.load();
+    v.ever_assigned = ever_assigned_[i];
+    v.stats = &stats_[i];
+    if (runners_[i]) v.state = stats_[i].state.load();
     out.push_back(std::move(v));
   }
   return out;

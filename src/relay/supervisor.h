@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,11 +31,20 @@ inline constexpr const char* kInstanceHeader = "outbox-relay-instance";
 
 // Starts and stops one pipeline thread per slot as the group assigns and
 // revokes them. Each slot has its own producer, so that its delivery reports,
-// in-flight bounds and purge on fencing concern that slot alone.
+// in-flight bounds and purge on fencing concern that slot alone. Each slot's
+// stats live as long as the supervisor, so that its counters keep counting
+// across a revocation and a later assignment.
 class Supervisor final : public kafka::GroupListener {
  public:
   Supervisor(const config::Config& cfg, const Lease& lease, InstanceIdentity identity);
   ~Supervisor() override;
+
+  // Something that runs beside a slot's pipeline (the retained-WAL monitor):
+  // made on the pipeline's thread before it starts, destroyed there once it
+  // has stopped. Set before the first assignment.
+  using Companion =
+      std::function<std::shared_ptr<void>(const config::Config& slot, PipelineStats& stats)>;
+  void set_companion(Companion companion) { companion_ = std::move(companion); }
 
   void on_assigned(const std::vector<int>& slots) override;
   void on_revoked(const std::vector<int>& slots, bool lost) override;
@@ -51,7 +61,9 @@ class Supervisor final : public kafka::GroupListener {
   struct SlotView {
     std::string slot;
     bool assigned = false;
+    bool ever_assigned = false;  // since this process started
     int state = static_cast<int>(PipelineState::kStopped);
+    const PipelineStats* stats = nullptr;  // lives as long as the supervisor
   };
   std::vector<SlotView> view() const;
 
@@ -65,8 +77,11 @@ class Supervisor final : public kafka::GroupListener {
   const Lease& lease_;
   InstanceIdentity identity_;
   std::vector<config::Config> slot_configs_;
+  std::unique_ptr<PipelineStats[]> stats_;  // by slot index
+  Companion companion_;
   std::vector<std::unique_ptr<Runner>> runners_;  // by slot index; null when not assigned
-  mutable std::mutex mutex_;                      // guards runners_ against view()
+  std::vector<bool> ever_assigned_;               // by slot index
+  mutable std::mutex mutex_;  // guards runners_ and ever_assigned_ against view()
   mutable std::mutex failure_mutex_;
   std::optional<common::Error> failure_;
   std::optional<common::Error> unacknowledged_;

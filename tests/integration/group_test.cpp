@@ -91,6 +91,20 @@ class GroupScenario : public GroupTest {
     };
   }
 
+  // The value of a series on an instance's /metrics once it reaches
+  // `expected` (or, after 10 s, whatever it is then).
+  static std::optional<double> wait_sample(const Instance& in, const std::string& series,
+                                           double expected) {
+    std::optional<double> value;
+    harness::wait_until(
+        [&] {
+          value = sample(http_get(in.http_port, "/metrics").value_or(""), series);
+          return value == expected;
+        },
+        10s);
+    return value;
+  }
+
   bool wait_leads(const Instance& in, const std::string& slot, std::chrono::milliseconds d) {
     return harness::wait_until(
                [&] { return leading(in).count(slot) > 0 || !in.process->running(); }, d, 50ms) &&
@@ -130,6 +144,15 @@ TEST_F(GroupScenario, OneSlotStandbyTakesOverOnLeaderDeathAndReadyzShowsTheLeade
 
   pg().exec(insert_rows_sql(topic, 0, 1000), slots[0].db.name);
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
+  // The leader counts what it delivered for the slot; the standby, which has
+  // never streamed it, has no series for it.
+  const std::string published = "outbox_relay_records_published_total{slot=\"" + slots[0].slot +
+                                "\",topic=\"" + topic + "\"}";
+  EXPECT_EQ(wait_sample(a, published, 1000), std::optional<double>(1000));
+  const std::string standby_page = http_get(b.http_port, "/metrics").value_or("");
+  EXPECT_EQ(standby_page.find("{slot=\"" + slots[0].slot + "\","), std::string::npos)
+      << standby_page;
+  EXPECT_EQ(promtool_findings(standby_page), "") << standby_page;
 
   const auto killed_at = std::chrono::steady_clock::now();
   a.process->signal(SIGKILL);
@@ -151,6 +174,15 @@ TEST_F(GroupScenario, OneSlotStandbyTakesOverOnLeaderDeathAndReadyzShowsTheLeade
 
   pg().exec(insert_rows_sql(topic, 1000, 1000), slots[0].db.name);
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
+  // The new leader's series for the slot count only what it delivered.
+  EXPECT_EQ(wait_sample(b, published, 1000), std::optional<double>(1000));
+  const std::string page = http_get(b.http_port, "/metrics").value_or("");
+  const std::string s = "{slot=\"" + slots[0].slot + "\"}";
+  EXPECT_EQ(sample(page, "outbox_relay_commit_to_ack_seconds_count" + s), 1000.0) << page;
+  EXPECT_EQ(sample(page, "outbox_relay_streaming" + s), 1.0) << page;
+  EXPECT_EQ(sample(page, "outbox_relay_in_flight_records" + s), 0.0) << page;
+  EXPECT_EQ(sample(page, "outbox_relay_slots_owned"), 1.0) << page;
+  EXPECT_EQ(promtool_findings(page), "") << page;
   auto got = kafka().consume_all_until_quiet(topic, 3s, 60s);
   auto d = delivered(got);
   expect_nothing_lost(d, slots, {2000});

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,6 +60,34 @@ inline uint64_t lsn_position(const std::string& text) {
   const uint64_t hi = std::stoull(text.substr(0, slash), nullptr, 16);
   const uint64_t lo = std::stoull(text.substr(slash + 1), nullptr, 16);
   return (hi << 32) | lo;
+}
+
+// The value of the sample whose name and labels are exactly `series` in a
+// /metrics page.
+inline std::optional<double> sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+// What `promtool check metrics` finds wrong with a /metrics page; "" when
+// it passes without lint findings.
+inline std::string promtool_findings(const std::string& text) {
+  harness::TempDir dir;
+  const std::string scrape = dir.path() + "/scrape.txt";
+  std::ofstream(scrape) << text;
+  auto check = harness::run_command({"sh", "-c", "promtool check metrics < " + scrape});
+  std::string findings = check.out + check.err;
+  if (check.exit_code != 0 && findings.empty()) {
+    findings = "promtool exited with " + std::to_string(check.exit_code);
+  }
+  return findings;
 }
 
 struct OutboxDb {

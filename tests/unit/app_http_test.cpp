@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <string>
 
 #include "app/http_server.h"
@@ -132,29 +135,172 @@ TEST(MetricsText, RetainedWalIsLeftOutUntilKnown) {
   EXPECT_NE(text.find("outbox_relay_slots_owned 0\n"), std::string::npos);
 }
 
-TEST(MetricsText, PassesPromtoolCheckMetrics) {
-  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "promtool not installed (Debian package prometheus)";
-  }
-  PipelineStats stats;
-  stats.topics.get("orders").published = 7;
-  stats.retained_wal_bytes = 0;
-  stats.commit_to_ack.observe_micros(1500);
+// promtool's findings on `text`; nullopt when promtool is not installed.
+std::optional<std::string> promtool_findings(const std::string& text) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) return std::nullopt;
   char path[] = "/tmp/outbox-metrics-XXXXXX";
   int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
+  if (fd < 0) return "mkstemp failed";
   close(fd);
-  std::ofstream(path) << render_metrics(stats, "s1", BuildInfo{"0.1.0", "2.0.2", "150013"});
+  std::ofstream(path) << text;
   const std::string cmd = std::string("promtool check metrics < ") + path + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
+  if (p == nullptr) return "popen failed";
   std::string out;
   char buf[256];
   while (fgets(buf, sizeof buf, p)) out += buf;
   int rc = pclose(p);
   std::remove(path);
-  EXPECT_EQ(rc, 0) << out;
-  EXPECT_EQ(out, "") << "promtool reports lint problems";
+  if (rc != 0 && out.empty()) out = "promtool exited with " + std::to_string(rc);
+  return out;
+}
+
+TEST(MetricsText, PassesPromtoolCheckMetrics) {
+  PipelineStats stats;
+  stats.topics.get("orders").published = 7;
+  stats.retained_wal_bytes = 0;
+  stats.commit_to_ack.observe_micros(1500);
+  auto findings =
+      promtool_findings(render_metrics(stats, "s1", BuildInfo{"0.1.0", "2.0.2", "150013"}));
+  if (!findings) GTEST_SKIP() << "promtool not installed (Debian package prometheus)";
+  EXPECT_EQ(*findings, "") << "promtool reports problems";
+}
+
+// Number of times `needle` occurs in `text`.
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+class MultiSlotMetrics : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_.state = static_cast<int>(PipelineState::kStreaming);
+    a_.topics.get("orders").published = 7;
+    a_.topics.get("orders").failed = 1;
+    a_.transactions = 3;
+    a_.retained_wal_bytes = 4096;
+    a_.last_loop_unix_ms = 1700000000123;
+    a_.commit_to_ack.observe_micros(20000);
+    // Revoked: counters kept, no retained WAL or loop any more.
+    b_.state = static_cast<int>(PipelineState::kStopped);
+    b_.topics.get("orders").published = 5;
+    b_.topics.get("pay\"ments").published = 2;
+    b_.transactions = 4;
+    b_.reconnects = 1;
+  }
+  std::string render() {
+    return render_metrics({SlotStats{"slot_a", &a_}, SlotStats{"b\\\"\nb", &b_}},
+                          BuildInfo{"0.1.0", "2.0.2", "150013"});
+  }
+
+  PipelineStats a_;
+  PipelineStats b_;
+};
+
+TEST_F(MultiSlotMetrics, EveryFamilyAppearsOnceWithBothSlotsSamplesUnderIt) {
+  const std::string text = render();
+  std::istringstream lines(text);
+  std::string line;
+  std::map<std::string, int> helps;
+  std::map<std::string, int> types;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string hash, kind, name;
+    words >> hash >> kind >> name;
+    if (hash != "#") continue;
+    if (kind == "HELP") ++helps[name];
+    if (kind == "TYPE") ++types[name];
+  }
+  EXPECT_EQ(helps.size(), 16u) << text;
+  for (const auto& [name, n] : helps) EXPECT_EQ(n, 1) << name << " in:\n" << text;
+  EXPECT_EQ(helps.size(), types.size());
+  for (const auto& [name, n] : types) EXPECT_EQ(n, 1) << name << " in:\n" << text;
+
+  const std::string b = "slot=\"b\\\\\\\"\\nb\"";  // slot="b\\\"\nb"
+  for (const std::string& sample : {
+           std::string(
+               "outbox_relay_records_published_total{slot=\"slot_a\",topic=\"orders\"} 7\n"),
+           "outbox_relay_records_published_total{" + b + ",topic=\"orders\"} 5\n",
+           "outbox_relay_records_published_total{" + b + ",topic=\"pay\\\"ments\"} 2\n",
+           std::string("outbox_relay_records_failed_total{slot=\"slot_a\",topic=\"orders\"} 1\n"),
+           "outbox_relay_records_failed_total{" + b + ",topic=\"orders\"} 0\n",
+           std::string("outbox_relay_transactions_total{slot=\"slot_a\"} 3\n"),
+           "outbox_relay_transactions_total{" + b + "} 4\n",
+           std::string("outbox_relay_reconnects_total{slot=\"slot_a\"} 0\n"),
+           "outbox_relay_reconnects_total{" + b + "} 1\n",
+           std::string("outbox_relay_commit_to_ack_seconds_count{slot=\"slot_a\"} 1\n"),
+           "outbox_relay_commit_to_ack_seconds_count{" + b + "} 0\n",
+           "outbox_relay_commit_to_ack_seconds_bucket{" + b + ",le=\"+Inf\"} 0\n",
+           std::string("outbox_relay_streaming{slot=\"slot_a\"} 1\n"),
+           "outbox_relay_streaming{" + b + "} 0\n",
+           std::string("outbox_relay_slot_retained_wal_bytes{slot=\"slot_a\"} 4096\n"),
+           std::string(
+               "outbox_relay_last_loop_timestamp_seconds{slot=\"slot_a\"} 1700000000.123\n"),
+           std::string("outbox_relay_slots_owned 1\n"),
+       }) {
+    EXPECT_EQ(occurrences(text, sample), 1u) << "missing: " << sample << "in:\n" << text;
+  }
+  EXPECT_EQ(occurrences(text, "outbox_relay_slot_retained_wal_bytes{" + b), 0u) << text;
+  EXPECT_EQ(occurrences(text, "outbox_relay_last_loop_timestamp_seconds{" + b), 0u) << text;
+  EXPECT_EQ(occurrences(text, "outbox_relay_build_info{"), 1u) << text;
+}
+
+TEST_F(MultiSlotMetrics, SamplesOfAFamilyFollowItsHeaderBeforeTheNextFamily) {
+  const std::string text = render();
+  const size_t header = text.find("# TYPE outbox_relay_transactions_total counter\n");
+  const size_t next = text.find("# HELP", header);
+  ASSERT_NE(header, std::string::npos);
+  const std::string block = text.substr(header, next - header);
+  EXPECT_EQ(occurrences(block, "outbox_relay_transactions_total{"), 2u) << block;
+}
+
+TEST_F(MultiSlotMetrics, PassesPromtoolCheckMetrics) {
+  auto findings = promtool_findings(render());
+  if (!findings) GTEST_SKIP() << "promtool not installed (Debian package prometheus)";
+  EXPECT_EQ(*findings, "") << "promtool reports problems";
+}
+
+TEST(MetricsText, NoSlotsLeavesFamilyHeadersAndNoSamples) {
+  const std::string text = render_metrics(std::vector<SlotStats>{}, BuildInfo{});
+  EXPECT_NE(text.find("# TYPE outbox_relay_records_published_total counter\n"), std::string::npos);
+  EXPECT_EQ(text.find("{slot="), std::string::npos) << text;
+  EXPECT_NE(text.find("outbox_relay_slots_owned 0\n"), std::string::npos) << text;
+  EXPECT_EQ(promtool_findings(text).value_or(""), "");
+}
+
+// Group mode: /metrics renders the slots the ownership lists, not the
+// constructor's stats (those of the group's own loop).
+TEST(HttpServerOwnership, MetricsRenderTheListedSlots) {
+  PipelineStats group_loop;
+  PipelineStats a;
+  PipelineStats b;
+  a.topics.get("orders").published = 3;
+  b.topics.get("orders").published = 4;
+  HttpServer server(group_loop, "grp", BuildInfo{});
+  HttpServer::Ownership o;
+  o.slots = [] {
+    return std::vector<HttpServer::SlotOwnership>{{"a", true, true}, {"b", false, false}};
+  };
+  o.stats = [&] { return std::vector<SlotStats>{{"a", &a}, {"b", &b}}; };
+  server.set_ownership(o);
+  ASSERT_TRUE(server.start("127.0.0.1:0").ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  auto res = client.Get("/metrics");
+  ASSERT_TRUE(res);
+  for (const char* line : {
+           "outbox_relay_records_published_total{slot=\"a\",topic=\"orders\"} 3\n",
+           "outbox_relay_records_published_total{slot=\"b\",topic=\"orders\"} 4\n",
+           "outbox_relay_slot_leader{slot=\"a\"} 1\n",
+           "outbox_relay_slot_leader{slot=\"b\"} 0\n",
+       }) {
+    EXPECT_NE(res->body.find(line), std::string::npos) << "missing: " << line << res->body;
+  }
+  EXPECT_EQ(res->body.find("slot=\"grp\""), std::string::npos) << res->body;
+  EXPECT_EQ(promtool_findings(res->body).value_or(""), "") << res->body;
 }
 
 }  // namespace
