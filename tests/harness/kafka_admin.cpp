@@ -24,6 +24,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -98,7 +99,19 @@ int partition_count(rd_kafka_t* rk, const std::string& topic) {
   throw std::runtime_error("topic " + topic + " not in the broker's metadata");
 }
 
-int64_t record_count(rd_kafka_t* rk, const std::string& topic, int partitions) {
+// What a partition answers until it has a leader, e.g. just after its topic
+// was created or while the broker restarts: not a count yet, ask again.
+bool transient(rd_kafka_resp_err_t e) {
+  return e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+         e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+         e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+         e == RD_KAFKA_RESP_ERR__TRANSPORT;
+}
+
+// The record count; nullopt (with the reason in `why`) while a partition
+// answers with a transient error.
+std::optional<int64_t> record_count(rd_kafka_t* rk, const std::string& topic, int partitions,
+                                    std::string& why) {
   int64_t total = 0;
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0;
@@ -106,8 +119,9 @@ int64_t record_count(rd_kafka_t* rk, const std::string& topic, int partitions) {
     rd_kafka_resp_err_t e =
         rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, kRequestTimeoutMs);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw std::runtime_error("watermarks of " + topic + "/" + std::to_string(p) + ": " +
-                               rd_kafka_err2str(e));
+      why = "watermarks of " + topic + "/" + std::to_string(p) + ": " + rd_kafka_err2str(e);
+      if (transient(e)) return std::nullopt;
+      throw std::runtime_error(why);
     }
     total += high - low;
   }
@@ -120,16 +134,18 @@ int count(const std::string& bootstrap, const std::string& topic, int64_t until,
   const int partitions = partition_count(rk.get(), topic);
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-  int64_t n = record_count(rk.get(), topic, partitions);
-  while (until >= 0 && n < until) {
+  std::string why;
+  std::optional<int64_t> n = record_count(rk.get(), topic, partitions, why);
+  while (!n || (until >= 0 && *n < until)) {
     if (Clock::now() >= deadline) {
-      std::printf("%lld\n", static_cast<long long>(n));
+      if (!n) throw std::runtime_error(why);
+      std::printf("%lld\n", static_cast<long long>(*n));
       return kTimedOut;
     }
     std::this_thread::sleep_for(kPollInterval);
-    n = record_count(rk.get(), topic, partitions);
+    n = record_count(rk.get(), topic, partitions, why);
   }
-  std::printf("%lld\n", static_cast<long long>(n));
+  std::printf("%lld\n", static_cast<long long>(*n));
   return 0;
 }
 
