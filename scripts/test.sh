@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command:
 #   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
-#   2. build everything again with ASan+UBSan in build-asan/ and run the
-#      unit tests there;
+#   2. build the unit tests and the relay again with ASan+UBSan in
+#      build-asan/ and run the unit tests there;
 #   3. run the integration suite on PostgreSQL 15 with the relay as users
 #      run it, then on PostgreSQL 17 with the relay built with ASan+UBSan
 #      (the consumer-group scenarios, which time leases that the sanitizers'
@@ -220,20 +220,21 @@ step_package() {
   fi
 }
 
+# One of the benchmark's smoke modes: bench/run.sh with the given options.
+bench_smoke() {
+  local name="$1"
+  shift
+  say "benchmark smoke run (bench/run.sh $*)"
+  if logged "$name" env SKIP_INSTALL=1 OUTBOX_BUILD_DIR="$BUILD" "$ROOT/bench/run.sh" "$@"; then
+    passed=$((passed + 1))
+  else
+    step_failed "bench $*: failed (log: $LOGS/$name.log)"
+  fi
+}
+
 step_bench_quick() {
-  say "benchmark smoke run (bench/run.sh --quick)"
-  if logged bench-quick env SKIP_INSTALL=1 OUTBOX_BUILD_DIR="$BUILD" "$ROOT/bench/run.sh" --quick; then
-    passed=$((passed + 1))
-  else
-    step_failed "bench --quick: failed (log: $LOGS/bench-quick.log)"
-  fi
-  say "live latency smoke run (bench/run.sh --live --quick)"
-  if logged bench-live-quick env SKIP_INSTALL=1 OUTBOX_BUILD_DIR="$BUILD" \
-    "$ROOT/bench/run.sh" --live --quick; then
-    passed=$((passed + 1))
-  else
-    step_failed "bench --live --quick: failed (log: $LOGS/bench-live-quick.log)"
-  fi
+  bench_smoke bench-quick --quick
+  bench_smoke bench-live-quick --live --quick
 }
 
 # The targets are built first, then fuzzed side by side, one per core.
@@ -247,10 +248,7 @@ step_fuzz() {
   for source in "$ROOT"/tests/fuzz/*_fuzz.cpp; do
     [[ -e $source ]] && names+=("$(basename "$source" .cpp)")
   done
-  if ! logged fuzz-configure cmake -S "$ROOT" -B "$OUTBOX_FUZZ_BUILD_DIR" -G Ninja \
-    -DCMAKE_CXX_COMPILER="${OUTBOX_FUZZ_CXX:-clang++-14}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    "${LAUNCHER[@]}" -DOUTBOX_FUZZ=ON -DOUTBOX_TESTS=OFF ||
-    ! logged fuzz-build cmake --build "$OUTBOX_FUZZ_BUILD_DIR" -j "$JOBS" --target "${names[@]}"; then
+  if ! logged fuzz-build env OUTBOX_FUZZ_JOBS="$JOBS" "$ROOT/tests/fuzz/build.sh" "${names[@]}"; then
     step_failed "fuzz: build failed (log: $LOGS/fuzz-build.log)"
     return 1
   fi

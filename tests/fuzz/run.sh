@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds one libFuzzer target with clang (ASan + UBSan) and runs it.
+# Builds one libFuzzer target (tests/fuzz/build.sh) and runs it.
 #
 #   usage: tests/fuzz/run.sh <target> <seconds> [libFuzzer options...]
 #   e.g.   tests/fuzz/run.sh pgoutput 120
@@ -34,11 +34,7 @@ if [[ ! -f $repo/tests/fuzz/$target.cpp ]]; then
 fi
 
 if [[ ${OUTBOX_FUZZ_PREBUILT:-0} != 1 ]]; then
-  cmake -S "$repo" -B "$build" -G Ninja \
-    -DCMAKE_CXX_COMPILER="${OUTBOX_FUZZ_CXX:-clang++-14}" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DOUTBOX_FUZZ=ON -DOUTBOX_TESTS=OFF >/dev/null
-  cmake --build "$build" --target "$target" -j "${OUTBOX_FUZZ_JOBS:-2}"
+  "$repo/tests/fuzz/build.sh" "$target"
 fi
 
 found=$build/corpus/$name
