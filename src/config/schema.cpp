@@ -119,6 +119,11 @@ std::optional<std::string> read_dsn(Context& ctx, const Field& field) {
     report(ctx, field, "must not be empty; expected a libpq connection string or URI");
     return std::nullopt;
   }
+  // libpq reads the DSN as a C string: it would end at the NUL, silently.
+  if (dsn && dsn->find('\0') != std::string::npos) {
+    report(ctx, field, "must not contain a NUL byte");
+    return std::nullopt;
+  }
   return dsn;
 }
 

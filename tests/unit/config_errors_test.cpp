@@ -93,6 +93,11 @@ TEST(ConfigErrors, EmptyDsnIsRejectedWithoutEchoingIt) {
   expect_one_error("postgres: {dsn: ''}\n", 1, 17, "postgres.dsn: must not be empty");
 }
 
+TEST(ConfigErrors, DsnWithANulByteIsRejected) {
+  expect_one_error("postgres: {dsn: \"host=db\\0 password=x\"}\n", 1, 17,
+                   "postgres.dsn: must not contain a NUL byte");
+}
+
 TEST(ConfigErrors, PropertyNameOfOtherCharactersOrTooLongIsRejected) {
   expect_one_error("postgres:\n  dsn: host=db\nkafka:\n  properties:\n    \"linger ms\": 5\n", 5, 18,
                    "a property name is letters, digits, '.', '_' and '-', at most 128 characters");
