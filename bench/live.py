@@ -231,11 +231,12 @@ def join_latencies(r, commits, records):
                      "within_10ms": bisect.bisect_right(lat, 10.0) / len(lat)}
 
 
-def run_rate(servers, r, work, pgbench_script, drain_timeout):
+def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
     slot = f"live_{r.rate}"
     servers.psql("TRUNCATE public.outbox")
     servers.psql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
-    run = bench.RelayRun(servers, slot, f"live-{r.rate}", work, topic_configs=TOPIC_CONFIGS)
+    run = bench.RelayRun(servers, slot, f"live-{r.rate}", work, variant=variant,
+                         topic_configs=TOPIC_CONFIGS)
     proc = run.start()
     try:
         port = wait_streaming(run.log_path, proc)
@@ -370,10 +371,13 @@ def main():
     ap.add_argument("--out", help="results file whose live section is written "
                                   "(default bench/RESULTS.md; --quick: none)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--variant", help="run the relay as bench.py's outbox-relay+VARIANT "
+                                      "(e.g. linger1), not at its defaults")
     ap.add_argument("--build-dir", default=os.path.join(bench.ROOT, "build"))
     args = ap.parse_args()
 
     bench.use_build_dir(args.build_dir)
+    variant = bench.relay_variant(f"outbox-relay+{args.variant}") if args.variant else None
     rates = [int(x) for x in args.rates.split(",")] if args.rates else \
         ([1000] if args.quick else RATES)
     seconds = args.seconds or (5 if args.quick else 30)
@@ -393,11 +397,11 @@ def main():
         servers = bench.Servers(work, pg_conf=PG_CONF)
         if servers.psql("SHOW track_commit_timestamp") != "on":
             raise RuntimeError("track_commit_timestamp is not on")
-        bench.prepare_servers(servers)
+        bench.prepare_servers(servers, 20_000 if args.quick else 1_000_000)
         servers.psql(PAYLOADS_SQL)
         for r in results:
             try:
-                run_rate(servers, r, work, script, args.drain_timeout)
+                run_rate(servers, r, work, script, args.drain_timeout, variant)
             except Exception as e:  # one rate's failure must not hide the others' figures
                 r.error = f"{type(e).__name__}: {e}"
                 log(f"{r.rate} rows/s FAILED: {r.error}")

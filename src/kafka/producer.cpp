@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <unordered_map>
 
 namespace kafka {
 
@@ -28,11 +29,16 @@ common::Error kafka_error(rd_kafka_resp_err_t err, std::string message) {
                        std::move(message)};
 }
 
-// Inflight record context, stored as the librdkafka message opaque.
-struct RecordOpaque {
-  uint64_t token;
-  uint64_t bytes;
-};
+// The record's token travels as the librdkafka message opaque itself, so a
+// record in flight costs no allocation of ours.
+void* token_to_opaque(uint64_t token) {
+  static_assert(sizeof(void*) >= sizeof(uint64_t));
+  return reinterpret_cast<void*>(static_cast<uintptr_t>(token));
+}
+
+uint64_t opaque_to_token(void* opaque) {
+  return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(opaque));
+}
 
 // librdkafka logs with syslog levels, from its own threads; spdlog's logger
 // is thread-safe, so its lines join ours in the same format instead of going
@@ -57,7 +63,27 @@ std::string library_version() { return rd_kafka_version_str(); }
 
 struct Producer::Handle {
   rd_kafka_t* rk = nullptr;
+  // Topic handles by name, so that produce() skips librdkafka's locked
+  // lookup by name; the last one used is checked first.
+  std::unordered_map<std::string, rd_kafka_topic_t*> topics;
+  std::string last_topic;
+  rd_kafka_topic_t* last_rkt = nullptr;
+
+  rd_kafka_topic_t* topic(const std::string& name) {
+    if (last_rkt && name == last_topic) return last_rkt;
+    auto it = topics.find(name);
+    if (it == topics.end()) {
+      rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, name.c_str(), nullptr);
+      if (!rkt) return nullptr;
+      it = topics.emplace(name, rkt).first;
+    }
+    last_topic = name;
+    last_rkt = it->second;
+    return last_rkt;
+  }
+
   ~Handle() {
+    for (auto& [name, rkt] : topics) rd_kafka_topic_destroy(rkt);
     if (rk) rd_kafka_destroy(rk);
   }
 };
@@ -178,6 +204,11 @@ Producer::~Producer() {
 }
 
 relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64_t token) {
+  rd_kafka_topic_t* rkt = handle_->topic(record.topic);
+  if (!rkt) {
+    rd_kafka_resp_err_t err = rd_kafka_last_error();
+    return {relay::ProduceOutcome::kRejected, classify_error(err), rd_kafka_err2str(err)};
+  }
   rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
   for (const auto& h : record.headers) {
     rd_kafka_header_add(headers, h.key.data(), static_cast<ssize_t>(h.key.size()),
@@ -185,20 +216,18 @@ relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64
                         h.value ? static_cast<ssize_t>(h.value->size()) : 0);
   }
   const uint64_t bytes = record.payload.size() + (record.key ? record.key->size() : 0);
-  auto* opaque = new RecordOpaque{token, bytes};
   const void* key_data = record.key ? record.key->data() : nullptr;
   const size_t key_size = record.key ? record.key->size() : 0;
   rd_kafka_resp_err_t err = rd_kafka_producev(
-      handle_->rk, RD_KAFKA_V_TOPIC(record.topic.c_str()),
+      handle_->rk, RD_KAFKA_V_RKT(rkt),
       RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
       RD_KAFKA_V_KEY(key_data, key_size),
-      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(token_to_opaque(token)), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // On failure the headers were not taken over by librdkafka.
     rd_kafka_headers_destroy(headers);
-    delete opaque;
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return {relay::ProduceOutcome::kQueueFull};
     return {relay::ProduceOutcome::kRejected, classify_error(err), rd_kafka_err2str(err)};
   }
@@ -210,12 +239,12 @@ relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64
 void Producer::on_delivery(void* /*rk*/, const void* message, void* opaque) {
   auto* self = static_cast<Producer*>(opaque);
   const auto* m = static_cast<const rd_kafka_message_t*>(message);
-  std::unique_ptr<RecordOpaque> ctx(static_cast<RecordOpaque*>(m->_private));
   --self->in_flight_;
-  self->in_flight_bytes_ -= ctx->bytes;
+  // librdkafka's copies have the sizes produce() counted.
+  self->in_flight_bytes_ -= m->len + m->key_len;
 
   relay::DeliveryReport report;
-  report.token = ctx->token;
+  report.token = opaque_to_token(m->_private);
   report.status = classify_error(m->err);
   report.partition = m->partition;
   report.offset = m->offset;

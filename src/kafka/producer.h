@@ -12,7 +12,7 @@ namespace kafka {
 struct ProducerOptions {
   std::string brokers;
   std::map<std::string, std::string> properties;  // user overrides, applied last
-  uint64_t max_inflight_messages = 100000;
+  uint64_t max_inflight_messages = 20000;
   uint64_t max_inflight_bytes = 268435456;
   std::string client_id = "outbox-relay";
 };

@@ -119,6 +119,8 @@ class Pipeline::Session {
   common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn, const std::string& source);
   common::Result<void> retry_pending();
   void on_report(const DeliveryReport& report);
+  // Serves delivery reports; they share one reading of the clock.
+  void poll_reports(milliseconds timeout);
   common::Result<void> send_status(bool reply);
   common::Result<void> maybe_send_status();
   bool backpressured() const;
@@ -146,6 +148,8 @@ class Pipeline::Session {
   // Records the producer's queue had no room for yet, retried from the loop.
   std::deque<std::pair<OutboxRecord, uint64_t>> pending_;
   std::vector<RawValue> scratch_values_;
+  // When the reports being served arrived, read once per poll_reports().
+  int64_t reports_now_micros_ = 0;
 
   wal::Lsn received_;
   wal::Lsn last_sent_flush_;
@@ -326,8 +330,12 @@ void Pipeline::maybe_take_over(wal::ReplicationStream& stream) {
   }
 }
 
+void Pipeline::Session::poll_reports(milliseconds timeout) {
+  reports_now_micros_ = 0;
+  p_.publisher_.poll(timeout, [this](const DeliveryReport& r) { on_report(r); });
+}
+
 common::Result<void> Pipeline::Session::run() {
-  auto report = [this](const DeliveryReport& r) { on_report(r); };
   common::Result<void> result;
   while (true) {
     p_.stats_.mark_loop_alive();
@@ -337,7 +345,7 @@ common::Result<void> Pipeline::Session::run() {
     }
     if (p_.stop_.load()) break;
 
-    p_.publisher_.poll(milliseconds(0), report);
+    poll_reports(milliseconds(0));
     if (stop_error_) {
       result = *stop_error_;
       break;
@@ -426,10 +434,9 @@ common::Error Pipeline::Session::fence(const char* why) {
 }
 
 common::Result<void> Pipeline::Session::drain(milliseconds timeout, milliseconds purge_timeout) {
-  auto report = [this](const DeliveryReport& r) { on_report(r); };
   auto deadline = Clock::now() + timeout;
   while (p_.publisher_.in_flight() > 0 && Clock::now() < deadline) {
-    p_.publisher_.poll(milliseconds(50), report);
+    poll_reports(milliseconds(50));
   }
   if (p_.publisher_.in_flight() > 0) {
     // Unconfirmed records are replayed from the slot on the next start, so
@@ -442,7 +449,7 @@ common::Result<void> Pipeline::Session::drain(milliseconds timeout, milliseconds
     p_.publisher_.purge();
     auto purge_deadline = Clock::now() + purge_timeout;
     while (p_.publisher_.in_flight() > 0 && Clock::now() < purge_deadline) {
-      p_.publisher_.poll(milliseconds(50), report);
+      poll_reports(milliseconds(50));
     }
     return failure(pipeline_errc::unacknowledged,
                    "Kafka did not acknowledge all records within drain_timeout");
@@ -618,6 +625,13 @@ common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
   if (p_.options_.instance_header) record.headers.push_back(*p_.options_.instance_header);
   tracker_.add_record(*txn_);
   uint64_t tok = token(*txn_);
+  // Nothing waiting ahead of it: hand it over without queueing it here.
+  if (pending_.empty()) {
+    if (!p_.lease_held()) return fence("lease expired before producing");
+    ProduceResult r = p_.publisher_.produce(record, tok);
+    if (!p_.lease_held()) return fence("lease expired while producing");
+    if (r.outcome == ProduceOutcome::kQueued) return {};
+  }
   pending_.emplace_back(std::move(record), tok);
   return retry_pending();
 }
@@ -693,7 +707,8 @@ void Pipeline::Session::on_report(const DeliveryReport& report) {
   if (report.status == DeliveryStatus::kOk) {
     ++p_.stats_.records_published;
     ++topic_counters_.get(report.topic).published;
-    p_.stats_.commit_to_ack.observe_micros(wal::pg_now().micros - tracker_.commit_time(seq).micros);
+    if (reports_now_micros_ == 0) reports_now_micros_ = wal::pg_now().micros;
+    p_.stats_.commit_to_ack.observe_micros(reports_now_micros_ - tracker_.commit_time(seq).micros);
     tracker_.ack(seq);
     return;
   }

@@ -100,7 +100,7 @@ TEST(ConfigLoad, OnlyTheDsnGivesAllDefaults) {
   EXPECT_EQ(cfg.outbox.on_bad_row, config::BadRowPolicy::kDeadLetter);
   EXPECT_EQ(cfg.postgres.on_slot_lost, config::SlotLostPolicy::kFail);
   EXPECT_EQ(cfg.outbox.dead_letter_topic, "outbox.dead-letter");
-  EXPECT_EQ(cfg.limits.max_inflight_messages, 100000u);
+  EXPECT_EQ(cfg.limits.max_inflight_messages, 20000u);
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 268435456u);
   EXPECT_EQ(cfg.http.listen, "127.0.0.1:9187");
   EXPECT_EQ(cfg.log.level, "info");
