@@ -17,9 +17,50 @@ namespace {
 
 constexpr std::string_view kMask = "****";
 
+// The text with every byte that does not start a well-formed UTF-8 sequence
+// (stray continuation bytes, overlong forms, surrogates, beyond U+10FFFF)
+// replaced by U+FFFD. yaml-cpp's emitter decodes leniently: it would read
+// C0 8C as a form feed and write that, and a DSN would load back with
+// whitespace where the file had none.
+std::string valid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto b = [&](size_t k) { return static_cast<unsigned char>(text[i + k]); };
+    const auto in = [](unsigned char c, unsigned char lo, unsigned char hi) {
+      return c >= lo && c <= hi;
+    };
+    const unsigned char c = b(0);
+    const size_t left = text.size() - i;
+    size_t len = 0;
+    if (c < 0x80) {
+      len = 1;
+    } else if (in(c, 0xC2, 0xDF)) {
+      if (left >= 2 && in(b(1), 0x80, 0xBF)) len = 2;
+    } else if (in(c, 0xE0, 0xEF)) {
+      const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+      const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+      if (left >= 3 && in(b(1), lo, hi) && in(b(2), 0x80, 0xBF)) len = 3;
+    } else if (in(c, 0xF0, 0xF4)) {
+      const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+      const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+      if (left >= 4 && in(b(1), lo, hi) && in(b(2), 0x80, 0xBF) && in(b(3), 0x80, 0xBF)) len = 4;
+    }
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
 // A value that load_string will expand: escape it so it reads back as is.
 std::string literal(std::string_view text) {
-  return escape_env(text);
+  return escape_env(valid_utf8(text));
 }
 
 void emit_postgres(YAML::Emitter& out, const PostgresConfig& pg) {
@@ -46,7 +87,7 @@ void emit_kafka(YAML::Emitter& out, const KafkaConfig& kafka) {
   if (kafka.properties.empty()) out << YAML::Flow;
   out << YAML::BeginMap;
   for (const auto& [key, value] : kafka.properties) {
-    out << YAML::Key << key << YAML::Value;
+    out << YAML::Key << valid_utf8(key) << YAML::Value;
     out << (is_secret_property(key) ? std::string(kMask) : literal(value));
   }
   out << YAML::EndMap;
@@ -70,7 +111,7 @@ void emit_outbox(YAML::Emitter& out, const OutboxConfig& outbox) {
   // Verbatim: topic_template is not expanded on load.
   out << YAML::Key << "topic_template" << YAML::Value;
   if (outbox.topic_template) {
-    out << *outbox.topic_template;
+    out << valid_utf8(*outbox.topic_template);
   } else {
     out << YAML::Null;
   }

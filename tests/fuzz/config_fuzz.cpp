@@ -45,7 +45,12 @@ void check_describe_round_trip(const config::Config& cfg) {
     std::fprintf(stderr, "describe() output that failed to load:\n%s\n", first.c_str());
     OUTBOX_ASSERT(!"describe() output must load");
   }
-  OUTBOX_ASSERT(config::describe(std::get<config::Config>(reloaded)) == first);
+  const std::string second = config::describe(std::get<config::Config>(reloaded));
+  if (second != first) {
+    std::fprintf(stderr, "describe() output:\n%s\ndescribe() of that, loaded again:\n%s\n",
+                 first.c_str(), second.c_str());
+  }
+  OUTBOX_ASSERT(second == first);
 }
 
 }  // namespace

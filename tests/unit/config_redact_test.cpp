@@ -120,6 +120,25 @@ kafka:
   EXPECT_NE(text.find("sasl.username: relay"), std::string::npos) << text;
 }
 
+// C0 8C is an overlong form of a form feed: it must not come out as one,
+// or the DSN would load back split at whitespace the file never had.
+TEST(ConfigDescribeRedaction, MalformedUtf8IsReplacedNotDecoded) {
+  const auto no_env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  auto loaded = config::load_string(
+      "postgres:\n  dsn: \"host=db dbname=a\xC0\x8C\xFF" "b password=pg-secret-1\"\n", "r.yaml",
+      no_env);
+  ASSERT_TRUE(std::holds_alternative<config::Config>(loaded));
+  const std::string text = config::describe(std::get<config::Config>(loaded));
+  EXPECT_NE(text.find("dbname=a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "b password=****"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("\\f"), std::string::npos) << text;
+  EXPECT_EQ(text.find("pg-secret-1"), std::string::npos) << text;
+  auto again = config::load_string(text, "describe", no_env);
+  ASSERT_TRUE(std::holds_alternative<config::Config>(again)) << text;
+  EXPECT_EQ(config::describe(std::get<config::Config>(again)), text);
+}
+
 TEST(ConfigDescribeRedaction, ErrorsNeverQuoteTheDsn) {
   auto loaded = config::load_string("postgres:\n  dsn: {password: hunter2}\n", "r.yaml",
                                     [](const std::string&) { return std::nullopt; });
