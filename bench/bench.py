@@ -697,15 +697,16 @@ def use_build_dir(build_dir):
     KAFKA_ADMIN = os.path.join(build_dir, "tests", "harness", "kafka-admin")
 
 
-def prepare_servers(servers, warm_up_records=1_000_000):
+def prepare_servers(servers, quick):
     """The outbox table, publication and relay role, the backlog generator,
-    the dead-letter topic, and a broker past its first-producer hiccup."""
+    the dead-letter topic, and a broker past its first-producer hiccup and
+    warmed up (--quick: lightly)."""
     for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
         if re.match(r"0[12]-.*\.sql$", f):
             servers.psql_file(os.path.join(ROOT, "sql", f))
     servers.psql_file(os.path.join(ROOT, "bench", "load.sql"))
     servers.kafka_admin("create-topic", "outbox.dead-letter", "1")
-    warm_up(servers, warm_up_records)
+    warm_up(servers, 20_000 if quick else 1_000_000)
 
 
 def new_work_dir():
@@ -799,7 +800,7 @@ def main():
     raise_on_sigterm()
     try:
         servers = Servers(work)
-        prepare_servers(servers, 20_000 if args.quick else 1_000_000)
+        prepare_servers(servers, args.quick)
         for wl in wls:
             peer_wls = ({w.name for w in wls} if args.peer_workloads == "all" else
                         {w.strip() for w in args.peer_workloads.split(",")})

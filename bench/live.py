@@ -397,7 +397,7 @@ def main():
         servers = bench.Servers(work, pg_conf=PG_CONF)
         if servers.psql("SHOW track_commit_timestamp") != "on":
             raise RuntimeError("track_commit_timestamp is not on")
-        bench.prepare_servers(servers, 20_000 if args.quick else 1_000_000)
+        bench.prepare_servers(servers, args.quick)
         servers.psql(PAYLOADS_SQL)
         for r in results:
             try:

@@ -87,7 +87,7 @@ void emit_kafka(YAML::Emitter& out, const KafkaConfig& kafka) {
   if (kafka.properties.empty()) out << YAML::Flow;
   out << YAML::BeginMap;
   for (const auto& [key, value] : kafka.properties) {
-    out << YAML::Key << valid_utf8(key) << YAML::Value;
+    out << YAML::Key << key << YAML::Value;
     out << (is_secret_property(key) ? std::string(kMask) : literal(value));
   }
   out << YAML::EndMap;
@@ -111,7 +111,7 @@ void emit_outbox(YAML::Emitter& out, const OutboxConfig& outbox) {
   // Verbatim: topic_template is not expanded on load.
   out << YAML::Key << "topic_template" << YAML::Value;
   if (outbox.topic_template) {
-    out << valid_utf8(*outbox.topic_template);
+    out << *outbox.topic_template;
   } else {
     out << YAML::Null;
   }

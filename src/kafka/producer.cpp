@@ -66,20 +66,18 @@ struct Producer::Handle {
   // Topic handles by name, so that produce() skips librdkafka's locked
   // lookup by name; the last one used is checked first.
   std::unordered_map<std::string, rd_kafka_topic_t*> topics;
-  std::string last_topic;
-  rd_kafka_topic_t* last_rkt = nullptr;
+  const std::pair<const std::string, rd_kafka_topic_t*>* last = nullptr;
 
   rd_kafka_topic_t* topic(const std::string& name) {
-    if (last_rkt && name == last_topic) return last_rkt;
+    if (last && name == last->first) return last->second;
     auto it = topics.find(name);
     if (it == topics.end()) {
       rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, name.c_str(), nullptr);
       if (!rkt) return nullptr;
       it = topics.emplace(name, rkt).first;
     }
-    last_topic = name;
-    last_rkt = it->second;
-    return last_rkt;
+    last = &*it;
+    return it->second;
   }
 
   ~Handle() {

@@ -118,6 +118,10 @@ class Pipeline::Session {
   common::Result<void> publish(OutboxRecord&& record);
   common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn, const std::string& source);
   common::Result<void> retry_pending();
+  // Hands one record to the producer while the lease is held: true once it
+  // is queued there, false when the producer's queue is full. A record Kafka
+  // refuses for good becomes its dead-letter record in place, per policy.
+  common::Result<bool> offer(OutboxRecord& record, uint64_t& tok);
   void on_report(const DeliveryReport& report);
   // Serves delivery reports; they share one reading of the clock.
   void poll_reports(milliseconds timeout);
@@ -627,10 +631,9 @@ common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
   uint64_t tok = token(*txn_);
   // Nothing waiting ahead of it: hand it over without queueing it here.
   if (pending_.empty()) {
-    if (!p_.lease_held()) return fence("lease expired before producing");
-    ProduceResult r = p_.publisher_.produce(record, tok);
-    if (!p_.lease_held()) return fence("lease expired while producing");
-    if (r.outcome == ProduceOutcome::kQueued) return {};
+    auto queued = offer(record, tok);
+    if (!queued) return queued.error();
+    if (*queued) return {};
   }
   pending_.emplace_back(std::move(record), tok);
   return retry_pending();
@@ -638,44 +641,51 @@ common::Result<void> Pipeline::Session::publish(OutboxRecord&& record) {
 
 common::Result<void> Pipeline::Session::retry_pending() {
   while (!pending_.empty()) {
-    if (!p_.lease_held()) return fence("lease expired before producing");
     auto& [record, tok] = pending_.front();
-    ProduceResult r = p_.publisher_.produce(record, tok);
-    // A freeze between the check and produce() must not let the record out.
-    if (!p_.lease_held()) return fence("lease expired while producing");
-    if (r.outcome == ProduceOutcome::kQueueFull) return {};
-    if (r.outcome == ProduceOutcome::kRejected) {
-      if (r.status == DeliveryStatus::kPermanent && !(tok & kDeadLetterFlag) &&
-          cfg_.outbox.on_bad_row == config::BadRowPolicy::kDeadLetter) {
-        auto id = header_value(record, "outbox-id").value_or("?");
-        log_dead_letter("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={}",
-                        cfg_.postgres.slot, id, header_value(record, "outbox-lsn").value_or("?"),
-                        r.error);
-        bool too_large = record.payload.size() > 0 && r.error.find("size") != std::string::npos;
-        record = dead_letter_from_failed(std::move(record), r.error, cfg_.outbox.dead_letter_topic,
-                                         too_large);
-        tok |= kDeadLetterFlag;
-        ++p_.stats_.records_dead_lettered;
-        continue;
-      }
-      auto id = header_value(record, "outbox-id").value_or("?");
-      auto lsn = header_value(record, "outbox-lsn").value_or("?");
-      ++p_.stats_.records_failed;
-      ++topic_counters_.get(record.topic).failed;
-      if (r.status == DeliveryStatus::kPermanent) {
-        spdlog::error("slot={} halting: record rejected by Kafka: id={} lsn={} topic={} reason={}",
-                      cfg_.postgres.slot, id, lsn, record.topic, r.error);
-        return failure(pipeline_errc::halted, "record id=" + id + " lsn=" + lsn +
-                                                  " rejected by Kafka: " + r.error);
-      }
-      if (r.status == DeliveryStatus::kFatal) {
-        return failure(pipeline_errc::fatal, "Kafka producer failed: " + r.error);
-      }
-      return failure(pipeline_errc::retriable, "producing record id=" + id + ": " + r.error);
-    }
+    auto queued = offer(record, tok);
+    if (!queued) return queued.error();
+    if (!*queued) return {};
     pending_.pop_front();
   }
   return {};
+}
+
+common::Result<bool> Pipeline::Session::offer(OutboxRecord& record, uint64_t& tok) {
+  while (true) {
+    if (!p_.lease_held()) return fence("lease expired before producing");
+    ProduceResult r = p_.publisher_.produce(record, tok);
+    // A freeze between the check and produce() must not let the record out.
+    if (!p_.lease_held()) return fence("lease expired while producing");
+    if (r.outcome == ProduceOutcome::kQueued) return true;
+    if (r.outcome == ProduceOutcome::kQueueFull) return false;
+    if (r.status == DeliveryStatus::kPermanent && !(tok & kDeadLetterFlag) &&
+        cfg_.outbox.on_bad_row == config::BadRowPolicy::kDeadLetter) {
+      auto id = header_value(record, "outbox-id").value_or("?");
+      log_dead_letter("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={}",
+                      cfg_.postgres.slot, id, header_value(record, "outbox-lsn").value_or("?"),
+                      r.error);
+      bool too_large = record.payload.size() > 0 && r.error.find("size") != std::string::npos;
+      record = dead_letter_from_failed(std::move(record), r.error, cfg_.outbox.dead_letter_topic,
+                                       too_large);
+      tok |= kDeadLetterFlag;
+      ++p_.stats_.records_dead_lettered;
+      continue;
+    }
+    auto id = header_value(record, "outbox-id").value_or("?");
+    auto lsn = header_value(record, "outbox-lsn").value_or("?");
+    ++p_.stats_.records_failed;
+    ++topic_counters_.get(record.topic).failed;
+    if (r.status == DeliveryStatus::kPermanent) {
+      spdlog::error("slot={} halting: record rejected by Kafka: id={} lsn={} topic={} reason={}",
+                    cfg_.postgres.slot, id, lsn, record.topic, r.error);
+      return failure(pipeline_errc::halted, "record id=" + id + " lsn=" + lsn +
+                                                " rejected by Kafka: " + r.error);
+    }
+    if (r.status == DeliveryStatus::kFatal) {
+      return failure(pipeline_errc::fatal, "Kafka producer failed: " + r.error);
+    }
+    return failure(pipeline_errc::retriable, "producing record id=" + id + ": " + r.error);
+  }
 }
 
 common::Result<void> Pipeline::Session::bad_row(const BadRow& bad, wal::Lsn lsn,
