@@ -9,7 +9,7 @@
 
 #include "app/metrics_text.h"
 #include "common/result.h"
-#include "relay/pipeline.h"
+#include "relay/stats.h"
 
 namespace httplib {
 class Server;

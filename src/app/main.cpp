@@ -1,3 +1,4 @@
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <thread>
 #include <variant>
@@ -19,8 +21,7 @@
 #include "config/config.h"
 #include "kafka/group_member.h"
 #include "kafka/producer.h"
-#include "relay/pipeline.h"
-#include "relay/supervisor.h"
+#include "driver/supervisor.h"
 #include "wal/replication_slot_stats.h"
 #include "wal/replication_stream.h"
 
@@ -98,19 +99,10 @@ int64_t unix_ms_now() {
       .count();
 }
 
-kafka::ProducerOptions producer_options(const config::Config& cfg) {
-  kafka::ProducerOptions po;
-  po.brokers = cfg.kafka.brokers;
-  po.properties = cfg.kafka.properties;
-  po.max_inflight_messages = cfg.limits.max_inflight_messages;
-  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
-  return po;
-}
-
 // Every slot's dead-letter topic, checked once at start-up with a producer
 // used for nothing else.
 int check_dead_letter_topics(const config::Config& cfg) {
-  auto producer = kafka::Producer::create(producer_options(cfg));
+  auto producer = kafka::Producer::create(driver::producer_options(cfg));
   if (!producer) {
     spdlog::error("{}", producer.error().describe());
     return kExitUsage;
@@ -140,7 +132,7 @@ bool start_http(app::HttpServer& http, const config::HttpConfig& cfg) {
   return true;
 }
 
-app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
+app::HttpServer::Ownership ownership_of(const driver::Supervisor& supervisor,
                                         const kafka::GroupMember& member) {
   app::HttpServer::Ownership o;
   o.joined = [&member] { return member.joined(); };
@@ -163,159 +155,167 @@ app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
   return o;
 }
 
-// Several instances share the slots through a consumer group: this one
-// streams the slots whose coordination partitions it is assigned.
-int run_group(const config::Config& cfg) {
-  const auto identity = relay::InstanceIdentity::of_this_process();
-  app::setup_logging(cfg.log, identity.describe());
-  install_signal_handlers();
+// Joins the consumer group whose assignment decides which slots this
+// instance streams. Null (after logging why) when it cannot; `exit_code`
+// then says how to exit.
+std::unique_ptr<kafka::GroupMember> join_group(const config::Config& cfg, relay::Lease& lease,
+                                               driver::Supervisor& supervisor,
+                                               const driver::InstanceIdentity& identity,
+                                               int& exit_code) {
   const config::GroupConfig& group = *cfg.group;
-  const auto slots = config::slots_of(cfg);
-  spdlog::info("outbox-relay {} starting group={} slots={} host={} pid={} instance_id={}",
-               OUTBOX_RELAY_VERSION, group.id, slots.size(), identity.host, identity.pid,
-               identity.id);
-  if (int code = check_dead_letter_topics(cfg); code != kExitOk) return code;
-
-  relay::Lease lease;
-  relay::Supervisor supervisor(cfg, lease, identity);
-  // The retained WAL of each slot, read only while this instance is assigned it.
-  supervisor.set_companion([](const config::Config& slot, relay::PipelineStats& stats) {
-    auto monitor = std::make_shared<app::SlotMonitor>(stats, slot.postgres.dsn, slot.postgres.slot,
-                                                      kSlotMonitorInterval);
-    monitor->start();
-    return std::shared_ptr<void>(std::move(monitor));
-  });
+  const size_t slots = config::slots_of(cfg).size();
   kafka::GroupOptions go;
   go.brokers = cfg.kafka.brokers;
   go.properties = cfg.kafka.properties;
   go.group_id = group.id;
   go.topic = group.coordination_topic;
-  go.slots = static_cast<int>(slots.size());
+  go.slots = static_cast<int>(slots);
   go.session_timeout = group.session_timeout;
   go.instance = identity.describe();
   auto member = kafka::GroupMember::create(go, lease, supervisor);
   if (!member) {
     spdlog::error("{}", member.error().describe());
-    return kExitUsage;
+    exit_code = kExitUsage;
+    return nullptr;
   }
   auto partitions = (*member)->ensure_topic(std::chrono::seconds(30));
   if (!partitions) {
     spdlog::error("{}", partitions.error().describe());
     // A topic too small for the slots is a configuration to fix, like a bad
     // file; an unreachable cluster is a runtime failure.
-    return partitions.error().code == kafka::group_errc::too_few_partitions ? kExitUsage
-                                                                             : kExitRuntime;
+    exit_code = partitions.error().code == kafka::group_errc::too_few_partitions ? kExitUsage
+                                                                                  : kExitRuntime;
+    return nullptr;
   }
-  if (*partitions > static_cast<int>(slots.size())) {
+  if (*partitions > static_cast<int>(slots)) {
     spdlog::warn("coordination topic={} has {} partitions for {} slots; the extra ones are idle",
-                 group.coordination_topic, *partitions, slots.size());
+                 group.coordination_topic, *partitions, slots);
   }
+  return std::move(*member);
+}
 
-  relay::PipelineStats stats;
-  app::HttpServer http(stats, group.id, build_info());
-  http.set_ownership(ownership_of(supervisor, **member));
-  if (!start_http(http, cfg.http)) return kExitRuntime;
-  if (auto r = (*member)->subscribe(); !r) {
-    spdlog::error("{}", r.error().describe());
-    return kExitRuntime;
-  }
-
-  bool ready_sent = false;
-  int64_t last_watchdog = 0;
-  while (!g_stop.load() && !supervisor.failure()) {
-    (*member)->poll(std::chrono::milliseconds(100));
-    const int64_t now = unix_ms_now();
-    stats.last_loop_unix_ms = now;
-    if (!ready_sent && (*member)->joined()) {
-      sd_notify(0, "READY=1\nSTATUS=member of the group");
-      ready_sent = true;
+// What systemd is told: ready once a group member has joined, or once the
+// single slot streams; the watchdog is fed only while no slot's loop is
+// stuck, so that WatchdogSec= restarts a relay stuck anywhere in it.
+class SystemdNotifier {
+ public:
+  void update(bool ready, const char* status, bool stalled, int64_t now_ms) {
+    if (ready && !ready_sent_) {
+      sd_notify(0, fmt::format("READY=1\nSTATUS={}", status).c_str());
+      ready_sent_ = true;
+    } else if (ready_sent_ && status != last_status_) {
+      sd_notify(0, fmt::format("STATUS={}", status).c_str());
     }
-    if (now - last_watchdog >= 500) {
+    last_status_ = status;
+    if (!stalled && now_ms - last_watchdog_ms_ >= 500) {
       sd_notify(0, "WATCHDOG=1");
-      last_watchdog = now;
+      last_watchdog_ms_ = now_ms;
+    }
+  }
+
+ private:
+  bool ready_sent_ = false;
+  const char* last_status_ = nullptr;
+  int64_t last_watchdog_ms_ = 0;
+};
+
+// One run path for both modes: the supervisor streams the slots assigned to
+// this instance, by the group's partition assignment or, without a group,
+// the one configured slot for good.
+int run(const std::string& config_path) {
+  auto loaded = load_config(config_path);
+  if (auto* code = std::get_if<int>(&loaded)) return *code;
+  const config::Config cfg = std::get<config::Config>(std::move(loaded));
+  const auto identity = driver::InstanceIdentity::of_this_process();
+  const std::string name = cfg.group ? "group=" + cfg.group->id : "slot=" + cfg.postgres.slot;
+  if (cfg.group) {
+    app::setup_logging(cfg.log, identity.describe());
+  } else {
+    app::setup_logging(cfg.log);
+  }
+  install_signal_handlers();
+  if (cfg.group) {
+    spdlog::info("outbox-relay {} starting group={} slots={} host={} pid={} instance_id={}",
+                 OUTBOX_RELAY_VERSION, cfg.group->id, config::slots_of(cfg).size(),
+                 identity.host, identity.pid, identity.id);
+  } else {
+    spdlog::info("outbox-relay {} starting slot={} publication={} table={}", OUTBOX_RELAY_VERSION,
+                 cfg.postgres.slot, cfg.postgres.publication, cfg.outbox.table);
+  }
+  if (int code = check_dead_letter_topics(cfg); code != kExitOk) return code;
+
+  relay::Lease lease;
+  driver::Supervisor supervisor(cfg, cfg.group ? &lease : nullptr, identity);
+  // The retained WAL of each slot, read only while this instance streams it.
+  supervisor.set_companion([](const config::Config& slot, relay::PipelineStats& stats) {
+    auto monitor = std::make_shared<app::SlotMonitor>(stats, slot.postgres.dsn, slot.postgres.slot,
+                                                      kSlotMonitorInterval);
+    monitor->start();
+    return std::shared_ptr<void>(std::move(monitor));
+  });
+  std::unique_ptr<kafka::GroupMember> member;
+  if (cfg.group) {
+    int exit_code = kExitOk;
+    member = join_group(cfg, lease, supervisor, identity, exit_code);
+    if (!member) return exit_code;
+  }
+
+  relay::PipelineStats group_loop;
+  std::optional<app::HttpServer> http;
+  if (member) {
+    http.emplace(group_loop, cfg.group->id, build_info());
+    http->set_ownership(ownership_of(supervisor, *member));
+  } else {
+    http.emplace(supervisor.stats(0), cfg.postgres.slot, build_info());
+  }
+  if (!start_http(*http, cfg.http)) return kExitRuntime;
+  if (member) {
+    if (auto r = member->subscribe(); !r) {
+      spdlog::error("{}", r.error().describe());
+      return kExitRuntime;
+    }
+  } else {
+    supervisor.on_assigned({0});
+  }
+
+  SystemdNotifier notifier;
+  while (!g_stop.load() && !supervisor.failure()) {
+    if (member) {
+      member->poll(std::chrono::milliseconds(100));
+    } else {
+      struct pollfd pfd = {g_stop_fd, POLLIN, 0};
+      ::poll(&pfd, 1, 100);
+    }
+    const int64_t now = unix_ms_now();
+    group_loop.last_loop_unix_ms = now;
+    bool stalled = false;
+    bool streaming = true;
+    for (const auto& v : supervisor.view()) {
+      if (!v.assigned) continue;
+      stalled = stalled || v.stats->loop_stalled(std::chrono::system_clock::now());
+      streaming = streaming && v.state == static_cast<int>(relay::PipelineState::kStreaming);
+    }
+    if (member) {
+      notifier.update(member->joined(), "member of the group", stalled, now);
+    } else {
+      notifier.update(streaming, streaming ? "streaming" : "reconnecting", stalled, now);
     }
   }
   sd_notify(0, "STOPPING=1");
   // Slots first (drained, confirmed, connections closed), then the group:
   // the next owner is assigned a slot only once it is released here.
   supervisor.stop_all();
-  (*member)->close();
-  http.stop();
+  if (member) member->close();
+  http->stop();
   if (auto failure = supervisor.failure()) {
-    spdlog::error("group={} stopped: {}", group.id, failure->describe());
+    spdlog::error("{} stopped: {}", name, failure->describe());
     return kExitRuntime;
   }
   if (auto unacknowledged = supervisor.unacknowledged_at_stop()) {
-    spdlog::error("group={} stopped: {}", group.id, unacknowledged->describe());
+    spdlog::error("{} stopped: {}", name, unacknowledged->describe());
     return kExitRuntime;
   }
-  spdlog::info("group={} stopped cleanly", group.id);
-  return kExitOk;
-}
-
-int run(const std::string& config_path) {
-  auto loaded = load_config(config_path);
-  if (auto* code = std::get_if<int>(&loaded)) return *code;
-  const config::Config cfg = std::get<config::Config>(std::move(loaded));
-  if (cfg.group) return run_group(cfg);
-  app::setup_logging(cfg.log);
-  install_signal_handlers();
-  spdlog::info("outbox-relay {} starting slot={} publication={} table={}", OUTBOX_RELAY_VERSION,
-               cfg.postgres.slot, cfg.postgres.publication, cfg.outbox.table);
-
-  kafka::ProducerOptions po;
-  po.brokers = cfg.kafka.brokers;
-  po.properties = cfg.kafka.properties;
-  po.max_inflight_messages = cfg.limits.max_inflight_messages;
-  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
-  auto producer = kafka::Producer::create(po);
-  if (!producer) {
-    spdlog::error("{}", producer.error().describe());
-    return kExitUsage;
-  }
-  if (!ensure_dead_letter_topic(**producer, cfg)) return kExitRuntime;
-
-  relay::PipelineStats stats;
-  app::HttpServer http(stats, cfg.postgres.slot, build_info());
-  if (!start_http(http, cfg.http)) return kExitRuntime;
-
-  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot,
-                                kSlotMonitorInterval);
-  slot_monitor.start();
-
-  std::atomic<bool> pipeline_done{false};
-  std::thread notifier([&] {
-    bool ready_sent = false;
-    int last_state = -1;
-    while (!pipeline_done.load()) {
-      const int state = stats.state.load();
-      const bool streaming = state == static_cast<int>(relay::PipelineState::kStreaming);
-      if (!ready_sent && streaming) {
-        sd_notify(0, "READY=1\nSTATUS=streaming");
-        ready_sent = true;
-      } else if (state != last_state && ready_sent) {
-        sd_notify(0, streaming ? "STATUS=streaming" : "STATUS=reconnecting");
-      }
-      last_state = state;
-      // The watchdog is fed only while the relay's own loop keeps turning,
-      // so WatchdogSec= restarts a relay stuck anywhere in it.
-      if (!stats.loop_stalled(std::chrono::system_clock::now())) sd_notify(0, "WATCHDOG=1");
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
-  });
-
-  relay::Pipeline pipeline(cfg, **producer, stats, g_stop, g_stop_fd);
-  auto result = pipeline.run();
-  pipeline_done = true;
-  sd_notify(0, "STOPPING=1");
-  notifier.join();
-  slot_monitor.stop();
-  http.stop();
-  if (!result) {
-    spdlog::error("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
-    return kExitRuntime;
-  }
-  spdlog::info("slot={} stopped cleanly", cfg.postgres.slot);
+  spdlog::info("{} stopped cleanly", name);
   return kExitOk;
 }
 

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/pipeline.h"
+#include "relay/stats.h"
 
 namespace app {
 

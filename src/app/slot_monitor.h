@@ -6,7 +6,7 @@
 #include <string>
 #include <thread>
 
-#include "relay/pipeline.h"
+#include "relay/stats.h"
 
 namespace app {
 

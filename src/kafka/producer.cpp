@@ -86,34 +86,55 @@ struct Producer::Handle {
   }
 };
 
-relay::DeliveryStatus classify_error(int err) {
+Classified classify_error(int err) {
+  using relay::DeliveryReason;
+  using relay::DeliveryStatus;
   switch (static_cast<rd_kafka_resp_err_t>(err)) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:
-      return relay::DeliveryStatus::kOk;
+      return {DeliveryStatus::kOk, DeliveryReason::kNone};
     // Records that will never be accepted as they are: retrying would spin
     // forever and pin the slot, so they go to the bad-row policy.
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+      return {DeliveryStatus::kPermanent, DeliveryReason::kTooLarge};
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+      return {DeliveryStatus::kPermanent, DeliveryReason::kOther};
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      return {DeliveryStatus::kPermanent, DeliveryReason::kAuthorization};
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR__INVALID_ARG:
-      return relay::DeliveryStatus::kPermanent;
-    case RD_KAFKA_RESP_ERR__FATAL:
+      return {DeliveryStatus::kPermanent, DeliveryReason::kUnknownTopic};
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+      return {DeliveryStatus::kFatal, DeliveryReason::kAuthorization};
     case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
     case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
-      return relay::DeliveryStatus::kFatal;
+    case RD_KAFKA_RESP_ERR__FENCED:
+      return {DeliveryStatus::kFatal, DeliveryReason::kFenced};
+    case RD_KAFKA_RESP_ERR__FATAL:
+      return {DeliveryStatus::kFatal, DeliveryReason::kOther};
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+      return {DeliveryStatus::kRetriable, DeliveryReason::kTimeout};
     default:
-      return relay::DeliveryStatus::kRetriable;
+      return {DeliveryStatus::kRetriable, DeliveryReason::kOther};
   }
 }
+
+namespace {
+
+relay::ProduceResult rejected(rd_kafka_resp_err_t err) {
+  const Classified c = classify_error(err);
+  return {relay::ProduceOutcome::kRejected, c.status, c.reason, rd_kafka_err2str(err)};
+}
+
+}  // namespace
 
 common::Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions& options) {
   char errstr[512];
@@ -205,7 +226,7 @@ relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64
   rd_kafka_topic_t* rkt = handle_->topic(record.topic);
   if (!rkt) {
     rd_kafka_resp_err_t err = rd_kafka_last_error();
-    return {relay::ProduceOutcome::kRejected, classify_error(err), rd_kafka_err2str(err)};
+    return rejected(err);
   }
   rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
   for (const auto& h : record.headers) {
@@ -227,7 +248,7 @@ relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64
     // On failure the headers were not taken over by librdkafka.
     rd_kafka_headers_destroy(headers);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return {relay::ProduceOutcome::kQueueFull};
-    return {relay::ProduceOutcome::kRejected, classify_error(err), rd_kafka_err2str(err)};
+    return rejected(err);
   }
   ++in_flight_;
   in_flight_bytes_ += bytes;
@@ -243,7 +264,9 @@ void Producer::on_delivery(void* /*rk*/, const void* message, void* opaque) {
 
   relay::DeliveryReport report;
   report.token = opaque_to_token(m->_private);
-  report.status = classify_error(m->err);
+  const Classified classified = classify_error(m->err);
+  report.status = classified.status;
+  report.reason = classified.reason;
   report.partition = m->partition;
   report.offset = m->offset;
   if (m->rkt) report.topic = rd_kafka_topic_name(m->rkt);
@@ -294,11 +317,6 @@ void Producer::purge() {
   rd_kafka_purge(handle_->rk, RD_KAFKA_PURGE_F_QUEUE);
 }
 
-std::string Producer::fatal_error() const {
-  char buf[512];
-  if (rd_kafka_fatal_error(handle_->rk, buf, sizeof buf) == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
-  return buf;
-}
 
 common::Result<bool> Producer::topic_exists(const std::string& topic,
                                            std::chrono::milliseconds timeout) {

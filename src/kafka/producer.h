@@ -37,8 +37,6 @@ class Producer final : public relay::Publisher {
   common::Result<bool> topic_exists(const std::string& topic, std::chrono::milliseconds timeout);
   common::Result<void> create_topic(const std::string& topic, int partitions,
                                     std::chrono::milliseconds timeout);
-  // A fatal producer error (idempotence broken, fenced), or empty.
-  std::string fatal_error() const override;
 
  private:
   Producer() = default;
@@ -54,7 +52,13 @@ class Producer final : public relay::Publisher {
   const ReportFn* current_report_fn_ = nullptr;
 };
 
-relay::DeliveryStatus classify_error(int rd_kafka_resp_err);
+// What a librdkafka error code means for a record: whether it can ever be
+// delivered, and why not. The one place error codes are interpreted.
+struct Classified {
+  relay::DeliveryStatus status;
+  relay::DeliveryReason reason;
+};
+Classified classify_error(int rd_kafka_resp_err);
 
 // librdkafka's version, e.g. "2.0.2", for the build-info metric.
 std::string library_version();

@@ -25,6 +25,20 @@ struct Category final : std::error_category {
         return "bad outbox row";
       case errc::invalid_config:
         return "invalid outbox configuration";
+      case errc::stream_out_of_order:
+        return "transaction messages out of order";
+      case errc::unsupported_message:
+        return "unsupported replication message";
+      case errc::delivery_failed:
+        return "delivery failed";
+      case errc::halted:
+        return "halted at a bad row";
+      case errc::producer_failed:
+        return "Kafka producer failed";
+      case errc::fenced:
+        return "fenced";
+      case errc::unacknowledged:
+        return "records left unacknowledged";
     }
     return "relay::errc " + std::to_string(ev);
   }

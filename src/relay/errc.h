@@ -7,11 +7,11 @@
 
 namespace relay {
 
-// Why the router refused a mapping, a value or a row. The codes split into
-// two families the caller treats differently: a bad row (bad_row,
-// out_of_range) is the data's fault and goes to the bad-row policy; the rest
-// mean the stream or the schema is not what the relay can read, and no row
-// may be skipped because of them.
+// Why the slot core refused a mapping, a value, a row or a delivery. A bad row
+// (bad_row, out_of_range) is the data's fault and goes to the bad-row policy;
+// the rest mean the stream, the schema or Kafka is not what the relay can go
+// on with, and no row may be skipped because of them. The driver decides from
+// the code alone whether to reconnect, halt or give up (driver::disposition).
 enum class errc {
   // A column value that is not in its type's wire format: a uuid that is not
   // 16 bytes, bytea text without "\x", a jsonb version byte other than 1.
@@ -35,6 +35,23 @@ enum class errc {
   // An outbox configuration the router cannot use (a table name it cannot
   // split, a topic template it cannot parse).
   invalid_config,
+  // Begin, Commit and Insert out of their nesting (Begin inside an open
+  // transaction, Commit or Insert outside one).
+  stream_out_of_order,
+  // A message the relay never asks for (streamed or two-phase transactions):
+  // the slot or server does something the relay cannot confirm safely.
+  unsupported_message,
+  // A record Kafka could not take within delivery.timeout.ms, on a failure
+  // that may clear: resume from the confirmed position.
+  delivery_failed,
+  // The bad-row policy is halt and a row or record could not be published.
+  halted,
+  // The producer cannot continue (fenced, idempotence broken).
+  producer_failed,
+  // Ownership of the slot could not be proven any more (group lease).
+  fenced,
+  // Kafka had not acknowledged every record when the session had to end.
+  unacknowledged,
 };
 
 const std::error_category& error_category();

@@ -19,10 +19,25 @@ enum class DeliveryStatus {
   kFatal,      // the producer cannot continue (fenced, idempotence broken)
 };
 
+// Why a record failed, decided once from the client library's error code
+// where that code is known, so that nothing downstream reads error text.
+enum class DeliveryReason {
+  kNone,
+  kTooLarge,       // the record exceeds a broker or topic size limit
+  kUnknownTopic,   // the topic or partition does not exist
+  kAuthorization,  // not allowed to write the topic (or the cluster)
+  kTimeout,        // delivery.timeout.ms ran out
+  kFenced,         // a newer producer or member owns the slot's output now
+  kOther,
+};
+
+const char* to_string(DeliveryReason reason);
+
 struct DeliveryReport {
   uint64_t token = 0;  // what was passed to produce()
   DeliveryStatus status = DeliveryStatus::kOk;
-  std::string error;   // empty on success
+  DeliveryReason reason = DeliveryReason::kNone;
+  std::string error;   // for humans; empty on success
   int32_t partition = -1;
   int64_t offset = -1;
   // The topic the record went to; valid during the report callback only.
@@ -37,6 +52,7 @@ enum class ProduceOutcome { kQueued, kQueueFull, kRejected };
 struct ProduceResult {
   ProduceOutcome outcome = ProduceOutcome::kQueued;
   DeliveryStatus status = DeliveryStatus::kOk;  // for kRejected
+  DeliveryReason reason = DeliveryReason::kNone;
   std::string error;
 };
 
@@ -58,8 +74,6 @@ class Publisher {
   virtual uint64_t in_flight_bytes() const = 0;
   // Drops records not yet sent; their reports still arrive from poll().
   virtual void purge() = 0;
-  // Why the publisher cannot continue at all, or empty.
-  virtual std::string fatal_error() const = 0;
 };
 
 }  // namespace relay

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -73,6 +74,50 @@ class LatencyHistogram {
   std::array<std::atomic<uint64_t>, kBoundsSeconds.size() + 1> buckets_{};  // last: +Inf only
   std::atomic<uint64_t> count_{0};
   std::atomic<int64_t> sum_micros_{0};
+};
+
+enum class PipelineState : int {
+  kStarting,
+  kConnecting,
+  kWaitingForSlot,
+  kStreaming,
+  kStopped,
+  kWaitingForLease,
+};
+
+// Counters read by the HTTP thread; written only by the pipeline's thread.
+struct PipelineStats {
+  std::atomic<int> state{static_cast<int>(PipelineState::kStarting)};
+  std::atomic<uint64_t> records_published{0};
+  std::atomic<uint64_t> records_failed{0};
+  std::atomic<uint64_t> records_dead_lettered{0};
+  std::atomic<uint64_t> transactions{0};
+  std::atomic<uint64_t> received_lsn{0};
+  std::atomic<uint64_t> confirmed_lsn{0};
+  std::atomic<uint64_t> in_flight_records{0};
+  std::atomic<uint64_t> in_flight_bytes{0};
+  std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> slots_recreated{0};
+  std::atomic<int64_t> last_loop_unix_ms{0};
+  // Written by the slot monitor's thread; -1 until its first answer.
+  std::atomic<int64_t> retained_wal_bytes{-1};
+  TopicStatsRegistry topics;
+  LatencyHistogram commit_to_ack;
+
+  void mark_loop_alive() {
+    last_loop_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  }
+  // Longer than the longest wait the loop makes on purpose (the reconnect
+  // backoff) plus a slow connection attempt.
+  static constexpr std::chrono::milliseconds kLoopStallTimeout{30000};
+  bool loop_stalled(std::chrono::system_clock::time_point now) const {
+    const int64_t last = last_loop_unix_ms.load();
+    const int64_t now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    return last != 0 && now_ms - last >= kLoopStallTimeout.count();
+  }
 };
 
 }  // namespace relay

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <compare>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,6 +40,13 @@ struct PgTimestamp {
   }
   auto operator<=>(const PgTimestamp&) const = default;
 };
+
+// Now, as PostgreSQL's replication protocol counts time.
+inline PgTimestamp pg_now() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return PgTimestamp::from_unix_micros(
+      std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+}
 
 using Xid = uint32_t;
 using RelId = uint32_t;

@@ -153,12 +153,6 @@ common::Result<void> check_conninfo(const std::string& dsn) {
                    config::redact_libpq_message(msg, dsn));
 }
 
-PgTimestamp pg_now() {
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  return PgTimestamp::from_unix_micros(
-      std::chrono::duration_cast<std::chrono::microseconds>(now).count());
-}
-
 common::Result<std::unique_ptr<ReplicationStream>> ReplicationStream::connect(
     const ReplicationOptions& o) {
   // Text-mode values depend on session settings; pin the ones the router

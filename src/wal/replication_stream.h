@@ -135,7 +135,6 @@ class ReplicationStream {
 // The error quotes no password (config::redact_libpq_message).
 common::Result<void> check_conninfo(const std::string& dsn);
 
-PgTimestamp pg_now();
 std::string quote_identifier(std::string_view ident);
 std::string quote_literal(std::string_view text);
 

@@ -1,4 +1,4 @@
-#include "relay/supervisor.h"
+#include "driver/supervisor.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -10,7 +10,7 @@
 
 #include "kafka/producer.h"
 
-namespace relay {
+namespace driver {
 
 std::string InstanceIdentity::describe() const {
   return host + "/" + std::to_string(pid) + "/" + id;
@@ -32,8 +32,8 @@ InstanceIdentity InstanceIdentity::of_this_process() {
 namespace {
 
 // What describes a running pipeline; the counters stay.
-void clear_running_gauges(PipelineStats& stats) {
-  stats.state = static_cast<int>(PipelineState::kStopped);
+void clear_running_gauges(relay::PipelineStats& stats) {
+  stats.state = static_cast<int>(relay::PipelineState::kStopped);
   stats.in_flight_records = 0;
   stats.in_flight_bytes = 0;
   stats.retained_wal_bytes = -1;
@@ -52,11 +52,22 @@ struct Supervisor::Runner {
   }
 };
 
-Supervisor::Supervisor(const config::Config& cfg, const Lease& lease, InstanceIdentity identity)
+kafka::ProducerOptions producer_options(const config::Config& cfg) {
+  kafka::ProducerOptions po;
+  po.brokers = cfg.kafka.brokers;
+  po.properties = cfg.kafka.properties;
+  po.max_inflight_messages = cfg.limits.max_inflight_messages;
+  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
+  po.client_id = "outbox-relay-" + cfg.postgres.slot;
+  return po;
+}
+
+Supervisor::Supervisor(const config::Config& cfg, const relay::Lease* lease,
+                       InstanceIdentity identity)
     : cfg_(cfg), lease_(lease), identity_(std::move(identity)) {
   for (const auto& slot : config::slots_of(cfg))
     slot_configs_.push_back(config::for_slot(cfg, slot));
-  stats_ = std::make_unique<PipelineStats[]>(slot_configs_.size());
+  stats_ = std::make_unique<relay::PipelineStats[]>(slot_configs_.size());
   runners_.resize(slot_configs_.size());
   ever_assigned_.resize(slot_configs_.size());
 }
@@ -75,12 +86,7 @@ void Supervisor::start(int index) {
   const config::Config& cfg = slot_configs_[index];
   auto runner = std::make_unique<Runner>();
   runner->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  kafka::ProducerOptions po;
-  po.brokers = cfg.kafka.brokers;
-  po.properties = cfg.kafka.properties;
-  po.max_inflight_messages = cfg.limits.max_inflight_messages;
-  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
-  po.client_id = "outbox-relay-" + cfg.postgres.slot;
+  kafka::ProducerOptions po = producer_options(cfg);
   // With takeover, PostgreSQL no longer fences a frozen owner: its
   // walsender is terminated while records it had queued before the freeze
   // may still sit in librdkafka. Their delivery timeout is then shorter than
@@ -97,23 +103,27 @@ void Supervisor::start(int index) {
     return;
   }
   runner->producer = std::move(*producer);
-  spdlog::info("slot={} assigned to instance={}, starting", cfg.postgres.slot,
-               identity_.describe());
+  if (cfg_.group) {
+    spdlog::info("slot={} assigned to instance={}, starting", cfg.postgres.slot,
+                 identity_.describe());
+  }
   Runner* r = runner.get();
-  PipelineStats& stats = stats_[index];
-  stats.state = static_cast<int>(PipelineState::kStarting);
+  relay::PipelineStats& stats = stats_[index];
+  stats.state = static_cast<int>(relay::PipelineState::kStarting);
   r->thread = std::thread([this, r, &cfg, &stats] {
     auto companion = companion_ ? companion_(cfg, stats) : nullptr;
     PipelineOptions options;
-    options.lease = &lease_;
-    options.instance_header = Header{kInstanceHeader, identity_.describe()};
-    options.application_name = "outbox-relay/" + identity_.id;
-    if (cfg_.group) options.takeover_after = cfg_.group->takeover_after;
+    if (cfg_.group) {
+      options.lease = lease_;
+      options.instance_header = relay::Header{kInstanceHeader, identity_.describe()};
+      options.application_name = "outbox-relay/" + identity_.id;
+      options.takeover_after = cfg_.group->takeover_after;
+    }
     Pipeline pipeline(cfg, *r->producer, stats, r->stop, r->stop_fd, options);
     auto result = pipeline.run();
     companion.reset();
     clear_running_gauges(stats);
-    if (!result && result.error().code == make_error_code(pipeline_errc::unacknowledged)) {
+    if (!result && result.error().code == make_error_code(errc::unacknowledged)) {
       spdlog::warn("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
       std::lock_guard f(failure_mutex_);
       unacknowledged_ = result.error();
@@ -188,4 +198,4 @@ std::vector<Supervisor::SlotView> Supervisor::view() const {
   return out;
 }
 
-}  // namespace relay
+}  // namespace driver

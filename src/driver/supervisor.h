@@ -11,10 +11,12 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "kafka/group_member.h"
+#include "driver/pipeline.h"
+#include "kafka/producer.h"
 #include "relay/lease.h"
-#include "relay/pipeline.h"
+#include "relay/stats.h"
 
-namespace relay {
+namespace driver {
 
 // Who this process is, in logs, record headers and commit metadata.
 struct InstanceIdentity {
@@ -29,21 +31,26 @@ struct InstanceIdentity {
 
 inline constexpr const char* kInstanceHeader = "outbox-relay-instance";
 
+// The producer settings of one slot, from the configuration: the one place
+// they are derived.
+kafka::ProducerOptions producer_options(const config::Config& slot_cfg);
+
 // Starts and stops one pipeline thread per slot as the group assigns and
-// revokes them. Each slot has its own producer, so that its delivery reports,
+// revokes them; without a group, the one slot is assigned for good at start. Each slot has its own producer, so that its delivery reports,
 // in-flight bounds and purge on fencing concern that slot alone. Each slot's
 // stats live as long as the supervisor, so that its counters keep counting
 // across a revocation and a later assignment.
 class Supervisor final : public kafka::GroupListener {
  public:
-  Supervisor(const config::Config& cfg, const Lease& lease, InstanceIdentity identity);
+  // `lease` is the group membership's; null without a group.
+  Supervisor(const config::Config& cfg, const relay::Lease* lease, InstanceIdentity identity);
   ~Supervisor() override;
 
   // Something that runs beside a slot's pipeline (the retained-WAL monitor):
   // made on the pipeline's thread before it starts, destroyed there once it
   // has stopped. Set before the first assignment.
   using Companion =
-      std::function<std::shared_ptr<void>(const config::Config& slot, PipelineStats& stats)>;
+      std::function<std::shared_ptr<void>(const config::Config& slot, relay::PipelineStats& stats)>;
   void set_companion(Companion companion) { companion_ = std::move(companion); }
 
   void on_assigned(const std::vector<int>& slots) override;
@@ -62,10 +69,12 @@ class Supervisor final : public kafka::GroupListener {
     std::string slot;
     bool assigned = false;
     bool ever_assigned = false;  // since this process started
-    int state = static_cast<int>(PipelineState::kStopped);
-    const PipelineStats* stats = nullptr;  // lives as long as the supervisor
+    int state = static_cast<int>(relay::PipelineState::kStopped);
+    const relay::PipelineStats* stats = nullptr;  // lives as long as the supervisor
   };
   std::vector<SlotView> view() const;
+  // The stats of slot `index`; they live as long as the supervisor.
+  relay::PipelineStats& stats(int index) { return stats_[index]; }
 
  private:
   struct Runner;
@@ -74,10 +83,10 @@ class Supervisor final : public kafka::GroupListener {
   void join(Runner& r);
 
   const config::Config& cfg_;
-  const Lease& lease_;
+  const relay::Lease* lease_;
   InstanceIdentity identity_;
   std::vector<config::Config> slot_configs_;
-  std::unique_ptr<PipelineStats[]> stats_;  // by slot index
+  std::unique_ptr<relay::PipelineStats[]> stats_;  // by slot index
   Companion companion_;
   std::vector<std::unique_ptr<Runner>> runners_;  // by slot index; null when not assigned
   std::vector<bool> ever_assigned_;               // by slot index
@@ -87,4 +96,4 @@ class Supervisor final : public kafka::GroupListener {
   std::optional<common::Error> unacknowledged_;
 };
 
-}  // namespace relay
+}  // namespace driver

@@ -1,0 +1,407 @@
+#include "driver/pipeline.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "relay/errc.h"
+#include "relay/router.h"
+#include "relay/slot_core.h"
+#include "wal/copy_protocol.h"
+#include "wal/pgoutput.h"
+#include "wal/replication_stream.h"
+
+namespace driver {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+struct Category : std::error_category {
+  const char* name() const noexcept override { return "driver"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::retriable: return "retriable failure";
+      case errc::halted: return "halted at a bad row";
+      case errc::fatal: return "fatal failure";
+      case errc::unacknowledged: return "records left unacknowledged";
+    }
+    return "unknown driver error";
+  }
+};
+
+common::Error failure(errc code, std::string message) {
+  return common::Error{make_error_code(code), std::move(message)};
+}
+
+// Messages read from the socket before serving delivery reports again, so
+// that acknowledgements (and with them, feedback) never starve under load.
+constexpr int kReadBudget = 4096;
+// How long a fenced session still waits for acknowledgements before it
+// releases the slot.
+constexpr milliseconds kFencedDrain{300};
+constexpr milliseconds kFencedPurgeWait{200};
+constexpr milliseconds kPurgeWait{5000};
+
+}  // namespace
+
+const std::error_category& error_category() {
+  static Category c;
+  return c;
+}
+
+errc disposition(const common::Error& error) {
+  if (error.code.category() == error_category()) return static_cast<errc>(error.code.value());
+  if (error.code.category() == relay::error_category()) {
+    switch (static_cast<relay::errc>(error.code.value())) {
+      case relay::errc::halted: return errc::halted;
+      case relay::errc::unacknowledged: return errc::unacknowledged;
+      // The mapping or the server's stream is not what the relay can read:
+      // reconnecting would meet it again.
+      case relay::errc::invalid_mapping:
+      case relay::errc::invalid_config:
+      case relay::errc::unsupported_message:
+      case relay::errc::producer_failed:
+        return errc::fatal;
+      default:
+        // A value or message the relay could not read is read again from the
+        // confirmed position after a reconnect; skipping it could lose a row.
+        return errc::retriable;
+    }
+  }
+  return errc::retriable;
+}
+
+// One connection's worth of streaming: moves bytes between the replication
+// connection and the slot core, and sends the feedback the core decides.
+class Pipeline::Session {
+ public:
+  Session(Pipeline& p, wal::ReplicationStream& stream, relay::SlotCore& core)
+      : p_(p), cfg_(p.cfg_), stream_(stream), core_(core), decoder_(1) {}
+
+  common::Result<void> run();
+
+ private:
+  common::Result<void> turn();
+  common::Result<void> handle_copy_data(std::string_view data);
+  common::Result<void> send_feedback(bool force);
+  common::Result<void> wait_for_io(bool read_socket, milliseconds timeout);
+  common::Result<void> finish(common::Result<void> result);
+
+  Pipeline& p_;
+  const config::Config& cfg_;
+  wal::ReplicationStream& stream_;
+  relay::SlotCore& core_;
+  wal::PgOutputDecoder decoder_;
+  wal::Lsn received_;
+  bool output_pending_ = false;
+};
+
+Pipeline::Pipeline(const config::Config& cfg, relay::Publisher& publisher,
+                   relay::PipelineStats& stats, const std::atomic<bool>& stop, int stop_fd,
+                   PipelineOptions options)
+    : cfg_(cfg),
+      publisher_(publisher),
+      stats_(stats),
+      stop_(stop),
+      stop_fd_(stop_fd),
+      options_(std::move(options)) {}
+
+Pipeline::~Pipeline() = default;
+
+namespace {
+
+wal::ReplicationOptions replication_options(const config::Config& cfg,
+                                            const std::string& application_name) {
+  const auto& pg = cfg.postgres;
+  wal::ReplicationOptions ro;
+  ro.application_name = application_name;
+  ro.dsn = pg.dsn;
+  ro.slot = pg.slot;
+  ro.publication = pg.publication;
+  ro.table = cfg.outbox.table;
+  ro.create_slot = pg.create_slot;
+  ro.create_publication = pg.create_publication;
+  ro.binary = pg.binary;
+  ro.recreate_lost_slot = pg.on_slot_lost == config::SlotLostPolicy::kRecreate;
+  return ro;
+}
+
+void log_slot_prepared(const config::Config& cfg, const wal::SlotState& slot,
+                       relay::PipelineStats& stats) {
+  if (slot.recreated_after) {
+    ++stats.slots_recreated;
+    spdlog::error(
+        "slot={} lost_confirmed_lsn={} the slot had been invalidated (wal_status=lost) and "
+        "was dropped and created again (on_slot_lost: recreate): rows committed after the "
+        "lost slot's confirmed position and before now were NOT published; compare the "
+        "outbox with Kafka from that position",
+        cfg.postgres.slot, slot.recreated_after->to_string());
+  } else if (slot.created) {
+    spdlog::info("slot={} created replication slot", cfg.postgres.slot);
+  }
+}
+
+}  // namespace
+
+common::Result<void> Pipeline::run() {
+  const auto& pg = cfg_.postgres;
+  milliseconds backoff = pg.reconnect_backoff_min;
+  auto router = relay::Router::create(cfg_.outbox);
+  if (!router) return failure(errc::fatal, router.error().describe());
+  relay::SlotCoreOptions core_options;
+  core_options.lease = options_.lease;
+  core_options.instance_header = options_.instance_header;
+  relay::SlotCore core(cfg_, *router, publisher_, stats_, core_options);
+
+  while (!stop_.load()) {
+    stats_.mark_loop_alive();
+    if (!wait_for_lease()) break;
+    stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
+
+    common::Result<void> outcome;
+    auto stream = wal::ReplicationStream::connect(replication_options(cfg_, options_.application_name));
+    if (!stream) {
+      outcome = failure(errc::retriable, stream.error().describe());
+    } else if (auto slot = (*stream)->prepare(); !slot) {
+      const auto& code = slot.error().code;
+      if (code == wal::replication_errc::slot_in_use) {
+        stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
+        spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
+        maybe_take_over(**stream);
+        outcome = failure(errc::retriable, slot.error().describe());
+      } else if (code == wal::replication_errc::query_failed) {
+        outcome = failure(errc::retriable, slot.error().describe());
+      } else {
+        return failure(errc::fatal, slot.error().describe());
+      }
+    } else {
+      log_slot_prepared(cfg_, *slot, stats_);
+      const wal::Lsn from = core.start_session(slot->confirmed_flush);
+      auto start = (*stream)->start(from, pg.binary, true);
+      if (!start) {
+        if (start.error().code == wal::replication_errc::slot_in_use) {
+          stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
+          spdlog::warn("slot={} waiting for the slot: {}", pg.slot, start.error().describe());
+        }
+        outcome = failure(errc::retriable, start.error().describe());
+      } else {
+        spdlog::info("slot={} streaming from lsn={} slot_confirmed={} server_version={}",
+                     pg.slot, from.to_string(), slot->confirmed_flush.to_string(),
+                     (*stream)->server_version());
+        stats_.state = static_cast<int>(relay::PipelineState::kStreaming);
+        backoff = pg.reconnect_backoff_min;
+        slot_busy_since_.reset();
+        takeover_requests_ = 0;
+        outcome = Session(*this, **stream, core).run();
+      }
+    }
+    if (outcome.ok()) break;
+    const errc kind = disposition(outcome.error());
+    if (kind != errc::retriable && kind != errc::unacknowledged) {
+      return failure(kind, outcome.error().describe());
+    }
+    if (stop_.load()) {
+      // Not a clean stop: say so, so that the exit status does.
+      if (kind == errc::unacknowledged) {
+        stats_.state = static_cast<int>(relay::PipelineState::kStopped);
+        return failure(kind, outcome.error().describe());
+      }
+      break;
+    }
+
+    ++stats_.reconnects;
+    spdlog::warn("slot={} {}; reconnecting in {} ms", pg.slot, outcome.error().describe(),
+                 backoff.count());
+    stats_.mark_loop_alive();
+    struct pollfd pfd = {stop_fd_, POLLIN, 0};
+    ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
+    backoff = std::min(backoff * 2, pg.reconnect_backoff_max);
+  }
+  stats_.state = static_cast<int>(relay::PipelineState::kStopped);
+  return {};
+}
+
+// Without the lease the slot may already belong to another instance: wait,
+// connected to nothing, until the membership proves itself again or the
+// pipeline is stopped. False when stopped.
+bool Pipeline::wait_for_lease() {
+  if (lease_held()) return true;
+  stats_.state = static_cast<int>(relay::PipelineState::kWaitingForLease);
+  spdlog::info("slot={} waiting for proof of group membership before streaming",
+               cfg_.postgres.slot);
+  while (!stop_.load() && !lease_held()) {
+    stats_.mark_loop_alive();
+    struct pollfd pfd = {stop_fd_, POLLIN, 0};
+    ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, 50);
+  }
+  return !stop_.load();
+}
+
+// A previous owner that froze with its connection open keeps the slot until
+// wal_sender_timeout; past takeover_after its walsender is terminated, if it
+// is a relay's. By then that relay's lease has long run out, so it can no
+// longer produce when it wakes.
+void Pipeline::maybe_take_over(wal::ReplicationStream& stream) {
+  if (!options_.takeover_after) return;
+  const auto now = Clock::now();
+  if (!slot_busy_since_) slot_busy_since_ = now;
+  if (now - *slot_busy_since_ < *options_.takeover_after) return;
+  // Asked again on every attempt until the slot is free: a walsender whose
+  // client is frozen can be stuck writing to it and end only on a later
+  // request.
+  auto killed = stream.terminate_relay_holder("outbox-relay");
+  if (!killed) {
+    spdlog::warn("slot={} cannot take over the slot: {}", cfg_.postgres.slot,
+                 killed.error().describe());
+  } else if (*killed && takeover_requests_++ % 10 == 0) {
+    spdlog::warn("slot={} taking over the slot: terminating relay backend pid={} after {} ms",
+                 cfg_.postgres.slot, **killed,
+                 std::chrono::duration_cast<milliseconds>(now - *slot_busy_since_).count());
+  }
+}
+
+common::Result<void> Pipeline::Session::run() {
+  common::Result<void> result;
+  while (result.ok()) {
+    p_.stats_.mark_loop_alive();
+    if (!core_.lease_held()) {
+      result = core_.fence("lease expired");
+      break;
+    }
+    if (p_.stop_.load()) break;
+    result = turn();
+  }
+  return finish(std::move(result));
+}
+
+// One turn of the loop: serve Kafka, read what the socket has (within the
+// read budget and the in-flight bounds), send feedback when due, then sleep
+// until the socket, Kafka or the next feedback deadline wakes us.
+common::Result<void> Pipeline::Session::turn() {
+  if (auto r = core_.serve(milliseconds(0)); !r) return r;
+  int read = 0;
+  bool socket_drained = false;
+  while (!core_.backpressured() && read < kReadBudget) {
+    auto msg = stream_.read();
+    if (!msg) return failure(errc::retriable, msg.error().describe());
+    if (!*msg) {
+      socket_drained = true;
+      break;
+    }
+    ++read;
+    if (auto r = handle_copy_data((*msg)->view()); !r) return r;
+  }
+  if (auto r = send_feedback(false); !r) return r;
+  p_.stats_.in_flight_records = p_.publisher_.in_flight();
+  p_.stats_.in_flight_bytes = p_.publisher_.in_flight_bytes();
+
+  // Keep going at once while the socket has more.
+  if (read == kReadBudget && !core_.backpressured()) return {};
+  auto since = Clock::now() - core_.ledger().last_feedback_at();
+  auto next_status = std::chrono::duration_cast<milliseconds>(cfg_.postgres.status_interval - since);
+  milliseconds timeout = std::clamp(next_status, milliseconds(1), milliseconds(100));
+  return wait_for_io(socket_drained && !core_.backpressured(), timeout);
+}
+
+// Stopping or restarting: serve what Kafka still owes us so the final status
+// update confirms as much as was really delivered.
+common::Result<void> Pipeline::Session::finish(common::Result<void> result) {
+  const bool halted = !result.ok() && disposition(result.error()) == errc::halted;
+  // Stopped because the assignment was lost: records not yet sent must not
+  // go out now that another instance may own the slot.
+  if (result.ok() && !core_.lease_held()) result = core_.fence("stopped without the lease");
+  // Once fenced, the slot is released promptly rather than held for acks:
+  // the next owner redelivers whatever was not confirmed.
+  auto drained = core_.fenced() ? core_.drain(kFencedDrain, kFencedPurgeWait)
+                                : core_.drain(cfg_.kafka.drain_timeout, kPurgeWait);
+  if (auto r = send_feedback(true); r.ok()) {
+    for (int i = 0; i < 50; ++i) {
+      auto f = stream_.flush();
+      if (!f || *f) break;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  }
+  spdlog::info("slot={} {} with confirmed lsn={} ({} records still in flight)", cfg_.postgres.slot,
+               halted ? "halted" : (result.ok() ? "stopped" : "paused"),
+               core_.watermark().to_string(), p_.publisher_.in_flight());
+  stream_.close();
+  if (!drained.ok() && result.ok()) return drained;
+  return result;
+}
+
+common::Result<void> Pipeline::Session::wait_for_io(bool read_socket, milliseconds timeout) {
+  struct pollfd fds[3];
+  nfds_t n = 0;
+  short pg_events = static_cast<short>((read_socket ? POLLIN : 0) | (output_pending_ ? POLLOUT : 0));
+  fds[n++] = {stream_.socket(), pg_events, 0};
+  if (p_.publisher_.wakeup_fd() >= 0) fds[n++] = {p_.publisher_.wakeup_fd(), POLLIN, 0};
+  if (p_.stop_fd_ >= 0) fds[n++] = {p_.stop_fd_, POLLIN, 0};
+  // Without a Kafka wakeup descriptor, poll Kafka briefly instead of sleeping.
+  if (p_.publisher_.wakeup_fd() < 0 && p_.publisher_.in_flight() > 0) {
+    timeout = std::min(timeout, milliseconds(5));
+  }
+  int r = ::poll(fds, n, static_cast<int>(timeout.count()));
+  if (r < 0 && errno != EINTR) {
+    return failure(errc::retriable, std::string("poll: ") + std::strerror(errno));
+  }
+  if (r > 0 && (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) && !(fds[0].revents & POLLIN)) {
+    return failure(errc::retriable, "connection to PostgreSQL lost");
+  }
+  if (output_pending_) {
+    auto f = stream_.flush();
+    if (!f) return failure(errc::retriable, f.error().describe());
+    output_pending_ = !*f;
+  }
+  return {};
+}
+
+common::Result<void> Pipeline::Session::handle_copy_data(std::string_view data) {
+  auto msg = wal::parse_copy_data(data);
+  if (!msg) return failure(errc::retriable, msg.error().describe());
+  if (const auto* ka = std::get_if<wal::PrimaryKeepalive>(&*msg)) {
+    if (ka->wal_end > received_) received_ = ka->wal_end;
+    p_.stats_.received_lsn = received_.value();
+    core_.on_keepalive(ka->wal_end);
+    // The server asks after wal_sender_timeout/2 of silence and drops us at
+    // wal_sender_timeout: answer now, not on the timer.
+    if (ka->reply_requested) return send_feedback(true);
+    return {};
+  }
+  const auto& x = std::get<wal::XLogData>(*msg);
+  if (x.wal_start > received_) received_ = x.wal_start;
+  p_.stats_.received_lsn = received_.value();
+  auto ev = decoder_.decode(x.data);
+  if (!ev) {
+    // An unknown or malformed message: reconnecting re-reads it from the
+    // confirmed position; skipping it could lose an outbox row.
+    return failure(errc::retriable, "pgoutput decoding failed at lsn=" + x.wal_start.to_string() +
+                                        ": " + ev.error().describe());
+  }
+  return core_.on_message(*ev, x.wal_start);
+}
+
+// Sends the position the ledger decides on, if it decides to send one.
+common::Result<void> Pipeline::Session::send_feedback(bool force) {
+  const auto position = core_.feedback(Clock::now(), force);
+  if (!position) return {};
+  const wal::Lsn w = *position;
+  auto r = stream_.send_status(w, w, w, wal::pg_now(), false);
+  if (!r) return failure(errc::retriable, r.error().describe());
+  auto f = stream_.flush();
+  if (!f) return failure(errc::retriable, f.error().describe());
+  output_pending_ = !*f;
+  if (w.value() != p_.stats_.confirmed_lsn.load()) {
+    spdlog::debug("slot={} confirmed lsn={}", cfg_.postgres.slot, w.to_string());
+  }
+  p_.stats_.confirmed_lsn = w.value();
+  return {};
+}
+
+}  // namespace driver

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "config/config.h"
+#include "relay/lease.h"
+#include "relay/publisher.h"
+#include "relay/record.h"
+#include "relay/stats.h"
+
+namespace wal {
+class ReplicationStream;
+}
+
+namespace driver {
+
+// What the driver does with a failure, decided from its code alone
+// (disposition()).
+enum class errc {
+  retriable = 1,  // reconnect with backoff and resume from the confirmed LSN
+  halted,         // the halt policy stopped the relay at a bad row
+  fatal,          // configuration, schema or server state that retrying cannot fix
+  // Kafka had not acknowledged every record within drain_timeout when the
+  // session ended; they stay unconfirmed and are streamed again. Retried
+  // like `retriable`; returned by run() when it ends a requested stop.
+  unacknowledged,
+};
+const std::error_category& error_category();
+inline std::error_code make_error_code(errc e) { return {static_cast<int>(e), error_category()}; }
+
+// The driver's reading of an error from the slot core or the replication
+// connection.
+errc disposition(const common::Error& error);
+
+// What running under a consumer group adds to a pipeline.
+struct PipelineOptions {
+  // When set, the pipeline streams only while the lease is held, checks it
+  // before every record it produces, and fences itself when it runs out.
+  const relay::Lease* lease = nullptr;
+  // Added to every record, so that ownership is visible in the data.
+  std::optional<relay::Header> instance_header;
+  std::string application_name = "outbox-relay";
+  // Terminate a relay still holding the slot after this long (group mode).
+  std::optional<std::chrono::milliseconds> takeover_after;
+};
+
+// The pipeline for one slot: connects, reads the replication stream and
+// hands its messages to relay::SlotCore, sends the feedback positions the
+// core decides, and reconnects with backoff. Runs on the calling thread.
+class Pipeline {
+ public:
+  Pipeline(const config::Config& cfg, relay::Publisher& publisher, relay::PipelineStats& stats,
+           const std::atomic<bool>& stop, int stop_fd, PipelineOptions options = {});
+  ~Pipeline();
+
+  // Returns when stopped (ok) or on a failure that retrying cannot fix.
+  common::Result<void> run();
+
+ private:
+  class Session;
+  bool wait_for_lease();
+  void maybe_take_over(wal::ReplicationStream& stream);
+  bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
+
+  const config::Config& cfg_;
+  relay::Publisher& publisher_;
+  relay::PipelineStats& stats_;
+  const std::atomic<bool>& stop_;
+  int stop_fd_;
+  PipelineOptions options_;
+  // Since when the slot has been found held by another backend; reset once
+  // streaming.
+  std::optional<std::chrono::steady_clock::time_point> slot_busy_since_;
+  uint64_t takeover_requests_ = 0;
+};
+
+}  // namespace driver
+
+template <>
+struct std::is_error_code_enum<driver::errc> : std::true_type {};

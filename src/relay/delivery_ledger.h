@@ -1,0 +1,133 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "common/result.h"
+#include "config/config.h"
+#include "relay/ack_tracker.h"
+#include "relay/publisher.h"
+#include "wal/lsn.h"
+
+namespace relay {
+
+// The slot's delivery state machine: the one place that decides what may be
+// confirmed to PostgreSQL. Pure: no server, no clock of its own, no I/O.
+//
+//   Begin ──▶ add_record()* ──▶ Commit           (stream order = commit order)
+//                 │ token
+//                 ▼
+//   delivery report ──▶ on_delivery() ──▶ delivered | dead-letter | halt | restart | fatal
+//                                          │
+//                                          ▼
+//   AckTracker watermark ──▶ feedback() ──▶ standby status update (write = flush = apply)
+//
+// The rule it keeps: the position reported never passes a record Kafka has not
+// acknowledged (or that a dead-letter replacement has not taken over), and never
+// goes backwards, across sessions too. A session is one replication connection;
+// the ledger outlives it so that a reconnect resumes from what Kafka has
+// acknowledged even when the status update that would have confirmed it was lost
+// with the connection.
+class DeliveryLedger {
+ public:
+  using Token = uint64_t;
+  using Clock = std::chrono::steady_clock;
+
+  struct FeedbackTimes {
+    // How often a moving position is reported.
+    std::chrono::milliseconds status_interval{1000};
+    // How often an unchanged one is reported anyway: the update is what keeps
+    // the walsender from timing the connection out (wal_sender_timeout) while
+    // backpressure has stopped reading and the watermark stands still.
+    std::chrono::milliseconds keepalive_interval{10000};
+  };
+
+  // The open transaction's identity, handed to the router for headers.
+  struct Txn {
+    wal::Lsn final_lsn;
+    wal::Xid xid = 0;
+    wal::PgTimestamp commit_time;
+  };
+
+  DeliveryLedger(config::BadRowPolicy policy, FeedbackTimes times);
+
+  // A new replication connection that starts from the slot's confirmed
+  // position. The previous session's unfinished transactions are forgotten
+  // (the server sends them again) and their tokens become stale. Returns
+  // where to ask the server to start: never before what Kafka acknowledged.
+  wal::Lsn start_session(wal::Lsn slot_confirmed);
+
+  // Stream messages. Each fails (without changing anything) when the stream
+  // breaks the Begin/Commit nesting, naming the LSN.
+  common::Result<void> begin(wal::Lsn final_lsn, wal::Xid xid, wal::PgTimestamp commit_time,
+                             wal::Lsn lsn);
+  common::Result<void> commit(wal::Lsn end_lsn, wal::Lsn lsn);
+  // One record of the open transaction about to be handed to Kafka.
+  common::Result<Token> add_record(wal::Lsn lsn);
+  // A row the router could not map, dead-lettered in place of its record.
+  common::Result<Token> add_dead_letter(wal::Lsn lsn);
+
+  bool in_transaction() const { return txn_.has_value(); }
+  // The open transaction; only while in_transaction().
+  const Txn& txn() const;
+
+  // A keepalive's WAL end: PostgreSQL's apply worker confirms it when it has
+  // no pending transactions, and so does the ledger, or an idle outbox in a
+  // busy database pins WAL forever (since PG15 transactions that touch no
+  // published table send no Begin/Commit at all).
+  void on_keepalive(wal::Lsn wal_end) { tracker_.observe_wal_end(wal_end); }
+
+  enum class Verdict {
+    kStale,       // a previous session's record: ignore
+    kDelivered,   // acknowledged; counts for its transaction
+    kDeadLetter,  // produce its dead-letter record under `replacement`
+    kHalt,        // stop without confirming past it (on_bad_row: halt)
+    kRestart,     // reconnect and resume from the confirmed position
+    kFatal,       // the producer cannot go on
+  };
+  struct Outcome {
+    Verdict verdict = Verdict::kStale;
+    // kDeadLetter: the token the replacement is produced with. Its delivery
+    // acknowledges the original record's place in its transaction.
+    Token replacement = 0;
+    // kDelivered: when the record's transaction committed in PostgreSQL.
+    wal::PgTimestamp commit_time;
+  };
+  // A delivery report, or a rejection by produce(), for `token`.
+  Outcome on_delivery(Token token, DeliveryStatus status);
+  static bool is_dead_letter(Token token) { return token & kDeadLetterFlag; }
+
+  // The feedback decision, in the spirit of send_feedback() in PostgreSQL's
+  // worker.c: the acknowledged watermark (never backwards), reported when it
+  // moved and status_interval has passed, when keepalive_interval has passed
+  // anyway, or at once when the server asked for a reply (or the session
+  // ends). Returns the position to send, or nothing when this turn skips.
+  std::optional<wal::Lsn> feedback(Clock::time_point now, bool force);
+
+  wal::Lsn watermark() const { return tracker_.watermark(); }
+  wal::Lsn last_reported() const { return last_reported_; }
+  uint64_t pending_records() const { return tracker_.pending_records(); }
+  Clock::time_point last_feedback_at() const { return last_feedback_at_; }
+
+ private:
+  static constexpr uint64_t kDeadLetterFlag = uint64_t{1} << 63;
+  static constexpr int kSeqBits = 40;
+  static constexpr uint64_t kSeqMask = (uint64_t{1} << kSeqBits) - 1;
+  static constexpr uint64_t kEpochMask = (uint64_t{1} << (63 - kSeqBits)) - 1;
+
+  Token token_for(AckTracker::TxnSeq seq) const;
+  common::Result<Token> add(wal::Lsn lsn, const char* what);
+
+  config::BadRowPolicy policy_;
+  FeedbackTimes times_;
+  uint64_t epoch_ = 0;
+  AckTracker tracker_{wal::Lsn()};
+  std::optional<Txn> txn_;
+  AckTracker::TxnSeq txn_seq_ = 0;
+  wal::Lsn last_reported_;
+  bool reported_in_session_ = false;
+  Clock::time_point last_feedback_at_{};
+};
+
+}  // namespace relay

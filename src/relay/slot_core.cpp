@@ -1,0 +1,348 @@
+#include "relay/slot_core.h"
+
+#include <spdlog/spdlog.h>
+
+#include <type_traits>
+
+#include "relay/errc.h"
+
+namespace relay {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+DeliveryLedger::FeedbackTimes feedback_times(const config::Config& cfg) {
+  DeliveryLedger::FeedbackTimes t;
+  t.status_interval = cfg.postgres.status_interval;
+  // Well inside the default wal_sender_timeout of 60 s, and never later than
+  // the configured interval.
+  t.keepalive_interval = std::min<milliseconds>(cfg.postgres.status_interval, milliseconds(10000));
+  return t;
+}
+
+RelationDesc to_relation_desc(const wal::Relation& r) {
+  RelationDesc d;
+  d.relid = r.relid;
+  d.nspname = r.nspname;
+  d.relname = r.relname;
+  d.columns.reserve(r.columns.size());
+  for (const auto& c : r.columns) d.columns.push_back(ColumnDesc{c.name, c.type_oid, c.type_modifier});
+  return d;
+}
+
+std::optional<std::string> header_value(const OutboxRecord& r, std::string_view key) {
+  for (const auto& h : r.headers) {
+    if (h.key == key) return h.value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& reason,
+                                     const std::string& dlq_topic, bool drop_payload) {
+  OutboxRecord dlq;
+  dlq.topic = dlq_topic;
+  dlq.key = header_value(original, "outbox-id");
+  if (!dlq.key) dlq.key = original.key;
+  dlq.headers = std::move(original.headers);
+  dlq.headers.push_back(Header{"outbox-error", reason});
+  dlq.headers.push_back(Header{"outbox-original-topic", original.topic});
+  if (drop_payload) {
+    dlq.headers.push_back(Header{"outbox-payload-size", std::to_string(original.payload.size())});
+  } else {
+    dlq.payload = std::move(original.payload);
+  }
+  return dlq;
+}
+
+SlotCore::SlotCore(const config::Config& cfg, Router& router, Publisher& publisher,
+                   PipelineStats& stats, SlotCoreOptions options)
+    : cfg_(cfg),
+      router_(router),
+      publisher_(publisher),
+      stats_(stats),
+      options_(std::move(options)),
+      ledger_(cfg.outbox.on_bad_row, feedback_times(cfg)),
+      topic_counters_(stats.topics) {}
+
+wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed) {
+  // The server sends Relation messages again on a new connection; the router
+  // keeps what it learned about the table's columns.
+  router_.clear_bindings();
+  outbox_relids_.clear();
+  pending_.clear();
+  stop_error_.reset();
+  fenced_ = false;
+  const wal::Lsn from = ledger_.start_session(slot_confirmed);
+  stats_.confirmed_lsn = from.value();
+  return from;
+}
+
+bool SlotCore::lease_held() const {
+  return options_.lease == nullptr || options_.lease->held();
+}
+
+template <typename... Args>
+void SlotCore::log_dead_letter(fmt::format_string<Args...> format, Args&&... args) {
+  if (!dead_letter_log_.allow()) return;
+  if (uint64_t held_back = dead_letter_log_.take_suppressed()) {
+    spdlog::warn("slot={} suppressed={} dead-letter log lines held back in the last second; "
+                 "each record carries its outbox-id and outbox-lsn headers",
+                 cfg_.postgres.slot, held_back);
+  }
+  spdlog::error(format, std::forward<Args>(args)...);
+}
+
+common::Result<void> SlotCore::on_message(const wal::Event& event, wal::Lsn lsn) {
+  return std::visit(
+      [&](const auto& m) -> common::Result<void> {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, wal::Begin>) {
+          return ledger_.begin(m.final_lsn, m.xid, m.commit_time, lsn);
+        } else if constexpr (std::is_same_v<T, wal::Commit>) {
+          auto r = ledger_.commit(m.end_lsn, lsn);
+          if (r) ++stats_.transactions;
+          return r;
+        } else if constexpr (std::is_same_v<T, wal::Relation>) {
+          return on_relation(m);
+        } else if constexpr (std::is_same_v<T, wal::Insert>) {
+          return on_insert(m, lsn);
+        } else if constexpr (std::is_same_v<T, wal::Update> || std::is_same_v<T, wal::Delete> ||
+                             std::is_same_v<T, wal::Truncate> || std::is_same_v<T, wal::Origin> ||
+                             std::is_same_v<T, wal::Type> || std::is_same_v<T, wal::Message>) {
+          // The outbox is insert-only; a publication shared with other tables
+          // may still carry these, and logical decoding messages are not rows.
+          return {};
+        } else {
+          // Streaming and two-phase are never requested; receiving them means
+          // the slot or server does something this relay cannot confirm safely.
+          return make_error(errc::unsupported_message,
+                            "unexpected streaming or two-phase message at lsn=" + lsn.to_string());
+        }
+      },
+      event);
+}
+
+common::Result<void> SlotCore::on_relation(const wal::Relation& relation) {
+  RelationDesc desc = to_relation_desc(relation);
+  if (!router_.matches(desc)) {
+    outbox_relids_.erase(relation.relid);
+    return {};
+  }
+  if (auto r = router_.bind(desc); !r) return r;
+  outbox_relids_.insert(relation.relid);
+  return {};
+}
+
+RowContext SlotCore::row_context(wal::Lsn lsn) const {
+  const auto& txn = ledger_.txn();
+  return RowContext{txn.final_lsn, lsn, txn.xid, txn.commit_time};
+}
+
+common::Result<void> SlotCore::on_insert(const wal::Insert& insert, wal::Lsn lsn) {
+  if (!outbox_relids_.count(insert.relid)) return {};
+  if (!ledger_.in_transaction()) {
+    return make_error(errc::stream_out_of_order,
+                      "Insert outside a transaction at lsn=" + lsn.to_string());
+  }
+  std::vector<RawValue>& values = scratch_values_;
+  values.clear();
+  for (const auto& v : insert.new_tuple.values) {
+    values.push_back(RawValue{static_cast<ValueKind>(v.kind), v.data});
+  }
+  auto routed = router_.route(insert.relid, values, row_context(lsn));
+  if (!routed) return routed.error();
+  if (auto* bad = std::get_if<BadRow>(&*routed)) return bad_row(*bad, lsn);
+  auto token = ledger_.add_record(lsn);
+  if (!token) return token.error();
+  return publish(std::move(std::get<OutboxRecord>(*routed)), *token);
+}
+
+common::Result<void> SlotCore::bad_row(const BadRow& bad, wal::Lsn lsn) {
+  const std::string id = bad.row_id.empty() ? "?" : bad.row_id;
+  const wal::Xid xid = ledger_.txn().xid;
+  if (cfg_.outbox.on_bad_row == config::BadRowPolicy::kHalt) {
+    spdlog::error("slot={} halting at bad row: table={} id={} lsn={} xid={} reason={}",
+                  cfg_.postgres.slot, cfg_.outbox.table, id, lsn.to_string(), xid, bad.reason);
+    return make_error(errc::halted,
+                      "bad row id=" + id + " lsn=" + lsn.to_string() + ": " + bad.reason);
+  }
+  log_dead_letter("slot={} dead-lettering bad row: table={} id={} lsn={} xid={} reason={}",
+                  cfg_.postgres.slot, cfg_.outbox.table, id, lsn.to_string(), xid, bad.reason);
+  OutboxRecord dlq = router_.dead_letter(bad, row_context(lsn), cfg_.outbox.dead_letter_topic);
+  ++stats_.records_dead_lettered;
+  auto token = ledger_.add_dead_letter(lsn);
+  if (!token) return token.error();
+  return publish(std::move(dlq), *token);
+}
+
+common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::Token token) {
+  if (options_.instance_header) record.headers.push_back(*options_.instance_header);
+  // Nothing waiting ahead of it: hand it over without queueing it here.
+  if (pending_.empty()) {
+    auto queued = offer(record, token);
+    if (!queued) return queued.error();
+    if (*queued) return {};
+  }
+  pending_.emplace_back(std::move(record), token);
+  return retry_pending();
+}
+
+common::Result<void> SlotCore::retry_pending() {
+  while (!pending_.empty()) {
+    auto& [record, token] = pending_.front();
+    auto queued = offer(record, token);
+    if (!queued) return queued.error();
+    if (!*queued) return {};
+    pending_.pop_front();
+  }
+  return {};
+}
+
+void SlotCore::replace_with_dead_letter(OutboxRecord& record, DeliveryReason reason,
+                                        const std::string& error) {
+  // A record too large for the broker cannot be dead-lettered with its payload.
+  const bool drop_payload = reason == DeliveryReason::kTooLarge;
+  record = dead_letter_from_failed(std::move(record), error, cfg_.outbox.dead_letter_topic,
+                                   drop_payload);
+  ++stats_.records_dead_lettered;
+}
+
+common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token& token) {
+  while (true) {
+    if (!lease_held()) return fence("lease expired before producing");
+    ProduceResult r = publisher_.produce(record, token);
+    // A freeze between the check and produce() must not let the record out.
+    if (!lease_held()) return fence("lease expired while producing");
+    if (r.outcome == ProduceOutcome::kQueued) return true;
+    if (r.outcome == ProduceOutcome::kQueueFull) return false;
+
+    const auto id = header_value(record, "outbox-id").value_or("?");
+    const auto lsn = header_value(record, "outbox-lsn").value_or("?");
+    const auto outcome = ledger_.on_delivery(token, r.status);
+    if (outcome.verdict == DeliveryLedger::Verdict::kDeadLetter) {
+      log_dead_letter("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={} "
+                      "({})",
+                      cfg_.postgres.slot, id, lsn, to_string(r.reason), r.error);
+      replace_with_dead_letter(record, r.reason, r.error);
+      token = outcome.replacement;
+      continue;
+    }
+    ++stats_.records_failed;
+    ++topic_counters_.get(record.topic).failed;
+    switch (outcome.verdict) {
+      case DeliveryLedger::Verdict::kHalt:
+        spdlog::error("slot={} halting: record rejected by Kafka: id={} lsn={} topic={} reason={} "
+                      "({})",
+                      cfg_.postgres.slot, id, lsn, record.topic, to_string(r.reason), r.error);
+        return make_error(errc::halted,
+                          "record id=" + id + " lsn=" + lsn + " rejected by Kafka: " + r.error);
+      case DeliveryLedger::Verdict::kFatal:
+        return make_error(errc::producer_failed, "Kafka producer failed: " + r.error);
+      default:
+        return make_error(errc::delivery_failed, "producing record id=" + id + ": " + r.error);
+    }
+  }
+}
+
+void SlotCore::on_report(const DeliveryReport& report) {
+  const auto outcome = ledger_.on_delivery(report.token, report.status);
+  switch (outcome.verdict) {
+    case DeliveryLedger::Verdict::kStale:
+      return;
+    case DeliveryLedger::Verdict::kDelivered:
+      ++stats_.records_published;
+      ++topic_counters_.get(report.topic).published;
+      if (reports_now_micros_ == 0) reports_now_micros_ = wal::pg_now().micros;
+      stats_.commit_to_ack.observe_micros(reports_now_micros_ - outcome.commit_time.micros);
+      return;
+    default:
+      break;
+  }
+  ++stats_.records_failed;
+  const OutboxRecord empty;
+  const OutboxRecord& rec = report.record ? *report.record : empty;
+  ++topic_counters_.get(rec.topic.empty() ? report.topic : rec.topic).failed;
+  if (stop_error_) return;
+  const std::string id = header_value(rec, "outbox-id").value_or("?");
+  const std::string lsn = header_value(rec, "outbox-lsn").value_or("?");
+  const char* reason = to_string(report.reason);
+
+  switch (outcome.verdict) {
+    case DeliveryLedger::Verdict::kDeadLetter:
+      if (report.record) {
+        log_dead_letter("slot={} delivery failed for good, dead-lettering: id={} lsn={} topic={} "
+                        "reason={} ({})",
+                        cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
+        OutboxRecord replacement = *report.record;
+        replace_with_dead_letter(replacement, report.reason, report.error);
+        pending_.emplace_back(std::move(replacement), outcome.replacement);
+        return;
+      }
+      [[fallthrough]];  // nothing to dead-letter: never skip it
+    case DeliveryLedger::Verdict::kHalt:
+      spdlog::error("slot={} halting: delivery failed for good: id={} lsn={} topic={} reason={} "
+                    "({})",
+                    cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
+      stop_error_ = make_error(errc::halted,
+                               "record id=" + id + " lsn=" + lsn + " failed: " + report.error);
+      return;
+    case DeliveryLedger::Verdict::kRestart:
+      stop_error_ = make_error(errc::delivery_failed,
+                               "delivery of id=" + id + " lsn=" + lsn + " failed (" + reason +
+                                   ": " + report.error + "); restarting from the confirmed position");
+      return;
+    default:
+      stop_error_ = make_error(errc::producer_failed, std::string("Kafka producer failed (") +
+                                                          reason + "): " + report.error);
+      return;
+  }
+}
+
+common::Result<void> SlotCore::serve(milliseconds timeout) {
+  reports_now_micros_ = 0;
+  publisher_.poll(timeout, [this](const DeliveryReport& r) { on_report(r); });
+  if (stop_error_) return *stop_error_;
+  return retry_pending();
+}
+
+bool SlotCore::backpressured() const {
+  return !pending_.empty() || publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
+         publisher_.in_flight_bytes() >= cfg_.limits.max_inflight_bytes;
+}
+
+common::Error SlotCore::fence(const char* why) {
+  fenced_ = true;
+  publisher_.purge();
+  pending_.clear();
+  spdlog::warn("slot={} fencing: {}; stopped producing with {} records in flight",
+               cfg_.postgres.slot, why, publisher_.in_flight());
+  return make_error(errc::fenced, std::string("fenced: ") + why);
+}
+
+common::Result<void> SlotCore::drain(milliseconds timeout, milliseconds purge_timeout) {
+  const auto deadline = Clock::now() + timeout;
+  auto serve_reports = [this](milliseconds wait) {
+    reports_now_micros_ = 0;
+    publisher_.poll(wait, [this](const DeliveryReport& r) { on_report(r); });
+  };
+  while (publisher_.in_flight() > 0 && Clock::now() < deadline) serve_reports(milliseconds(50));
+  if (publisher_.in_flight() == 0) return {};
+  // Unconfirmed records are replayed from the slot on the next start, so
+  // dropping them here loses nothing.
+  spdlog::warn("slot={} Kafka did not acknowledge {} records within {} ms; they stay unconfirmed "
+               "and are streamed again from lsn={}",
+               cfg_.postgres.slot, publisher_.in_flight(), timeout.count(),
+               ledger_.watermark().to_string());
+  publisher_.purge();
+  const auto purge_deadline = Clock::now() + purge_timeout;
+  while (publisher_.in_flight() > 0 && Clock::now() < purge_deadline) {
+    serve_reports(milliseconds(50));
+  }
+  return make_error(errc::unacknowledged,
+                    "Kafka did not acknowledge all records within drain_timeout");
+}
+
+}  // namespace relay

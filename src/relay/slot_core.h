@@ -1,0 +1,130 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <fmt/format.h>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "config/config.h"
+#include "relay/delivery_ledger.h"
+#include "relay/lease.h"
+#include "relay/log_budget.h"
+#include "relay/publisher.h"
+#include "relay/record.h"
+#include "relay/router.h"
+#include "relay/stats.h"
+#include "wal/pgoutput.h"
+
+namespace relay {
+
+// What running under a consumer group adds to a slot.
+struct SlotCoreOptions {
+  // When set, records are produced only while the lease is held: it is
+  // checked before and after every produce(), and the slot fences itself
+  // when it runs out.
+  const Lease* lease = nullptr;
+  // Added to every record, so that ownership is visible in the data.
+  std::optional<Header> instance_header;
+};
+
+// One slot's path from decoded pgoutput messages to Kafka and back to a
+// feedback position, without a server: the driver hands it the messages it
+// reads and sends the positions it returns. Records go to the Publisher in
+// stream order; every decision about what may be confirmed is the ledger's.
+// Single-threaded: delivery reports are served from serve() on the caller's
+// thread.
+class SlotCore {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  SlotCore(const config::Config& cfg, Router& router, Publisher& publisher, PipelineStats& stats,
+           SlotCoreOptions options = {});
+
+  // A new replication connection: forgets what the server sends again
+  // (relation bindings, unfinished transactions, records not yet handed to
+  // the producer). Returns the position to start streaming from.
+  wal::Lsn start_session(wal::Lsn slot_confirmed);
+
+  // One decoded message at `lsn` (the XLogData's wal_start).
+  common::Result<void> on_message(const wal::Event& event, wal::Lsn lsn);
+  void on_keepalive(wal::Lsn wal_end) { ledger_.on_keepalive(wal_end); }
+
+  // Serves delivery reports, waiting up to `timeout` for the first, then
+  // hands over records that waited for room in the producer's queue. Fails
+  // when a report or a rejection ends the session.
+  common::Result<void> serve(std::chrono::milliseconds timeout);
+  // At a bound on records or bytes in flight, or with records waiting: read
+  // nothing more from the stream until serve() has made room.
+  bool backpressured() const;
+
+  bool lease_held() const;
+  // Ownership can no longer be proven: records not yet sent are dropped
+  // (whoever owns the slot next streams them again) and nothing more is
+  // produced this session.
+  common::Error fence(const char* why);
+  bool fenced() const { return fenced_; }
+  // Waits up to `timeout` for Kafka to acknowledge what is in flight; then
+  // purges the rest and fails with errc::unacknowledged.
+  common::Result<void> drain(std::chrono::milliseconds timeout,
+                             std::chrono::milliseconds purge_timeout);
+
+  std::optional<wal::Lsn> feedback(Clock::time_point now, bool force) {
+    return ledger_.feedback(now, force);
+  }
+  wal::Lsn watermark() const { return ledger_.watermark(); }
+  const DeliveryLedger& ledger() const { return ledger_; }
+
+ private:
+  common::Result<void> on_relation(const wal::Relation& relation);
+  common::Result<void> on_insert(const wal::Insert& insert, wal::Lsn lsn);
+  common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn);
+  common::Result<void> publish(OutboxRecord&& record, DeliveryLedger::Token token);
+  common::Result<void> retry_pending();
+  // Hands one record to the producer while the lease is held: true once it
+  // is queued there, false when the producer's queue is full. A record Kafka
+  // refuses for good becomes its dead-letter record in place, per policy.
+  common::Result<bool> offer(OutboxRecord& record, DeliveryLedger::Token& token);
+  void on_report(const DeliveryReport& report);
+  // Turns `record` (failed for `reason`) into its dead-letter replacement.
+  void replace_with_dead_letter(OutboxRecord& record, DeliveryReason reason,
+                                const std::string& error);
+  RowContext row_context(wal::Lsn lsn) const;
+
+  template <typename... Args>
+  void log_dead_letter(fmt::format_string<Args...> format, Args&&... args);
+
+  const config::Config& cfg_;
+  Router& router_;
+  Publisher& publisher_;
+  PipelineStats& stats_;
+  SlotCoreOptions options_;
+  DeliveryLedger ledger_;
+  TopicCountersCache topic_counters_;
+  std::unordered_set<wal::RelId> outbox_relids_;
+
+  // Records the producer's queue had no room for yet, retried from serve().
+  std::deque<std::pair<OutboxRecord, DeliveryLedger::Token>> pending_;
+  std::vector<RawValue> scratch_values_;
+  // When the reports being served arrived, read once per serve().
+  int64_t reports_now_micros_ = 0;
+  std::optional<common::Error> stop_error_;  // set from delivery reports
+  bool fenced_ = false;
+  // Each dead-lettered row is logged with its id and LSN, up to a flood;
+  // past it, a count of the lines held back (the records still carry both).
+  LogBudget dead_letter_log_{50};
+};
+
+// A record Kafka refused for good, as its dead-letter record: same key and
+// headers, plus why and where it came from. With `drop_payload` (a record
+// too large for the broker) the payload is left out and its size recorded;
+// the row itself is still in the WAL at the position named.
+OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& reason,
+                                     const std::string& dlq_topic, bool drop_payload);
+
+}  // namespace relay

@@ -1,0 +1,207 @@
+// DeliveryLedger: the slot's delivery state machine, message by message, and
+// its feedback decision. The randomized model test over whole schedules lives
+// in relay_slot_core_test.cpp, where records really go through a Publisher.
+#include "relay/delivery_ledger.h"
+
+#include <gtest/gtest.h>
+
+#include "relay/errc.h"
+
+namespace relay {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = DeliveryLedger::Clock;
+using Verdict = DeliveryLedger::Verdict;
+
+wal::Lsn L(uint64_t v) { return wal::Lsn(v); }
+
+DeliveryLedger make(config::BadRowPolicy policy = config::BadRowPolicy::kDeadLetter) {
+  return DeliveryLedger(policy, {milliseconds(1000), milliseconds(10000)});
+}
+
+// A transaction of `records` records, committed at end_lsn; returns their tokens.
+std::vector<DeliveryLedger::Token> txn(DeliveryLedger& l, uint64_t end_lsn, int records) {
+  std::vector<DeliveryLedger::Token> tokens;
+  EXPECT_TRUE(l.begin(L(end_lsn - 8), 700, {}, L(end_lsn - 20)).ok());
+  for (int i = 0; i < records; ++i) tokens.push_back(*l.add_record(L(end_lsn - 10)));
+  EXPECT_TRUE(l.commit(L(end_lsn), L(end_lsn - 8)).ok());
+  return tokens;
+}
+
+TEST(DeliveryLedger, StartSessionResumesFromTheSlotOnAFreshLedger) {
+  auto l = make();
+  EXPECT_EQ(l.start_session(L(100)), L(100));
+  EXPECT_EQ(l.watermark(), L(100));
+}
+
+TEST(DeliveryLedger, StartSessionNeverResumesBeforeWhatKafkaAcknowledged) {
+  auto l = make();
+  l.start_session(L(100));
+  auto t = txn(l, 200, 1);
+  EXPECT_EQ(l.on_delivery(t[0], DeliveryStatus::kOk).verdict, Verdict::kDelivered);
+  EXPECT_EQ(l.watermark(), L(200));
+  // The status update carrying 200 was lost with the connection: the slot
+  // still says 100.
+  EXPECT_EQ(l.start_session(L(100)), L(200));
+  // A slot ahead of the ledger (recreated, or advanced by an admin) wins.
+  EXPECT_EQ(l.start_session(L(300)), L(300));
+}
+
+TEST(DeliveryLedger, NestingErrorsNameTheLsnAndChangeNothing) {
+  auto l = make();
+  l.start_session(L(0));
+  auto commit = l.commit(L(50), L(40));
+  ASSERT_FALSE(commit.ok());
+  EXPECT_EQ(commit.error().code, make_error_code(errc::stream_out_of_order));
+  EXPECT_NE(commit.error().message.find("lsn=0/28"), std::string::npos) << commit.error().message;
+  auto insert = l.add_record(L(30));
+  ASSERT_FALSE(insert.ok());
+  EXPECT_EQ(insert.error().code, make_error_code(errc::stream_out_of_order));
+  ASSERT_TRUE(l.begin(L(60), 1, {}, L(10)).ok());
+  auto nested = l.begin(L(70), 2, {}, L(20));
+  ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.error().code, make_error_code(errc::stream_out_of_order));
+  EXPECT_EQ(l.txn().xid, 1u);
+}
+
+TEST(DeliveryLedger, WatermarkWaitsForEveryRecordOfEveryEarlierTransaction) {
+  auto l = make();
+  l.start_session(L(0));
+  auto a = txn(l, 100, 2);
+  auto b = txn(l, 200, 1);
+  EXPECT_EQ(l.on_delivery(b[0], DeliveryStatus::kOk).verdict, Verdict::kDelivered);
+  EXPECT_EQ(l.watermark(), L(0));
+  l.on_delivery(a[1], DeliveryStatus::kOk);
+  EXPECT_EQ(l.watermark(), L(0));
+  l.on_delivery(a[0], DeliveryStatus::kOk);
+  EXPECT_EQ(l.watermark(), L(200));
+}
+
+TEST(DeliveryLedger, AReportFromAPreviousSessionIsStaleAndAcknowledgesNothing) {
+  auto l = make();
+  l.start_session(L(0));
+  auto old = txn(l, 100, 1);
+  l.start_session(L(0));
+  auto fresh = txn(l, 100, 1);
+  // Same transaction, same position in the stream: only the epoch differs.
+  EXPECT_NE(old[0], fresh[0]);
+  EXPECT_EQ(l.on_delivery(old[0], DeliveryStatus::kOk).verdict, Verdict::kStale);
+  EXPECT_EQ(l.watermark(), L(0));
+  EXPECT_EQ(l.on_delivery(fresh[0], DeliveryStatus::kOk).verdict, Verdict::kDelivered);
+  EXPECT_EQ(l.watermark(), L(100));
+}
+
+TEST(DeliveryLedger, APermanentFailureIsReplacedAndTheReplacementAcknowledgesTheOriginal) {
+  auto l = make();
+  l.start_session(L(0));
+  auto t = txn(l, 100, 1);
+  auto failed = l.on_delivery(t[0], DeliveryStatus::kPermanent);
+  ASSERT_EQ(failed.verdict, Verdict::kDeadLetter);
+  EXPECT_TRUE(DeliveryLedger::is_dead_letter(failed.replacement));
+  EXPECT_EQ(l.watermark(), L(0));
+  EXPECT_EQ(l.on_delivery(failed.replacement, DeliveryStatus::kOk).verdict, Verdict::kDelivered);
+  EXPECT_EQ(l.watermark(), L(100));
+}
+
+TEST(DeliveryLedger, AReplacementThatFailsForGoodHalts) {
+  auto l = make();
+  l.start_session(L(0));
+  auto t = txn(l, 100, 1);
+  auto failed = l.on_delivery(t[0], DeliveryStatus::kPermanent);
+  EXPECT_EQ(l.on_delivery(failed.replacement, DeliveryStatus::kPermanent).verdict, Verdict::kHalt);
+  EXPECT_EQ(l.watermark(), L(0));
+}
+
+TEST(DeliveryLedger, UnderTheHaltPolicyAPermanentFailureHalts) {
+  auto l = make(config::BadRowPolicy::kHalt);
+  l.start_session(L(0));
+  auto t = txn(l, 100, 1);
+  EXPECT_EQ(l.on_delivery(t[0], DeliveryStatus::kPermanent).verdict, Verdict::kHalt);
+  EXPECT_EQ(l.watermark(), L(0));
+}
+
+TEST(DeliveryLedger, RetriableAndFatalFailuresConfirmNothing) {
+  auto l = make();
+  l.start_session(L(0));
+  auto t = txn(l, 100, 2);
+  EXPECT_EQ(l.on_delivery(t[0], DeliveryStatus::kRetriable).verdict, Verdict::kRestart);
+  EXPECT_EQ(l.on_delivery(t[1], DeliveryStatus::kFatal).verdict, Verdict::kFatal);
+  EXPECT_EQ(l.watermark(), L(0));
+}
+
+TEST(DeliveryLedger, ADeadLetteredRowCountsForItsTransaction) {
+  auto l = make();
+  l.start_session(L(0));
+  ASSERT_TRUE(l.begin(L(90), 1, {}, L(10)).ok());
+  auto dlq = l.add_dead_letter(L(20));
+  ASSERT_TRUE(dlq.ok());
+  EXPECT_TRUE(DeliveryLedger::is_dead_letter(*dlq));
+  ASSERT_TRUE(l.commit(L(100), L(90)).ok());
+  EXPECT_EQ(l.watermark(), L(0));
+  l.on_delivery(*dlq, DeliveryStatus::kOk);
+  EXPECT_EQ(l.watermark(), L(100));
+}
+
+TEST(DeliveryLedger, KeepaliveMovesTheWatermarkOnlyWhenNothingIsPending) {
+  auto l = make();
+  l.start_session(L(0));
+  l.on_keepalive(L(50));
+  EXPECT_EQ(l.watermark(), L(50));
+  ASSERT_TRUE(l.begin(L(90), 1, {}, L(60)).ok());
+  // Inside a transaction: the keepalive's position may be past rows not yet seen.
+  l.on_keepalive(L(500));
+  EXPECT_EQ(l.watermark(), L(50));
+  auto tok = l.add_record(L(70));
+  ASSERT_TRUE(l.commit(L(100), L(90)).ok());
+  // Committed but not acknowledged: still pending.
+  l.on_keepalive(L(600));
+  EXPECT_EQ(l.watermark(), L(50));
+  l.on_delivery(*tok, DeliveryStatus::kOk);
+  l.on_keepalive(L(700));
+  EXPECT_EQ(l.watermark(), L(700));
+}
+
+TEST(DeliveryLedger, FeedbackReportsAtOnceThenSkipsUnchangedUntilTheKeepaliveInterval) {
+  auto l = make();
+  l.start_session(L(100));
+  const auto t0 = Clock::time_point() + std::chrono::hours(1);
+  EXPECT_EQ(l.feedback(t0, false), L(100));
+  EXPECT_EQ(l.feedback(t0 + milliseconds(1500), false), std::nullopt);
+  EXPECT_EQ(l.feedback(t0 + milliseconds(9999), false), std::nullopt);
+  EXPECT_EQ(l.feedback(t0 + milliseconds(10000), false), L(100));
+}
+
+TEST(DeliveryLedger, FeedbackReportsAMovedPositionAfterTheStatusInterval) {
+  auto l = make();
+  l.start_session(L(0));
+  const auto t0 = Clock::time_point() + std::chrono::hours(1);
+  ASSERT_EQ(l.feedback(t0, false), L(0));
+  l.on_keepalive(L(40));
+  EXPECT_EQ(l.feedback(t0 + milliseconds(999), false), std::nullopt);
+  EXPECT_EQ(l.feedback(t0 + milliseconds(1000), false), L(40));
+  EXPECT_EQ(l.last_reported(), L(40));
+}
+
+TEST(DeliveryLedger, FeedbackIsForcedWhenTheServerAsks) {
+  auto l = make();
+  l.start_session(L(0));
+  const auto t0 = Clock::time_point() + std::chrono::hours(1);
+  ASSERT_EQ(l.feedback(t0, false), L(0));
+  EXPECT_EQ(l.feedback(t0 + milliseconds(1), true), L(0));
+}
+
+TEST(DeliveryLedger, FeedbackNeverGoesBackwardsAcrossSessions) {
+  auto l = make();
+  l.start_session(L(0));
+  const auto t0 = Clock::time_point() + std::chrono::hours(1);
+  auto t = txn(l, 300, 1);
+  l.on_delivery(t[0], DeliveryStatus::kOk);
+  ASSERT_EQ(l.feedback(t0, true), L(300));
+  // The server kept an older copy of the slot (crash before its checkpoint).
+  EXPECT_EQ(l.start_session(L(120)), L(300));
+  EXPECT_EQ(l.feedback(t0 + milliseconds(1), true), L(300));
+}
+
+}  // namespace
+}  // namespace relay

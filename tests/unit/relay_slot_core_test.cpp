@@ -1,0 +1,551 @@
+// SlotCore against a scripted Publisher: deliveries that come back out of
+// order, fail, time out, are rejected at produce() or wait for room, on
+// script; then a randomized model test over thousands of schedules, with
+// dead-letter replacement and session restarts, checking the two rules the
+// ledger keeps: the reported position never passes a row Kafka does not hold,
+// and never goes backwards.
+#include "relay/slot_core.h"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+
+#include "relay/errc.h"
+
+namespace relay {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = SlotCore::Clock;
+
+constexpr wal::RelId kOutbox = 16384;
+
+// The core logs every dead-lettered row at error level; the schedules below
+// dead-letter thousands.
+const bool kQuiet = [] {
+  spdlog::set_level(spdlog::level::off);
+  return true;
+}();
+
+std::optional<std::string> header(const OutboxRecord& r, std::string_view key) {
+  for (const auto& h : r.headers) {
+    if (h.key == key) return h.value;
+  }
+  return std::nullopt;
+}
+
+// A Publisher whose deliveries the test decides. Records wait in flight until
+// the script reports them; reports reach the core only from poll(), like
+// librdkafka's.
+class ScriptedPublisher final : public Publisher {
+ public:
+  struct Sent {
+    OutboxRecord record;
+    uint64_t token;
+  };
+
+  ProduceResult produce(const OutboxRecord& record, uint64_t token) override {
+    if (reject_next_) {
+      ProduceResult r = *reject_next_;
+      reject_next_.reset();
+      return r;
+    }
+    if (in_flight() >= capacity) return {ProduceOutcome::kQueueFull};
+    sent_.push_back(Sent{record, token});
+    ++produced;
+    return {ProduceOutcome::kQueued};
+  }
+
+  int poll(std::chrono::milliseconds, const ReportFn& on_report) override {
+    int served = 0;
+    while (!ready_.empty()) {
+      DeliveryReport report = std::move(ready_.front());
+      ready_.pop_front();
+      on_report(report);
+      ++served;
+    }
+    return served;
+  }
+
+  size_t in_flight() const override { return sent_.size() + ready_.size(); }
+  uint64_t in_flight_bytes() const override { return 0; }
+
+  // librdkafka's purge: records not yet sent fail with a retriable error.
+  void purge() override {
+    while (!sent_.empty()) report(0, DeliveryStatus::kRetriable, DeliveryReason::kOther);
+  }
+
+  // Moves in-flight record `index` to the reports poll() hands out next.
+  Sent report(size_t index, DeliveryStatus status, DeliveryReason reason = DeliveryReason::kNone) {
+    Sent s = sent_.at(index);
+    sent_.erase(sent_.begin() + static_cast<std::ptrdiff_t>(index));
+    DeliveryReport r;
+    r.token = s.token;
+    r.status = status;
+    r.reason = reason;
+    r.topic = topic_storage_.emplace_back(s.record.topic);
+    if (status == DeliveryStatus::kOk) {
+      delivered.push_back(s.record);
+      if (auto id = header(s.record, "outbox-id")) delivered_ids.insert(*id);
+    } else {
+      r.error = "scripted failure";
+      r.record = s.record;
+    }
+    ready_.push_back(std::move(r));
+    return s;
+  }
+  void reject_next(DeliveryStatus status, DeliveryReason reason) {
+    reject_next_ = ProduceResult{ProduceOutcome::kRejected, status, reason, "scripted rejection"};
+  }
+
+  const std::vector<Sent>& sent() const { return sent_; }
+  size_t capacity = 1000000;
+  size_t produced = 0;
+  std::vector<OutboxRecord> delivered;  // in Kafka, in delivery order
+  std::set<std::string> delivered_ids;  // their outbox-id headers
+
+ private:
+  std::vector<Sent> sent_;
+  std::deque<DeliveryReport> ready_;
+  std::deque<std::string> topic_storage_;
+  std::optional<ProduceResult> reject_next_;
+};
+
+// The stream a walsender would send for the outbox of sql/, built message by
+// message; values borrow strings it keeps.
+class Stream {
+ public:
+  wal::Relation relation() const {
+    wal::Relation r;
+    r.relid = kOutbox;
+    r.nspname = "public";
+    r.relname = "outbox";
+    r.columns = {{0, "id", pg_type::kUuid, -1},       {0, "topic", pg_type::kText, -1},
+                 {0, "key", pg_type::kText, -1},      {0, "partition", pg_type::kInt4, -1},
+                 {0, "headers", pg_type::kJsonb, -1}, {0, "payload", pg_type::kBytea, -1}};
+    return r;
+  }
+  // A row with id number `n`; a null topic makes it a bad row.
+  wal::Insert insert(int n, bool null_topic = false) {
+    wal::Insert ins;
+    ins.relid = kOutbox;
+    auto text = [&](std::string s) {
+      ins.new_tuple.values.push_back({wal::ColumnKind::text, keep(std::move(s))});
+    };
+    auto null = [&] { ins.new_tuple.values.push_back({wal::ColumnKind::null, {}}); };
+    text(id_of(n));
+    if (null_topic) {
+      null();
+    } else {
+      text("orders");
+    }
+    text("k" + std::to_string(n % 3));
+    null();
+    null();
+    text("\\x6869");
+    return ins;
+  }
+  static std::string id_of(int n) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "00000000-0000-0000-0000-%012d", n);
+    return buf;
+  }
+
+ private:
+  std::string_view keep(std::string s) { return storage_.emplace_back(std::move(s)); }
+  std::deque<std::string> storage_;
+};
+
+config::Config test_config(config::BadRowPolicy policy = config::BadRowPolicy::kDeadLetter) {
+  config::Config cfg;
+  cfg.postgres.slot = "test_slot";
+  cfg.outbox.on_bad_row = policy;
+  return cfg;
+}
+
+class SlotCoreTest : public ::testing::Test {
+ protected:
+  explicit SlotCoreTest(config::BadRowPolicy policy = config::BadRowPolicy::kDeadLetter)
+      : cfg_(test_config(policy)),
+        router_(*Router::create(cfg_.outbox)),
+        core_(cfg_, router_, publisher_, stats_) {}
+
+  void SetUp() override {
+    core_.start_session(wal::Lsn(0x1000));
+    ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(0x1000)).ok());
+  }
+
+  // A transaction whose rows are `ids`, committed with end LSN `end`.
+  common::Result<void> txn(uint64_t end, std::initializer_list<int> ids, int bad_id = -1) {
+    wal::Begin b;
+    b.final_lsn = wal::Lsn(end - 8);
+    b.xid = static_cast<wal::Xid>(end);
+    if (auto r = core_.on_message(b, wal::Lsn(end - 64)); !r) return r;
+    uint64_t at = end - 60;
+    for (int id : ids) {
+      if (auto r = core_.on_message(stream_.insert(id, id == bad_id), wal::Lsn(at++)); !r) return r;
+    }
+    wal::Commit c;
+    c.commit_lsn = wal::Lsn(end - 8);
+    c.end_lsn = wal::Lsn(end);
+    return core_.on_message(c, wal::Lsn(end - 8));
+  }
+
+  wal::Lsn confirm() { return *core_.feedback(Clock::now(), true); }
+
+  size_t index_of(int id) const {
+    const auto& sent = publisher_.sent();
+    for (size_t i = 0; i < sent.size(); ++i) {
+      if (header(sent[i].record, "outbox-id") == Stream::id_of(id)) return i;
+    }
+    ADD_FAILURE() << "id " << id << " not in flight";
+    return 0;
+  }
+  void deliver(int id) { publisher_.report(index_of(id), DeliveryStatus::kOk); }
+
+  config::Config cfg_;
+  Router router_;
+  ScriptedPublisher publisher_;
+  PipelineStats stats_;
+  SlotCore core_;
+  Stream stream_;
+};
+
+TEST_F(SlotCoreTest, OutOfOrderDeliveriesConfirmOnlyTheAcknowledgedPrefix) {
+  ASSERT_TRUE(txn(0x2000, {1, 2}).ok());
+  ASSERT_TRUE(txn(0x3000, {3}).ok());
+  deliver(3);
+  deliver(2);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+  deliver(1);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x3000));
+  EXPECT_EQ(stats_.records_published.load(), 3u);
+}
+
+TEST_F(SlotCoreTest, ATimedOutDeliveryRestartsTheSessionWithoutConfirmingIt) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  ASSERT_TRUE(txn(0x3000, {2}).ok());
+  deliver(2);
+  publisher_.report(index_of(1), DeliveryStatus::kRetriable, DeliveryReason::kTimeout);
+  auto served = core_.serve(milliseconds(0));
+  ASSERT_FALSE(served.ok());
+  EXPECT_EQ(served.error().code, make_error_code(errc::delivery_failed));
+  EXPECT_NE(served.error().message.find("timeout"), std::string::npos) << served.error().message;
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+}
+
+TEST_F(SlotCoreTest, ARecordKafkaRefusesIsDeadLetteredAndItsReplacementConfirmsIt) {
+  ASSERT_TRUE(txn(0x2000, {1, 2}).ok());
+  publisher_.report(index_of(1), DeliveryStatus::kPermanent, DeliveryReason::kTooLarge);
+  deliver(2);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+  ASSERT_EQ(publisher_.sent().size(), 1u);
+  const auto& dlq = publisher_.sent()[0].record;
+  EXPECT_EQ(dlq.topic, cfg_.outbox.dead_letter_topic);
+  EXPECT_EQ(header(dlq, "outbox-original-topic"), "orders");
+  // Too large: the payload stays behind, its size goes along.
+  EXPECT_EQ(dlq.payload, "");
+  EXPECT_EQ(header(dlq, "outbox-payload-size"), "2");
+  publisher_.report(0, DeliveryStatus::kOk);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x2000));
+  EXPECT_EQ(stats_.records_dead_lettered.load(), 1u);
+}
+
+TEST_F(SlotCoreTest, ARecordOfAnUnknownTopicKeepsItsPayloadInTheDeadLetter) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  publisher_.report(0, DeliveryStatus::kPermanent, DeliveryReason::kUnknownTopic);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(publisher_.sent().at(0).record.payload, "hi");
+}
+
+TEST_F(SlotCoreTest, ADeadLetterThatFailsTooHaltsWithoutConfirming) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  publisher_.report(0, DeliveryStatus::kPermanent, DeliveryReason::kAuthorization);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  publisher_.report(0, DeliveryStatus::kPermanent, DeliveryReason::kUnknownTopic);
+  auto served = core_.serve(milliseconds(0));
+  ASSERT_FALSE(served.ok());
+  EXPECT_EQ(served.error().code, make_error_code(errc::halted));
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+}
+
+TEST_F(SlotCoreTest, ARejectionAtProduceIsDeadLetteredInPlace) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  publisher_.reject_next(DeliveryStatus::kPermanent, DeliveryReason::kTooLarge);
+  ASSERT_TRUE(txn(0x3000, {2}).ok());
+  ASSERT_EQ(publisher_.sent().size(), 2u);
+  EXPECT_EQ(publisher_.sent()[1].record.topic, cfg_.outbox.dead_letter_topic);
+  publisher_.report(1, DeliveryStatus::kOk);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+  deliver(1);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x3000));
+}
+
+TEST_F(SlotCoreTest, ABadRowIsDeadLetteredAndCountsForItsTransaction) {
+  ASSERT_TRUE(txn(0x2000, {1, 2}, /*bad_id=*/2).ok());
+  ASSERT_EQ(publisher_.sent().size(), 2u);
+  EXPECT_EQ(publisher_.sent()[1].record.topic, cfg_.outbox.dead_letter_topic);
+  deliver(1);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+  publisher_.report(0, DeliveryStatus::kOk);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x2000));
+}
+
+TEST_F(SlotCoreTest, AFullQueueHoldsRecordsInOrderAndAppliesBackpressure) {
+  publisher_.capacity = 1;
+  ASSERT_TRUE(txn(0x2000, {1, 2, 3}).ok());
+  EXPECT_TRUE(core_.backpressured());
+  EXPECT_EQ(publisher_.sent().size(), 1u);
+  for (int id : {1, 2, 3}) {
+    ASSERT_EQ(publisher_.sent().size(), 1u);
+    EXPECT_EQ(header(publisher_.sent()[0].record, "outbox-id"), Stream::id_of(id));
+    publisher_.report(0, DeliveryStatus::kOk);
+    ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  }
+  EXPECT_FALSE(core_.backpressured());
+  EXPECT_EQ(confirm(), wal::Lsn(0x2000));
+}
+
+TEST_F(SlotCoreTest, ReportsOfAPreviousSessionConfirmNothingInTheNextOne) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  // Reconnect: the server replays the transaction.
+  EXPECT_EQ(core_.start_session(wal::Lsn(0x1000)), wal::Lsn(0x1000));
+  ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(0x1000)).ok());
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  ASSERT_EQ(publisher_.sent().size(), 2u);
+  publisher_.report(0, DeliveryStatus::kOk);  // the first session's copy
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+  publisher_.report(0, DeliveryStatus::kOk);
+  ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x2000));
+}
+
+TEST_F(SlotCoreTest, AFatalProducerErrorEndsTheSession) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  publisher_.report(0, DeliveryStatus::kFatal, DeliveryReason::kFenced);
+  auto served = core_.serve(milliseconds(0));
+  ASSERT_FALSE(served.ok());
+  EXPECT_EQ(served.error().code, make_error_code(errc::producer_failed));
+  EXPECT_NE(served.error().message.find("fenced"), std::string::npos);
+}
+
+TEST_F(SlotCoreTest, AnInsertOutsideATransactionIsAnError) {
+  auto r = core_.on_message(stream_.insert(1), wal::Lsn(0x1500));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, make_error_code(errc::stream_out_of_order));
+}
+
+TEST_F(SlotCoreTest, FencingDropsUnsentRecordsAndConfirmsNothingMore) {
+  ASSERT_TRUE(txn(0x2000, {1, 2}).ok());
+  deliver(1);
+  auto fenced = core_.fence("test");
+  EXPECT_EQ(fenced.code, make_error_code(errc::fenced));
+  EXPECT_TRUE(core_.drain(milliseconds(100), milliseconds(100)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+}
+
+class SlotCoreHaltTest : public SlotCoreTest {
+ protected:
+  SlotCoreHaltTest() : SlotCoreTest(config::BadRowPolicy::kHalt) {}
+};
+
+TEST_F(SlotCoreHaltTest, ARefusedRecordHaltsUnderTheHaltPolicy) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  publisher_.report(0, DeliveryStatus::kPermanent, DeliveryReason::kTooLarge);
+  auto served = core_.serve(milliseconds(0));
+  ASSERT_FALSE(served.ok());
+  EXPECT_EQ(served.error().code, make_error_code(errc::halted));
+  EXPECT_EQ(publisher_.sent().size(), 0u);
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+}
+
+TEST_F(SlotCoreHaltTest, ABadRowHaltsUnderTheHaltPolicy) {
+  auto r = txn(0x2000, {1}, /*bad_id=*/1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, make_error_code(errc::halted));
+}
+
+// The model: a database whose outbox transactions are streamed, replayed after
+// restarts, delivered in random order, failed, dead-lettered and rejected at
+// random. A row is safe once any copy of it, or its dead-letter record, is in
+// Kafka. Every position the core reports must cover only safe rows, and must
+// never be lower than one it reported before.
+TEST(SlotCoreModel, ReportedPositionNeverPassesAnUndeliveredRowNorGoesBackwards) {
+  constexpr int kSchedules = 3000;
+  for (int seed = 1; seed <= kSchedules; ++seed) {
+    SCOPED_TRACE("seed=" + std::to_string(seed));
+    std::mt19937 rng(seed);
+    auto chance = [&](int percent) { return static_cast<int>(rng() % 100) < percent; };
+
+    config::Config cfg = test_config();
+    cfg.postgres.status_interval = milliseconds(1000);
+    Router router = *Router::create(cfg.outbox);
+    ScriptedPublisher publisher;
+    publisher.capacity = 1 + rng() % 8;
+    PipelineStats stats;
+    SlotCore core(cfg, router, publisher, stats);
+    Stream stream;
+
+    // The database: transaction i ends at (i + 1) * 0x100 and holds rows
+    // i * 10 .. i * 10 + n - 1; some rows are bad (null topic).
+    struct Txn {
+      uint64_t end;
+      std::vector<int> ids;
+      std::set<int> bad;
+    };
+    std::vector<Txn> db;
+    const int txns = 5 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < txns; ++i) {
+      Txn t{static_cast<uint64_t>(i + 1) * 0x100, {}, {}};
+      const int n = static_cast<int>(rng() % 4);
+      for (int r = 0; r < n; ++r) {
+        t.ids.push_back(i * 10 + r);
+        if (chance(5)) t.bad.insert(i * 10 + r);
+      }
+      db.push_back(t);
+    }
+    auto safe = [&](int id) { return publisher.delivered_ids.count(Stream::id_of(id)) > 0; };
+
+    uint64_t server_confirmed = 0;  // what the slot holds
+    wal::Lsn last_reported;
+    auto now = Clock::time_point() + std::chrono::hours(1);
+    auto check = [&](std::optional<wal::Lsn> reported) {
+      if (!reported) return;
+      ASSERT_GE(*reported, last_reported) << "feedback went backwards";
+      for (const auto& t : db) {
+        if (t.end > reported->value()) break;
+        for (int id : t.ids) {
+          ASSERT_TRUE(safe(id))
+              << "reported " << reported->to_string() << " past row " << id
+              << " that Kafka does not hold";
+        }
+      }
+      last_reported = *reported;
+      // A status update may be lost with the connection.
+      if (chance(80)) server_confirmed = std::max(server_confirmed, reported->value());
+    };
+
+    size_t next = 0;  // next transaction the server sends
+    bool in_txn = false;
+    size_t next_row = 0;
+    auto restart = [&] {
+      // Sometimes the server restarts with an older copy of the slot.
+      const uint64_t slot = chance(20) ? server_confirmed / 2 : server_confirmed;
+      const wal::Lsn from = core.start_session(wal::Lsn(slot));
+      ASSERT_GE(from, last_reported);
+      next = 0;
+      while (next < db.size() && db[next].end <= from.value()) ++next;
+      in_txn = false;
+      ASSERT_TRUE(core.on_message(stream.relation(), from).ok());
+    };
+    restart();
+
+    for (int step = 0; step < 400; ++step) {
+      now += milliseconds(rng() % 700);
+      const int action = static_cast<int>(rng() % 100);
+      if (action < 40 && !core.backpressured() && next < db.size()) {
+        // The server sends the next message of the stream.
+        Txn& t = db[next];
+        common::Result<void> r;
+        if (!in_txn) {
+          wal::Begin b;
+          b.final_lsn = wal::Lsn(t.end - 8);
+          b.xid = static_cast<wal::Xid>(next + 1);
+          r = core.on_message(b, wal::Lsn(t.end - 0x80));
+          in_txn = true;
+          next_row = 0;
+        } else if (next_row < t.ids.size()) {
+          const int id = t.ids[next_row];
+          if (chance(3)) publisher.reject_next(DeliveryStatus::kPermanent, DeliveryReason::kTooLarge);
+          r = core.on_message(stream.insert(id, t.bad.count(id) > 0),
+                              wal::Lsn(t.end - 0x40 + next_row));
+          ++next_row;
+        } else {
+          wal::Commit c;
+          c.end_lsn = wal::Lsn(t.end);
+          r = core.on_message(c, wal::Lsn(t.end - 8));
+          in_txn = false;
+          ++next;
+        }
+        if (!r) restart();
+      } else if (action < 45 && !in_txn) {
+        // A keepalive: the server's WAL end, never past the next transaction.
+        const uint64_t end = next < db.size() ? db[next].end - 0x100 : db.back().end + 0x1000;
+        core.on_keepalive(wal::Lsn(end));
+      } else if (action < 85 && !publisher.sent().empty()) {
+        // Kafka answers for one record in flight, in any order.
+        const size_t i = rng() % publisher.sent().size();
+        const int fate = static_cast<int>(rng() % 100);
+        if (fate < 85) {
+          publisher.report(i, DeliveryStatus::kOk);
+        } else if (fate < 95) {
+          publisher.report(i, DeliveryStatus::kPermanent, DeliveryReason::kUnknownTopic);
+        } else {
+          publisher.report(i, DeliveryStatus::kRetriable, DeliveryReason::kTimeout);
+        }
+        if (!core.serve(milliseconds(0))) {
+          check(core.feedback(now, true));
+          restart();
+        }
+      } else if (action < 97) {
+        check(core.feedback(now, chance(20)));
+      } else {
+        // The connection drops.
+        check(core.feedback(now, true));
+        restart();
+      }
+      if (HasFatalFailure()) return;
+    }
+    // Kafka answers everything; the stream runs to its end.
+    for (int round = 0; round < 200 && (next < db.size() || in_txn || publisher.in_flight() > 0);
+         ++round) {
+      while (!publisher.sent().empty()) publisher.report(0, DeliveryStatus::kOk);
+      if (!core.serve(milliseconds(0))) restart();
+      while (!core.backpressured() && next < db.size()) {
+        Txn& t = db[next];
+        if (!in_txn) {
+          wal::Begin b;
+          b.final_lsn = wal::Lsn(t.end - 8);
+          ASSERT_TRUE(core.on_message(b, wal::Lsn(t.end - 0x80)).ok());
+          in_txn = true;
+          next_row = 0;
+        } else if (next_row < t.ids.size()) {
+          const int id = t.ids[next_row];
+          ASSERT_TRUE(core.on_message(stream.insert(id, t.bad.count(id) > 0),
+                                      wal::Lsn(t.end - 0x40 + next_row))
+                          .ok());
+          ++next_row;
+        } else {
+          wal::Commit c;
+          c.end_lsn = wal::Lsn(t.end);
+          ASSERT_TRUE(core.on_message(c, wal::Lsn(t.end - 8)).ok());
+          in_txn = false;
+          ++next;
+        }
+      }
+    }
+    now += milliseconds(20000);
+    auto final_position = core.feedback(now, true);
+    check(final_position);
+    // With every record delivered, the whole stream is confirmed.
+    ASSERT_TRUE(final_position.has_value());
+    EXPECT_GE(*final_position, wal::Lsn(db.back().end));
+    if (HasFatalFailure()) return;
+  }
+}
+
+}  // namespace
+}  // namespace relay
