@@ -30,6 +30,9 @@ struct PostgresConfig {
   // (recreate), which skips whatever was committed in between.
   SlotLostPolicy on_slot_lost = SlotLostPolicy::kFail;
   std::chrono::milliseconds status_interval{1000};
+  // Silence from the server this long means the network path is dead: the
+  // relay asks for a reply at half of it and reconnects at all of it.
+  std::chrono::milliseconds receive_timeout{60000};
   std::chrono::milliseconds reconnect_backoff_min{200};
   std::chrono::milliseconds reconnect_backoff_max{10000};
 

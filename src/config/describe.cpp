@@ -74,6 +74,7 @@ void emit_postgres(YAML::Emitter& out, const PostgresConfig& pg) {
   out << YAML::Key << "on_slot_lost" << YAML::Value
       << std::string(kSlotLostPolicyNames[static_cast<size_t>(pg.on_slot_lost)]);
   out << YAML::Key << "status_interval" << YAML::Value << format_duration(pg.status_interval);
+  out << YAML::Key << "receive_timeout" << YAML::Value << format_duration(pg.receive_timeout);
   out << YAML::Key << "reconnect_backoff" << YAML::Value << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "min" << YAML::Value << format_duration(pg.reconnect_backoff_min);
   out << YAML::Key << "max" << YAML::Value << format_duration(pg.reconnect_backoff_max);

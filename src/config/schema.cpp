@@ -26,6 +26,7 @@ constexpr std::string_view kPostgresKeys[] = {"dsn",
                                               "binary",
                                               "on_slot_lost",
                                               "status_interval",
+                                              "receive_timeout",
                                               "reconnect_backoff"};
 constexpr std::string_view kBackoffKeys[] = {"min", "max"};
 constexpr std::string_view kKafkaKeys[] = {"brokers", "properties", "create_topics",
@@ -175,6 +176,8 @@ void read_postgres(const Mapping& root, PostgresConfig& pg) {
   }
   read_key(m, "status_interval", pg.status_interval,
            duration_within(milliseconds(1), kMaxDuration));
+  read_key(m, "receive_timeout", pg.receive_timeout,
+           duration_within(milliseconds(100), kMaxDuration));
   if (const Field* backoff = m.find("reconnect_backoff")) read_backoff(ctx, *backoff, pg);
 }
 

@@ -1,6 +1,7 @@
 #include "driver/pipeline.h"
 
 #include <poll.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -90,7 +91,8 @@ class Pipeline::Session {
  private:
   common::Result<void> turn();
   common::Result<void> handle_copy_data(std::string_view data);
-  common::Result<void> send_feedback(bool force);
+  common::Result<void> send_feedback(bool force, bool ask_reply = false);
+  common::Result<void> check_receive_timeout();
   common::Result<void> wait_for_io(bool read_socket, milliseconds timeout);
   common::Result<void> finish(common::Result<void> result);
 
@@ -101,6 +103,10 @@ class Pipeline::Session {
   wal::PgOutputDecoder decoder_;
   wal::Lsn received_;
   bool output_pending_ = false;
+  // When the server last sent anything, and whether it has been asked for a
+  // reply since.
+  Clock::time_point last_received_at_ = Clock::now();
+  bool reply_asked_ = false;
 };
 
 Pipeline::Pipeline(const config::Config& cfg, relay::Publisher& publisher,
@@ -299,6 +305,7 @@ common::Result<void> Pipeline::Session::turn() {
     if (auto r = handle_copy_data((*msg)->view()); !r) return r;
   }
   if (auto r = send_feedback(false); !r) return r;
+  if (auto r = check_receive_timeout(); !r) return r;
   p_.stats_.in_flight_records = p_.publisher_.in_flight();
   p_.stats_.in_flight_bytes = p_.publisher_.in_flight_bytes();
 
@@ -362,7 +369,32 @@ common::Result<void> Pipeline::Session::wait_for_io(bool read_socket, millisecon
   return {};
 }
 
+// A network path that dies without a reset is invisible to the socket until
+// TCP gives up, and an idle walsender may legitimately send nothing at all
+// once its position is confirmed. So, as PostgreSQL's walreceiver does with
+// wal_receiver_timeout: after half the timeout of silence, ask the server for
+// a reply; after all of it, give the connection up.
+common::Result<void> Pipeline::Session::check_receive_timeout() {
+  const auto timeout = cfg_.postgres.receive_timeout;
+  const auto silent = Clock::now() - last_received_at_;
+  if (silent >= timeout) {
+    return failure(
+        errc::retriable,
+        fmt::format("no message from the server for {} ms (postgres.receive_timeout), "
+                    "confirmed lsn={}; the network path to PostgreSQL is presumed dead",
+                    std::chrono::duration_cast<milliseconds>(silent).count(),
+                    core_.watermark().to_string()));
+  }
+  if (silent >= timeout / 2 && !reply_asked_) {
+    reply_asked_ = true;
+    return send_feedback(true, true);
+  }
+  return {};
+}
+
 common::Result<void> Pipeline::Session::handle_copy_data(std::string_view data) {
+  last_received_at_ = Clock::now();
+  reply_asked_ = false;
   auto msg = wal::parse_copy_data(data);
   if (!msg) return failure(errc::retriable, msg.error().describe());
   if (const auto* ka = std::get_if<wal::PrimaryKeepalive>(&*msg)) {
@@ -388,11 +420,11 @@ common::Result<void> Pipeline::Session::handle_copy_data(std::string_view data) 
 }
 
 // Sends the position the ledger decides on, if it decides to send one.
-common::Result<void> Pipeline::Session::send_feedback(bool force) {
+common::Result<void> Pipeline::Session::send_feedback(bool force, bool ask_reply) {
   const auto position = core_.feedback(Clock::now(), force);
   if (!position) return {};
   const wal::Lsn w = *position;
-  auto r = stream_.send_status(w, w, w, wal::pg_now(), false);
+  auto r = stream_.send_status(w, w, w, wal::pg_now(), ask_reply);
   if (!r) return failure(errc::retriable, r.error().describe());
   auto f = stream_.flush();
   if (!f) return failure(errc::retriable, f.error().describe());

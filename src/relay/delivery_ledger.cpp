@@ -27,16 +27,28 @@ const char* to_string(DeliveryReason reason) {
   return "other";
 }
 
-DeliveryLedger::DeliveryLedger(config::BadRowPolicy policy, FeedbackTimes times)
-    : policy_(policy), times_(times) {}
+DeliveryLedger::DeliveryLedger(config::BadRowPolicy policy, FeedbackTimes times,
+                               bool exactly_once)
+    : policy_(policy), times_(times), exactly_once_(exactly_once) {}
 
 wal::Lsn DeliveryLedger::start_session(wal::Lsn slot_confirmed) {
+  const std::optional<Checkpoint>& committed = last_checkpoint_;
   // Asking for less than the slot's position gets the slot's; asking for
-  // more than it resumes after what Kafka has acknowledged but the slot had
-  // not yet been told (the status update was lost with the connection, or a
-  // server restart kept an older copy of the slot on disk).
-  const wal::Lsn from = std::max(slot_confirmed, tracker_.watermark());
+  // more than it resumes after what readers can already read but the slot
+  // had not yet been told (the status update was lost with the connection,
+  // or a server restart kept an older copy of the slot on disk).
+  wal::Lsn from = std::max(slot_confirmed, watermark());
+  skip_through_.reset();
+  if (exactly_once_ && committed) {
+    from = std::max(from, committed->end_lsn);
+    // The PostgreSQL transaction after the checkpoint is replayed from its
+    // Begin; its rows up to last_row are already committed in Kafka.
+    if (committed->last_row && from == committed->end_lsn) skip_through_ = committed->last_row;
+  }
   tracker_ = AckTracker(from);
+  committed_end_ = from;
+  stream_end_ = from;
+  records_since_commit_ = 0;
   epoch_ = (epoch_ + 1) & kEpochMask;
   txn_.reset();
   reported_in_session_ = false;
@@ -53,6 +65,8 @@ common::Result<void> DeliveryLedger::begin(wal::Lsn final_lsn, wal::Xid xid,
   if (txn_) return stream_error("Begin inside an open transaction at lsn=" + lsn.to_string());
   txn_seq_ = tracker_.begin(commit_time);
   txn_ = Txn{final_lsn, xid, commit_time};
+  rows_in_txn_ = 0;
+  skip_in_txn_.reset();
   return {};
 }
 
@@ -62,23 +76,51 @@ common::Result<void> DeliveryLedger::commit(wal::Lsn end_lsn, wal::Lsn lsn) {
   // the position PostgreSQL's own apply worker confirms.
   tracker_.commit(txn_seq_, end_lsn);
   txn_.reset();
+  if (end_lsn > stream_end_) stream_end_ = end_lsn;
+  // The transaction the checkpoint was partly in is the first after it with
+  // rows; one without rows leaves the skip for the next.
+  if (skip_in_txn_) skip_through_.reset();
   return {};
 }
 
-common::Result<DeliveryLedger::Token> DeliveryLedger::add(wal::Lsn lsn, const char* what) {
+common::Result<std::optional<DeliveryLedger::Token>> DeliveryLedger::add(wal::Lsn lsn,
+                                                                         const char* what) {
   if (!txn_) return stream_error(std::string(what) + " outside a transaction at lsn=" + lsn.to_string());
+  const uint64_t row = rows_in_txn_++;
+  if (row == 0 && skip_through_) skip_in_txn_ = skip_through_;
+  if (skip_in_txn_ && row <= *skip_in_txn_) return std::optional<Token>();
   tracker_.add_record(txn_seq_);
-  return token_for(txn_seq_);
+  ++records_since_commit_;
+  return std::optional<Token>(token_for(txn_seq_));
 }
 
-common::Result<DeliveryLedger::Token> DeliveryLedger::add_record(wal::Lsn lsn) {
+common::Result<std::optional<DeliveryLedger::Token>> DeliveryLedger::add_record(wal::Lsn lsn) {
   return add(lsn, "Insert");
 }
 
-common::Result<DeliveryLedger::Token> DeliveryLedger::add_dead_letter(wal::Lsn lsn) {
+common::Result<std::optional<DeliveryLedger::Token>> DeliveryLedger::add_dead_letter(wal::Lsn lsn) {
   auto token = add(lsn, "Insert");
-  if (!token) return token;
-  return *token | kDeadLetterFlag;
+  if (!token || !*token) return token;
+  return std::optional<Token>(**token | kDeadLetterFlag);
+}
+
+Checkpoint DeliveryLedger::checkpoint() const {
+  Checkpoint c{stream_end_, std::nullopt};
+  if (txn_ && rows_in_txn_ > 0) c.last_row = rows_in_txn_ - 1;
+  return c;
+}
+
+void DeliveryLedger::on_committed(const Checkpoint& checkpoint) {
+  OUTBOX_ASSERT(exactly_once_);
+  if (checkpoint.end_lsn > committed_end_) committed_end_ = checkpoint.end_lsn;
+  records_since_commit_ = 0;
+  last_checkpoint_ = checkpoint;
+}
+
+void DeliveryLedger::settle_idle() {
+  if (exactly_once_ && !txn_ && records_since_commit_ == 0 && stream_end_ > committed_end_) {
+    committed_end_ = stream_end_;
+  }
 }
 
 DeliveryLedger::Token DeliveryLedger::token_for(AckTracker::TxnSeq seq) const {
@@ -86,7 +128,8 @@ DeliveryLedger::Token DeliveryLedger::token_for(AckTracker::TxnSeq seq) const {
   return (epoch_ << kSeqBits) | seq;
 }
 
-DeliveryLedger::Outcome DeliveryLedger::on_delivery(Token token, DeliveryStatus status) {
+DeliveryLedger::Outcome DeliveryLedger::on_delivery(Token token, DeliveryStatus status,
+                                                    bool at_produce) {
   const Token plain = token & ~kDeadLetterFlag;
   if ((plain >> kSeqBits) != epoch_) return {};  // a previous session's record
   const AckTracker::TxnSeq seq = plain & kSeqMask;
@@ -99,10 +142,13 @@ DeliveryLedger::Outcome DeliveryLedger::on_delivery(Token token, DeliveryStatus 
     }
     case DeliveryStatus::kPermanent:
       // A replacement that fails too cannot be replaced again: stop there.
-      if (policy_ == config::BadRowPolicy::kDeadLetter && !is_dead_letter(token)) {
-        return Outcome{Verdict::kDeadLetter, token | kDeadLetterFlag};
+      if (policy_ != config::BadRowPolicy::kDeadLetter || is_dead_letter(token)) {
+        return Outcome{Verdict::kHalt};
       }
-      return Outcome{Verdict::kHalt};
+      // A failed delivery inside a Kafka transaction dooms it: the
+      // replacement goes into the replay, in the record's place.
+      if (exactly_once_ && !at_produce) return Outcome{Verdict::kReplayAsDeadLetter};
+      return Outcome{Verdict::kDeadLetter, token | kDeadLetterFlag};
     case DeliveryStatus::kRetriable:
       return Outcome{Verdict::kRestart};
     case DeliveryStatus::kFatal:
@@ -112,7 +158,8 @@ DeliveryLedger::Outcome DeliveryLedger::on_delivery(Token token, DeliveryStatus 
 }
 
 std::optional<wal::Lsn> DeliveryLedger::feedback(Clock::time_point now, bool force) {
-  const wal::Lsn position = tracker_.watermark();
+  settle_idle();
+  const wal::Lsn position = watermark();
   OUTBOX_ASSERT(position >= last_reported_);
   const auto since = now - last_feedback_at_;
   const bool due = !reported_in_session_ || since >= times_.keepalive_interval ||

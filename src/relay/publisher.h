@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "relay/checkpoint.h"
 #include "relay/record.h"
 
 namespace relay {
@@ -74,6 +75,22 @@ class Publisher {
   virtual uint64_t in_flight_bytes() const = 0;
   // Drops records not yet sent; their reports still arrive from poll().
   virtual void purge() = 0;
+};
+
+// A Publisher whose records become visible to read_committed consumers only
+// when the transaction they were produced in commits, together with the
+// checkpoint they reach (exactly-once). produce() needs an open transaction.
+class TransactionalPublisher : public Publisher {
+ public:
+  virtual common::Result<void> begin() = 0;
+  // Waits for every delivery of the open transaction, then commits it with
+  // `checkpoint`. On failure the transaction was aborted (or its outcome is
+  // unknown); the error's code says which.
+  virtual common::Result<void> commit(const Checkpoint& checkpoint,
+                                      std::chrono::milliseconds timeout) = 0;
+  // Nothing of the open transaction ever becomes visible.
+  virtual common::Result<void> abort(std::chrono::milliseconds timeout) = 0;
+  virtual bool in_transaction() const = 0;
 };
 
 }  // namespace relay

@@ -64,7 +64,7 @@ SlotCore::SlotCore(const config::Config& cfg, Router& router, Publisher& publish
       publisher_(publisher),
       stats_(stats),
       options_(std::move(options)),
-      ledger_(cfg.outbox.on_bad_row, feedback_times(cfg)),
+      ledger_(cfg.outbox.on_bad_row, feedback_times(cfg), options_.transactions != nullptr),
       topic_counters_(stats.topics) {}
 
 wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed) {
@@ -75,6 +75,9 @@ wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed) {
   pending_.clear();
   stop_error_.reset();
   fenced_ = false;
+  // What the open Kafka transaction holds is streamed again from the
+  // checkpoint; none of it may become visible.
+  abort_transaction();
   const wal::Lsn from = ledger_.start_session(slot_confirmed);
   stats_.confirmed_lsn = from.value();
   return from;
@@ -157,7 +160,8 @@ common::Result<void> SlotCore::on_insert(const wal::Insert& insert, wal::Lsn lsn
   if (auto* bad = std::get_if<BadRow>(&*routed)) return bad_row(*bad, lsn);
   auto token = ledger_.add_record(lsn);
   if (!token) return token.error();
-  return publish(std::move(std::get<OutboxRecord>(*routed)), *token);
+  if (!*token) return {};  // already in a committed Kafka transaction
+  return publish(std::move(std::get<OutboxRecord>(*routed)), **token);
 }
 
 common::Result<void> SlotCore::bad_row(const BadRow& bad, wal::Lsn lsn) {
@@ -172,14 +176,26 @@ common::Result<void> SlotCore::bad_row(const BadRow& bad, wal::Lsn lsn) {
   log_dead_letter("slot={} dead-lettering bad row: table={} id={} lsn={} xid={} reason={}",
                   cfg_.postgres.slot, cfg_.outbox.table, id, lsn.to_string(), xid, bad.reason);
   OutboxRecord dlq = router_.dead_letter(bad, row_context(lsn), cfg_.outbox.dead_letter_topic);
-  ++stats_.records_dead_lettered;
   auto token = ledger_.add_dead_letter(lsn);
   if (!token) return token.error();
-  return publish(std::move(dlq), *token);
+  if (!*token) return {};
+  ++stats_.records_dead_lettered;
+  return publish(std::move(dlq), **token);
+}
+
+SlotCore::RowKey SlotCore::key_of(const OutboxRecord& record) {
+  return {header_value(record, "outbox-id").value_or(""),
+          header_value(record, "outbox-lsn").value_or("")};
 }
 
 common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::Token token) {
   if (options_.instance_header) record.headers.push_back(*options_.instance_header);
+  if (!refused_.empty() && !DeliveryLedger::is_dead_letter(token)) {
+    if (auto it = refused_.find(key_of(record)); it != refused_.end()) {
+      replace_with_dead_letter(record, it->second.first, it->second.second);
+      token = DeliveryLedger::as_dead_letter(token);
+    }
+  }
   // Nothing waiting ahead of it: hand it over without queueing it here.
   if (pending_.empty()) {
     auto queued = offer(record, token);
@@ -213,6 +229,10 @@ void SlotCore::replace_with_dead_letter(OutboxRecord& record, DeliveryReason rea
 common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token& token) {
   while (true) {
     if (!lease_held()) return fence("lease expired before producing");
+    if (options_.transactions && !options_.transactions->in_transaction()) {
+      if (auto begun = options_.transactions->begin(); !begun) return begun.error();
+      transaction_began_ = Clock::now();
+    }
     ProduceResult r = publisher_.produce(record, token);
     // A freeze between the check and produce() must not let the record out.
     if (!lease_held()) return fence("lease expired while producing");
@@ -221,7 +241,7 @@ common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token
 
     const auto id = header_value(record, "outbox-id").value_or("?");
     const auto lsn = header_value(record, "outbox-lsn").value_or("?");
-    const auto outcome = ledger_.on_delivery(token, r.status);
+    const auto outcome = ledger_.on_delivery(token, r.status, /*at_produce=*/true);
     if (outcome.verdict == DeliveryLedger::Verdict::kDeadLetter) {
       log_dead_letter("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={} "
                       "({})",
@@ -271,6 +291,19 @@ void SlotCore::on_report(const DeliveryReport& report) {
   const char* reason = to_string(report.reason);
 
   switch (outcome.verdict) {
+    case DeliveryLedger::Verdict::kReplayAsDeadLetter:
+      if (report.record) {
+        log_dead_letter("slot={} delivery failed for good inside a Kafka transaction: id={} lsn={} "
+                        "topic={} reason={} ({}); aborting it and replaying from the checkpoint "
+                        "with the record dead-lettered",
+                        cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
+        refused_[key_of(*report.record)] = {report.reason, report.error};
+        stop_error_ = make_error(errc::delivery_failed,
+                                 "record id=" + id + " lsn=" + lsn + " refused by Kafka (" +
+                                     reason + "); replaying the Kafka transaction");
+        return;
+      }
+      [[fallthrough]];
     case DeliveryLedger::Verdict::kDeadLetter:
       if (report.record) {
         log_dead_letter("slot={} delivery failed for good, dead-lettering: id={} lsn={} topic={} "
@@ -317,6 +350,7 @@ common::Error SlotCore::fence(const char* why) {
   fenced_ = true;
   publisher_.purge();
   pending_.clear();
+  abort_transaction();
   spdlog::warn("slot={} fencing: {}; stopped producing with {} records in flight",
                cfg_.postgres.slot, why, publisher_.in_flight());
   return make_error(errc::fenced, std::string("fenced: ") + why);
@@ -343,6 +377,36 @@ common::Result<void> SlotCore::drain(milliseconds timeout, milliseconds purge_ti
   }
   return make_error(errc::unacknowledged,
                     "Kafka did not acknowledge all records within drain_timeout");
+}
+
+void SlotCore::abort_transaction() {
+  if (!options_.transactions || !options_.transactions->in_transaction()) return;
+  if (auto r = options_.transactions->abort(options_.transaction_timeout); !r) {
+    spdlog::warn("slot={} aborting the Kafka transaction: {}; its records never become visible "
+                 "once the broker's transaction.timeout.ms passes",
+                 cfg_.postgres.slot, r.error().describe());
+  }
+}
+
+common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
+  auto* txns = options_.transactions;
+  if (!txns || !txns->in_transaction() || !pending_.empty() || stop_error_ || fenced_) return {};
+  const bool due = now - transaction_began_ >= options_.transaction_interval ||
+                   ledger_.records_since_commit() >= options_.transaction_max_records;
+  if (!force && !due) return {};
+  if (!lease_held()) return fence("lease expired before committing");
+  const Checkpoint checkpoint = ledger_.checkpoint();
+  if (auto r = txns->commit(checkpoint, options_.transaction_timeout); !r) {
+    // The deliveries that doomed the transaction are reported now, before
+    // the replay makes their tokens stale: the records Kafka refused are
+    // learned here, so that the replay sends their dead letters instead.
+    reports_now_micros_ = 0;
+    publisher_.poll(std::chrono::milliseconds(0), [this](const DeliveryReport& rep) { on_report(rep); });
+    return r;
+  }
+  ledger_.on_committed(checkpoint);
+  ++stats_.kafka_transactions;
+  return {};
 }
 
 }  // namespace relay

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <fmt/format.h>
 #include <optional>
 #include <string>
@@ -31,6 +32,14 @@ struct SlotCoreOptions {
   const Lease* lease = nullptr;
   // Added to every record, so that ownership is visible in the data.
   std::optional<Header> instance_header;
+  // Exactly once: the publisher's transactions (null: at least once). A
+  // Kafka transaction opens with the first record after a commit and
+  // commits with the ledger's checkpoint after `transaction_interval`, or
+  // sooner at `transaction_max_records`.
+  TransactionalPublisher* transactions = nullptr;
+  std::chrono::milliseconds transaction_interval{100};
+  uint64_t transaction_max_records = 10000;
+  std::chrono::milliseconds transaction_timeout{30000};
 };
 
 // One slot's path from decoded pgoutput messages to Kafka and back to a
@@ -74,6 +83,15 @@ class SlotCore {
   common::Result<void> drain(std::chrono::milliseconds timeout,
                              std::chrono::milliseconds purge_timeout);
 
+  // Exactly once: commits the open Kafka transaction with the ledger's
+  // checkpoint when it is due (or `force`), and only when every record read
+  // so far is in it. A failed commit was aborted: the session must restart.
+  common::Result<void> maybe_commit(Clock::time_point now, bool force = false);
+  // Exactly once: aborts the open Kafka transaction (the replay sends it again).
+  void abort_transaction();
+  // The checkpoint read back from Kafka when the slot was taken.
+  void restore(const Checkpoint& checkpoint) { ledger_.restore(checkpoint); }
+
   std::optional<wal::Lsn> feedback(Clock::time_point now, bool force) {
     return ledger_.feedback(now, force);
   }
@@ -95,6 +113,12 @@ class SlotCore {
   void replace_with_dead_letter(OutboxRecord& record, DeliveryReason reason,
                                 const std::string& error);
   RowContext row_context(wal::Lsn lsn) const;
+  // Records refused for good inside a Kafka transaction, by (outbox-id,
+  // outbox-lsn): the replay sends their dead-letter records instead.
+  using RowKey = std::pair<std::string, std::string>;
+  static RowKey key_of(const OutboxRecord& record);
+  std::map<RowKey, std::pair<DeliveryReason, std::string>> refused_;
+  Clock::time_point transaction_began_{};
 
   template <typename... Args>
   void log_dead_letter(fmt::format_string<Args...> format, Args&&... args);

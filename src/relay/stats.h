@@ -92,6 +92,7 @@ struct PipelineStats {
   std::atomic<uint64_t> records_failed{0};
   std::atomic<uint64_t> records_dead_lettered{0};
   std::atomic<uint64_t> transactions{0};
+  std::atomic<uint64_t> kafka_transactions{0};  // committed, exactly once
   std::atomic<uint64_t> received_lsn{0};
   std::atomic<uint64_t> confirmed_lsn{0};
   std::atomic<uint64_t> in_flight_records{0};

@@ -1,11 +1,14 @@
 // Faults under load: the broker restarted, the database restarted, the
 // walsender terminated. For each: no row lost, duplicates counted, and the
 // time until a row written right after the fault is confirmed.
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "relay_fixture.h"
@@ -168,6 +171,59 @@ TEST_F(FaultsTest, BrokerFrozenForAMinuteKeepsMemoryBoundedAndTheWalsenderConnec
   if (memory_bounds_apply()) {
     EXPECT_LT(peak_kib, 96 * 1024);
   }
+  expect_clean_stop(*relay);
+}
+
+// A network path that dies without a reset: the walsender stops answering
+// (SIGSTOP) while the TCP connection stays up. The relay must notice within
+// postgres.receive_timeout, drop the connection and, once the server answers
+// again, stream what was committed meanwhile; an idle but healthy server must
+// never trip the timeout.
+TEST_F(FaultsTest, SilentServerIsDroppedAfterReceiveTimeoutAndStreamingResumes) {
+  Scene scene = new_scene();
+  std::string config = basic_config(scene.db, scene.slot);
+  const std::string interval = "  status_interval: 200ms\n";
+  config.replace(config.find(interval), interval.size(), interval + "  receive_timeout: 2s\n");
+  auto relay = start_relay(write_config(config));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  pg().exec(insert_rows_sql(scene.topic, 0, 1), scene.db.name);
+  std::string end = current_wal_lsn(scene.db);
+  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(scene.db, scene.slot, end); },
+                                  30s));
+  // Idle for longer than the timeout: the relay's request for a reply keeps
+  // a healthy connection alive.
+  std::this_thread::sleep_for(3s);
+  ASSERT_EQ(relay->log_contents().find("receive_timeout"), std::string::npos)
+      << relay->log_contents();
+
+  const auto pid = active_pid(scene.db, scene.slot);
+  ASSERT_TRUE(pid.has_value());
+  const pid_t walsender = std::stoi(*pid);
+  ASSERT_EQ(::kill(walsender, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{walsender};
+  pg().exec(insert_rows_sql(scene.topic, 1, 10), scene.db.name);
+  EXPECT_TRUE(harness::wait_until(
+      [&] {
+        return relay->log_contents().find("postgres.receive_timeout") != std::string::npos;
+      },
+      15s))
+      << relay->log_contents();
+  ::kill(walsender, SIGCONT);
+
+  end = current_wal_lsn(scene.db);
+  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(scene.db, scene.slot, end); },
+                                  60s))
+      << relay->log_contents();
+  std::set<int> ids;
+  for (const auto& r : kafka().consume_all_until_quiet(scene.topic, 2s, 60s)) {
+    ids.insert(row_number(*header(r, "outbox-id").value_or(std::nullopt)));
+  }
+  std::set<int> expected;
+  for (int i = 0; i <= 10; ++i) expected.insert(i);
+  EXPECT_EQ(ids, expected);
   expect_clean_stop(*relay);
 }
 

@@ -24,7 +24,7 @@ DeliveryLedger make(config::BadRowPolicy policy = config::BadRowPolicy::kDeadLet
 std::vector<DeliveryLedger::Token> txn(DeliveryLedger& l, uint64_t end_lsn, int records) {
   std::vector<DeliveryLedger::Token> tokens;
   EXPECT_TRUE(l.begin(L(end_lsn - 8), 700, {}, L(end_lsn - 20)).ok());
-  for (int i = 0; i < records; ++i) tokens.push_back(*l.add_record(L(end_lsn - 10)));
+  for (int i = 0; i < records; ++i) tokens.push_back(**l.add_record(L(end_lsn - 10)));
   EXPECT_TRUE(l.commit(L(end_lsn), L(end_lsn - 8)).ok());
   return tokens;
 }
@@ -135,11 +135,11 @@ TEST(DeliveryLedger, ADeadLetteredRowCountsForItsTransaction) {
   l.start_session(L(0));
   ASSERT_TRUE(l.begin(L(90), 1, {}, L(10)).ok());
   auto dlq = l.add_dead_letter(L(20));
-  ASSERT_TRUE(dlq.ok());
-  EXPECT_TRUE(DeliveryLedger::is_dead_letter(*dlq));
+  ASSERT_TRUE(dlq.ok() && dlq->has_value());
+  EXPECT_TRUE(DeliveryLedger::is_dead_letter(**dlq));
   ASSERT_TRUE(l.commit(L(100), L(90)).ok());
   EXPECT_EQ(l.watermark(), L(0));
-  l.on_delivery(*dlq, DeliveryStatus::kOk);
+  l.on_delivery(**dlq, DeliveryStatus::kOk);
   EXPECT_EQ(l.watermark(), L(100));
 }
 
@@ -157,7 +157,7 @@ TEST(DeliveryLedger, KeepaliveMovesTheWatermarkOnlyWhenNothingIsPending) {
   // Committed but not acknowledged: still pending.
   l.on_keepalive(L(600));
   EXPECT_EQ(l.watermark(), L(50));
-  l.on_delivery(*tok, DeliveryStatus::kOk);
+  l.on_delivery(**tok, DeliveryStatus::kOk);
   l.on_keepalive(L(700));
   EXPECT_EQ(l.watermark(), L(700));
 }
@@ -201,6 +201,93 @@ TEST(DeliveryLedger, FeedbackNeverGoesBackwardsAcrossSessions) {
   // The server kept an older copy of the slot (crash before its checkpoint).
   EXPECT_EQ(l.start_session(L(120)), L(300));
   EXPECT_EQ(l.feedback(t0 + milliseconds(1), true), L(300));
+}
+
+DeliveryLedger make_exactly_once(config::BadRowPolicy policy = config::BadRowPolicy::kDeadLetter) {
+  return DeliveryLedger(policy, {milliseconds(1000), milliseconds(10000)}, /*exactly_once=*/true);
+}
+
+TEST(DeliveryLedgerExactlyOnce, AcknowledgedRecordsAreNotReadableBeforeTheirKafkaCommit) {
+  auto l = make_exactly_once();
+  l.start_session(L(100));
+  auto t = txn(l, 200, 2);
+  l.on_delivery(t[0], DeliveryStatus::kOk);
+  l.on_delivery(t[1], DeliveryStatus::kOk);
+  EXPECT_EQ(l.watermark(), L(100));
+  const auto t0 = Clock::time_point() + std::chrono::hours(1);
+  EXPECT_EQ(l.feedback(t0, true), L(100));
+  const Checkpoint c = l.checkpoint();
+  EXPECT_EQ(c, (Checkpoint{L(200), std::nullopt}));
+  l.on_committed(c);
+  EXPECT_EQ(l.feedback(t0 + milliseconds(1), true), L(200));
+}
+
+TEST(DeliveryLedgerExactlyOnce, ACheckpointInsideATransactionNamesItsLastRow) {
+  auto l = make_exactly_once();
+  l.start_session(L(100));
+  ASSERT_TRUE(l.begin(L(290), 1, {}, L(110)).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(l.add_record(L(120 + i)).ok());
+  const Checkpoint c = l.checkpoint();
+  EXPECT_EQ(c, (Checkpoint{L(100), 2}));
+  l.on_committed(c);
+  // The slot may not move into the transaction.
+  EXPECT_EQ(l.watermark(), L(100));
+}
+
+TEST(DeliveryLedgerExactlyOnce, AResumeSkipsTheRowsACheckpointAlreadyHolds) {
+  auto l = make_exactly_once();
+  l.restore(Checkpoint{L(100), 2});
+  EXPECT_EQ(l.start_session(L(50)), L(100));
+  ASSERT_TRUE(l.begin(L(290), 1, {}, L(110)).ok());
+  for (int i = 0; i < 3; ++i) {
+    auto tok = l.add_record(L(120 + i));
+    ASSERT_TRUE(tok.ok());
+    EXPECT_FALSE(tok->has_value()) << "row " << i << " is already in Kafka";
+  }
+  auto fourth = l.add_record(L(123));
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_TRUE(fourth->has_value());
+  ASSERT_TRUE(l.commit(L(300), L(290)).ok());
+  // The next transaction is whole again.
+  ASSERT_TRUE(l.begin(L(390), 2, {}, L(310)).ok());
+  auto next = l.add_record(L(320));
+  ASSERT_TRUE(next.ok());
+  EXPECT_TRUE(next->has_value());
+}
+
+TEST(DeliveryLedgerExactlyOnce, AResumeNeverStartsBeforeTheCheckpoint) {
+  auto l = make_exactly_once();
+  l.restore(Checkpoint{L(500), std::nullopt});
+  EXPECT_EQ(l.start_session(L(100)), L(500));
+  EXPECT_EQ(l.start_session(L(900)), L(900));
+}
+
+TEST(DeliveryLedgerExactlyOnce, AnIdleStreamIsConfirmedWithoutAKafkaCommit) {
+  auto l = make_exactly_once();
+  l.start_session(L(100));
+  l.on_keepalive(L(400));
+  const auto t0 = Clock::time_point() + std::chrono::hours(1);
+  EXPECT_EQ(l.feedback(t0, true), L(400));
+  // Once records wait for their commit, nothing moves, and nothing goes back.
+  auto t = txn(l, 600, 1);
+  l.on_keepalive(L(700));
+  EXPECT_EQ(l.feedback(t0 + milliseconds(1), true), L(400));
+}
+
+TEST(DeliveryLedgerExactlyOnce, AFailedDeliveryInsideATransactionIsReplayedAsADeadLetter) {
+  auto l = make_exactly_once();
+  l.start_session(L(0));
+  auto t = txn(l, 100, 1);
+  EXPECT_EQ(l.on_delivery(t[0], DeliveryStatus::kPermanent).verdict, Verdict::kReplayAsDeadLetter);
+  // Refused by produce() it never joined the transaction: replaced in place.
+  EXPECT_EQ(l.on_delivery(t[0], DeliveryStatus::kPermanent, /*at_produce=*/true).verdict,
+            Verdict::kDeadLetter);
+  EXPECT_EQ(l.on_delivery(DeliveryLedger::as_dead_letter(t[0]), DeliveryStatus::kPermanent).verdict,
+            Verdict::kHalt);
+  auto halting = make_exactly_once(config::BadRowPolicy::kHalt);
+  halting.start_session(L(0));
+  auto h = txn(halting, 100, 1);
+  EXPECT_EQ(halting.on_delivery(h[0], DeliveryStatus::kPermanent).verdict, Verdict::kHalt);
 }
 
 }  // namespace

@@ -547,5 +547,276 @@ TEST(SlotCoreModel, ReportedPositionNeverPassesAnUndeliveredRowNorGoesBackwards)
   }
 }
 
+// Kafka with transactions, on script: records are written (reported) inside
+// an open transaction and become visible only when it commits; a failed
+// delivery dooms the transaction, whose commit then aborts it.
+class ScriptedTransactions final : public TransactionalPublisher {
+ public:
+  common::Result<void> begin() override {
+    open_ = true;
+    return {};
+  }
+  common::Result<void> commit(const Checkpoint& checkpoint, milliseconds) override {
+    // librdkafka flushes every delivery before it commits.
+    while (!sent_.empty()) report(0, DeliveryStatus::kOk);
+    if (doomed_) {
+      abort_now();
+      return common::Error{make_error_code(errc::delivery_failed), "aborted"};
+    }
+    for (const auto& id : written_) ++visible[id];
+    written_.clear();
+    checkpoint_ = checkpoint;
+    open_ = false;
+    ++commits;
+    return {};
+  }
+  common::Result<void> abort(milliseconds) override {
+    abort_now();
+    return {};
+  }
+  bool in_transaction() const override { return open_; }
+
+  ProduceResult produce(const OutboxRecord& record, uint64_t token) override {
+    EXPECT_TRUE(open_) << "produce() outside a transaction";
+    if (reject_next_) {
+      reject_next_ = false;
+      return {ProduceOutcome::kRejected, DeliveryStatus::kPermanent, DeliveryReason::kTooLarge,
+              "scripted rejection"};
+    }
+    if (in_flight() >= capacity) return {ProduceOutcome::kQueueFull};
+    sent_.push_back({record, token});
+    return {ProduceOutcome::kQueued};
+  }
+  int poll(milliseconds, const ReportFn& on_report) override {
+    int served = 0;
+    while (!ready_.empty()) {
+      DeliveryReport r = std::move(ready_.front());
+      ready_.pop_front();
+      on_report(r);
+      ++served;
+    }
+    return served;
+  }
+  size_t in_flight() const override { return sent_.size() + ready_.size(); }
+  uint64_t in_flight_bytes() const override { return 0; }
+  void purge() override {
+    while (!sent_.empty()) report(0, DeliveryStatus::kRetriable);
+  }
+
+  // A record refused once is refused again, as a too-large record is.
+  void report(size_t index, DeliveryStatus status) {
+    auto s = sent_.at(index);
+    sent_.erase(sent_.begin() + static_cast<std::ptrdiff_t>(index));
+    const std::string id = *header(s.record, "outbox-id");
+    const bool dead_letter = s.record.topic != "orders";
+    if (!dead_letter && refused_.count(id)) status = DeliveryStatus::kPermanent;
+    if (!dead_letter && status == DeliveryStatus::kPermanent) refused_.insert(id);
+    DeliveryReport r;
+    r.token = s.token;
+    r.status = status;
+    r.reason = status == DeliveryStatus::kPermanent ? DeliveryReason::kUnknownTopic
+                                                    : DeliveryReason::kNone;
+    r.topic = topics_.emplace_back(s.record.topic);
+    if (status == DeliveryStatus::kOk) {
+      written_.push_back(*header(s.record, "outbox-id"));
+    } else {
+      doomed_ = true;
+      r.error = "scripted failure";
+      r.record = s.record;
+    }
+    ready_.push_back(std::move(r));
+  }
+  size_t unreported() const { return sent_.size(); }
+  void reject_next() { reject_next_ = true; }
+  void forget_reports() { ready_.clear(); }
+  const std::optional<Checkpoint>& committed_checkpoint() const { return checkpoint_; }
+
+  size_t capacity = 1000000;
+  int commits = 0;
+  std::map<std::string, int> visible;  // outbox-id -> copies a read_committed reader sees
+
+ private:
+  void abort_now() {
+    purge();
+    written_.clear();
+    open_ = false;
+    doomed_ = false;
+  }
+  std::vector<ScriptedPublisher::Sent> sent_;
+  std::deque<DeliveryReport> ready_;
+  std::deque<std::string> topics_;
+  std::vector<std::string> written_;
+  std::optional<Checkpoint> checkpoint_;
+  std::set<std::string> refused_;
+  bool open_ = false;
+  bool doomed_ = false;
+  bool reject_next_ = false;
+};
+
+// Exactly once over thousands of schedules: records written out of order,
+// refused inside a transaction (replayed as dead letters), rejected at
+// produce(), connections dropped, and the process killed (a new core that
+// knows only the slot and the checkpoint read back from Kafka). Every
+// reported position covers only rows a read_committed reader sees; in the
+// end every row is seen exactly once.
+TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
+  constexpr int kSchedules = 1500;
+  for (int seed = 1; seed <= kSchedules; ++seed) {
+    SCOPED_TRACE("seed=" + std::to_string(seed));
+    std::mt19937 rng(seed);
+    auto chance = [&](int percent) { return static_cast<int>(rng() % 100) < percent; };
+
+    config::Config cfg = test_config();
+    Router router = *Router::create(cfg.outbox);
+    ScriptedTransactions kafka;
+    kafka.capacity = 1 + rng() % 8;
+    PipelineStats stats;
+    SlotCoreOptions options;
+    options.transactions = &kafka;
+    options.transaction_interval = milliseconds(rng() % 2000);
+    options.transaction_max_records = 1 + rng() % 6;
+    std::unique_ptr<SlotCore> core;
+    Stream stream;
+
+    struct Txn {
+      uint64_t end;
+      std::vector<int> ids;
+      std::set<int> bad;
+    };
+    std::vector<Txn> db;
+    const int txns = 5 + static_cast<int>(rng() % 15);
+    for (int i = 0; i < txns; ++i) {
+      Txn t{static_cast<uint64_t>(i + 1) * 0x100, {}, {}};
+      const int n = static_cast<int>(rng() % 6);
+      for (int r = 0; r < n; ++r) {
+        t.ids.push_back(i * 10 + r);
+        if (chance(4)) t.bad.insert(i * 10 + r);
+      }
+      db.push_back(t);
+    }
+
+    uint64_t server_confirmed = 0;
+    // Every position the server was told: a restarted server may come back
+    // with any older one of them on disk.
+    std::vector<uint64_t> told{0};
+    wal::Lsn last_reported;
+    auto now = Clock::time_point() + std::chrono::hours(1);
+    auto check = [&](std::optional<wal::Lsn> reported) {
+      if (!reported) return;
+      ASSERT_GE(*reported, last_reported) << "feedback went backwards";
+      for (const auto& t : db) {
+        if (t.end > reported->value()) break;
+        for (int id : t.ids) {
+          ASSERT_EQ(kafka.visible.count(Stream::id_of(id)), 1u)
+              << "reported " << reported->to_string() << " past row " << id
+              << " that no read_committed reader sees";
+        }
+      }
+      last_reported = *reported;
+      if (chance(80) && reported->value() > server_confirmed) {
+        server_confirmed = reported->value();
+        told.push_back(server_confirmed);
+      }
+    };
+
+    size_t next = 0;
+    bool in_txn = false;
+    size_t next_row = 0;
+    auto restart = [&](bool crash) {
+      if (!core || crash) {
+        // A new process: all it knows is the slot and Kafka's checkpoint.
+        core = std::make_unique<SlotCore>(cfg, router, kafka, stats, options);
+        if (kafka.committed_checkpoint()) core->restore(*kafka.committed_checkpoint());
+        // Its init() fences the dead process's open transaction.
+        if (kafka.in_transaction()) {
+          EXPECT_TRUE(kafka.abort(milliseconds(0)).ok());
+        }
+        kafka.forget_reports();  // they were the dead producer's
+        last_reported = wal::Lsn();
+      }
+      const uint64_t slot = chance(20) ? told[rng() % told.size()] : server_confirmed;
+      const wal::Lsn from = core->start_session(wal::Lsn(slot));
+      ASSERT_GE(from.value(), slot);
+      next = 0;
+      while (next < db.size() && db[next].end <= from.value()) ++next;
+      in_txn = false;
+      ASSERT_TRUE(core->on_message(stream.relation(), from).ok());
+    };
+    restart(true);
+
+    auto send_next = [&]() -> common::Result<void> {
+      Txn& t = db[next];
+      if (!in_txn) {
+        wal::Begin b;
+        b.final_lsn = wal::Lsn(t.end - 8);
+        b.xid = static_cast<wal::Xid>(next + 1);
+        in_txn = true;
+        next_row = 0;
+        return core->on_message(b, wal::Lsn(t.end - 0x80));
+      }
+      if (next_row < t.ids.size()) {
+        const int id = t.ids[next_row];
+        return core->on_message(stream.insert(id, t.bad.count(id) > 0),
+                                wal::Lsn(t.end - 0x40 + next_row++));
+      }
+      wal::Commit c;
+      c.end_lsn = wal::Lsn(t.end);
+      in_txn = false;
+      ++next;
+      return core->on_message(c, wal::Lsn(t.end - 8));
+    };
+
+    for (int step = 0; step < 400; ++step) {
+      now += milliseconds(rng() % 400);
+      const int action = static_cast<int>(rng() % 100);
+      if (action < 40 && !core->backpressured() && next < db.size()) {
+        if (in_txn && chance(2)) kafka.reject_next();
+        if (!send_next()) restart(false);
+      } else if (action < 45 && !in_txn) {
+        const uint64_t end = next < db.size() ? db[next].end - 0x100 : db.back().end + 0x1000;
+        core->on_keepalive(wal::Lsn(end));
+      } else if (action < 75 && kafka.unreported() > 0) {
+        const size_t i = rng() % kafka.unreported();
+        kafka.report(i, chance(95) ? DeliveryStatus::kOk : DeliveryStatus::kPermanent);
+        if (!core->serve(milliseconds(0))) restart(false);
+      } else if (action < 85) {
+        if (!core->maybe_commit(now)) restart(false);
+      } else if (action < 96) {
+        check(core->feedback(now, chance(20)));
+      } else if (action < 98) {
+        check(core->feedback(now, true));
+        restart(false);
+      } else {
+        restart(true);  // kill -9
+      }
+      if (HasFatalFailure()) return;
+    }
+    for (int round = 0; round < 400 && (next < db.size() || in_txn || kafka.in_transaction());
+         ++round) {
+      while (kafka.unreported() > 0) kafka.report(0, DeliveryStatus::kOk);
+      if (!core->serve(milliseconds(0))) restart(false);
+      while (!core->backpressured() && next < db.size()) {
+        if (!send_next()) {
+          restart(false);
+          break;
+        }
+      }
+      now += milliseconds(5000);
+      if (!core->maybe_commit(now, true)) restart(false);
+      if (HasFatalFailure()) return;
+    }
+    now += milliseconds(20000);
+    check(core->feedback(now, true));
+    if (HasFatalFailure()) return;
+    for (const auto& t : db) {
+      for (int id : t.ids) {
+        EXPECT_EQ(kafka.visible[Stream::id_of(id)], 1) << "row " << id;
+      }
+    }
+    EXPECT_GE(last_reported, wal::Lsn(db.back().end));
+    if (HasFailure()) return;
+  }
+}
+
 }  // namespace
 }  // namespace relay

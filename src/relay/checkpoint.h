@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "wal/lsn.h"
+
+namespace relay {
+
+// How far a slot's rows are in committed Kafka transactions (exactly-once):
+// every row of every PostgreSQL transaction up to the Commit ending at
+// end_lsn, plus, when a PostgreSQL transaction too large for one Kafka
+// transaction spans several, rows 0..last_row (in stream order) of the one
+// after it. The slot may be confirmed to end_lsn; a resume, which PostgreSQL
+// restarts at that next transaction's Begin, skips exactly its rows up to
+// last_row.
+struct Checkpoint {
+  wal::Lsn end_lsn;
+  std::optional<uint64_t> last_row;
+
+  bool operator==(const Checkpoint&) const = default;
+};
+
+}  // namespace relay
