@@ -15,6 +15,7 @@
 namespace config {
 
 enum class BadRowPolicy { kDeadLetter, kHalt };
+enum class DeliveryGuarantee { kExactlyOnce, kAtLeastOnce };
 enum class SlotLostPolicy { kFail, kRecreate };
 enum class LogFormat { kText, kJson };
 
@@ -45,6 +46,14 @@ struct KafkaConfig {
   std::map<std::string, std::string> properties;
   bool create_topics = false;
   std::chrono::milliseconds drain_timeout{30000};
+  // exactly_once: one transactional producer per slot; records and the
+  // position they reach commit together every transaction_interval, or at
+  // transaction_max_records.
+  DeliveryGuarantee delivery = DeliveryGuarantee::kExactlyOnce;
+  std::chrono::milliseconds transaction_interval{100};
+  uint64_t transaction_max_records = 10000;
+  std::chrono::milliseconds transaction_timeout{60000};
+  std::string transactional_id_prefix = "outbox-relay-";
 
   bool operator==(const KafkaConfig&) const = default;
 };

@@ -94,6 +94,15 @@ void emit_kafka(YAML::Emitter& out, const KafkaConfig& kafka) {
   out << YAML::EndMap;
   out << YAML::Key << "create_topics" << YAML::Value << kafka.create_topics;
   out << YAML::Key << "drain_timeout" << YAML::Value << format_duration(kafka.drain_timeout);
+  out << YAML::Key << "delivery" << YAML::Value
+      << std::string(kDeliveryNames[static_cast<size_t>(kafka.delivery)]);
+  out << YAML::Key << "transaction_interval" << YAML::Value
+      << format_duration(kafka.transaction_interval);
+  out << YAML::Key << "transaction_max_records" << YAML::Value << kafka.transaction_max_records;
+  out << YAML::Key << "transaction_timeout" << YAML::Value
+      << format_duration(kafka.transaction_timeout);
+  out << YAML::Key << "transactional_id_prefix" << YAML::Value
+      << literal(kafka.transactional_id_prefix);
   out << YAML::EndMap;
 }
 

@@ -29,8 +29,15 @@ constexpr std::string_view kPostgresKeys[] = {"dsn",
                                               "receive_timeout",
                                               "reconnect_backoff"};
 constexpr std::string_view kBackoffKeys[] = {"min", "max"};
-constexpr std::string_view kKafkaKeys[] = {"brokers", "properties", "create_topics",
-                                           "drain_timeout"};
+constexpr std::string_view kKafkaKeys[] = {"brokers",
+                                           "properties",
+                                           "create_topics",
+                                           "drain_timeout",
+                                           "delivery",
+                                           "transaction_interval",
+                                           "transaction_max_records",
+                                           "transaction_timeout",
+                                           "transactional_id_prefix"};
 constexpr std::string_view kOutboxKeys[] = {"table",          "columns",    "topic_template",
                                             "header_columns", "on_bad_row", "dead_letter_topic"};
 constexpr std::string_view kColumnKeys[] = {"id",        "topic",   "key",
@@ -226,6 +233,19 @@ void read_kafka(const Mapping& root, KafkaConfig& kafka) {
   }
   read_key(m, "create_topics", kafka.create_topics, read_bool);
   read_key(m, "drain_timeout", kafka.drain_timeout, duration_within(milliseconds(0), kMaxDuration));
+  if (const Field* delivery = m.find("delivery")) {
+    if (auto name = read_choice(ctx, *delivery, kDeliveryNames)) {
+      kafka.delivery = *name == kDeliveryNames[1] ? DeliveryGuarantee::kAtLeastOnce
+                                                  : DeliveryGuarantee::kExactlyOnce;
+    }
+  }
+  read_key(m, "transaction_interval", kafka.transaction_interval,
+           duration_within(milliseconds(1), std::chrono::minutes(10)));
+  read_key(m, "transaction_max_records", kafka.transaction_max_records,
+           count_within(1, kMaxInflightMessages));
+  read_key(m, "transaction_timeout", kafka.transaction_timeout,
+           duration_within(milliseconds(1000), std::chrono::minutes(15)));
+  read_key(m, "transactional_id_prefix", kafka.transactional_id_prefix, checked(check_not_empty));
 }
 
 // Two roles on one column would make, say, the key and the payload the same
