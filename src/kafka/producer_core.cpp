@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 
 #include "kafka/producer.h"
 
@@ -139,46 +140,68 @@ relay::ProduceResult produce_result(rd_kafka_resp_err_t err) {
 
 common::Result<std::unique_ptr<ProducerCore>> ProducerCore::create(const Properties& properties,
                                                                    const std::string& what) {
-  auto conf = new_conf(properties);
-  if (!conf) return conf.error();
-  rd_kafka_conf_set_dr_msg_cb(*conf, on_delivery);
   std::unique_ptr<ProducerCore> core(new ProducerCore());
-  rd_kafka_conf_set_opaque(*conf, core.get());
-
-  char errstr[512];
-  core->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, errstr, sizeof errstr);
-  if (!core->rk_) {
-    rd_kafka_conf_destroy(*conf);
-    return kafka_error(RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot create " + what + ": " + errstr);
-  }
-
   int fds[2];
   if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     return kafka_error(RD_KAFKA_RESP_ERR__FAIL, std::string("pipe: ") + std::strerror(errno));
   }
   core->wake_read_fd_ = fds[0];
   core->wake_write_fd_ = fds[1];
-  // librdkafka's main queue writes to the pipe when it turns non-empty, so
-  // the relay's poll() loop can wait on it beside the libpq socket.
-  rd_kafka_queue_t* main_queue = rd_kafka_queue_get_main(core->rk_);
-  rd_kafka_queue_io_event_enable(main_queue, core->wake_write_fd_, "1", 1);
-  rd_kafka_queue_destroy(main_queue);
+  if (auto r = core->open(properties, what); !r) return r.error();
   return core;
 }
 
-ProducerCore::~ProducerCore() {
-  if (rk_) {
-    rd_kafka_queue_t* main_queue = rd_kafka_queue_get_main(rk_);
-    rd_kafka_queue_io_event_enable(main_queue, -1, nullptr, 0);
-    rd_kafka_queue_destroy(main_queue);
-    // Reports of records still queued are not wanted any more, but their
-    // opaques must be served: purge, then let flush serve them into nothing.
-    rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    discard_reports_ = true;
-    rd_kafka_flush(rk_, 1000);
-    for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk_);
+common::Result<std::unique_ptr<ProducerCore>> ProducerCore::replace(
+    std::unique_ptr<ProducerCore> old, const Properties& properties, const std::string& what) {
+  OUTBOX_ASSERT(old->in_flight_ == 0);
+  old->close_handle();
+  std::unique_ptr<ProducerCore> core(new ProducerCore());
+  core->wake_read_fd_ = std::exchange(old->wake_read_fd_, -1);
+  core->wake_write_fd_ = std::exchange(old->wake_write_fd_, -1);
+  core->held_ = std::move(old->held_);
+  if (auto r = core->open(properties, what); !r) return r.error();
+  if (!core->held_.empty()) core->signal_wakeup();
+  return core;
+}
+
+common::Result<void> ProducerCore::open(const Properties& properties, const std::string& what) {
+  auto conf = new_conf(properties);
+  if (!conf) return conf.error();
+  rd_kafka_conf_set_dr_msg_cb(*conf, on_delivery);
+  rd_kafka_conf_set_opaque(*conf, this);
+  char errstr[512];
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, errstr, sizeof errstr);
+  if (!rk_) {
+    rd_kafka_conf_destroy(*conf);
+    return kafka_error(RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot create " + what + ": " + errstr);
   }
+  // librdkafka's main queue writes to the pipe when it turns non-empty, so
+  // the relay's poll() loop can wait on it beside the libpq socket.
+  rd_kafka_queue_t* main_queue = rd_kafka_queue_get_main(rk_);
+  rd_kafka_queue_io_event_enable(main_queue, wake_write_fd_, "1", 1);
+  rd_kafka_queue_destroy(main_queue);
+  return {};
+}
+
+// Reports of records still queued are served (held, or dropped when
+// discard_reports_ says nobody wants them) so that their opaques are freed.
+void ProducerCore::close_handle() {
+  if (!rk_) return;
+  rd_kafka_queue_t* main_queue = rd_kafka_queue_get_main(rk_);
+  rd_kafka_queue_io_event_enable(main_queue, -1, nullptr, 0);
+  rd_kafka_queue_destroy(main_queue);
+  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_flush(rk_, 1000);
+  for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
+  topics_.clear();
+  last_topic_ = nullptr;
+  rd_kafka_destroy(rk_);
+  rk_ = nullptr;
+}
+
+ProducerCore::~ProducerCore() {
+  discard_reports_ = true;
+  close_handle();
   if (wake_read_fd_ >= 0) close(wake_read_fd_);
   if (wake_write_fd_ >= 0) close(wake_write_fd_);
 }
@@ -234,10 +257,9 @@ void ProducerCore::deliver(const rd_kafka_message_t* m) {
   in_flight_bytes_ -= m->len + m->key_len;
   if (m->err && first_failure_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
     first_failure_ = m->err;
-    first_failure_detail_ = std::string(rd_kafka_err2name(m->err)) + " (" +
-                            rd_kafka_err2str(m->err) + ") for a record to " +
+    first_failure_detail_ = std::string(rd_kafka_err2str(m->err)) + " (a record to " +
                             (m->rkt ? rd_kafka_topic_name(m->rkt) : "?") + " [" +
-                            std::to_string(m->partition) + "]";
+                            std::to_string(m->partition) + "])";
   }
   if (discard_reports_) return;
 

@@ -56,6 +56,13 @@ class ProducerCore {
   // `what` names the producer in errors ("Kafka producer").
   static common::Result<std::unique_ptr<ProducerCore>> create(const Properties& properties,
                                                               const std::string& what);
+  // A new librdkafka handle in place of `old`'s, which is destroyed first:
+  // the wakeup pipe (so wakeup_fd() stays the same for the caller's loop)
+  // and the reports `old` held carry over. `old` must have nothing in
+  // flight.
+  static common::Result<std::unique_ptr<ProducerCore>> replace(std::unique_ptr<ProducerCore> old,
+                                                               const Properties& properties,
+                                                               const std::string& what);
   ~ProducerCore();
   ProducerCore(const ProducerCore&) = delete;
   ProducerCore& operator=(const ProducerCore&) = delete;
@@ -86,6 +93,8 @@ class ProducerCore {
 
  private:
   ProducerCore() = default;
+  common::Result<void> open(const Properties& properties, const std::string& what);
+  void close_handle();
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
   void deliver(const rd_kafka_message_t* m);
   rd_kafka_topic_t* topic(const std::string& name);

@@ -23,6 +23,9 @@ using std::chrono::milliseconds;
 // every read_committed consumer of its partitions until the broker's
 // transaction timeout.
 constexpr milliseconds kMinAbortTime{5000};
+// The same for the new handle after an abort (renew_handle()): its
+// init_transactions waits for the coordinator to finish the abort.
+constexpr milliseconds kMinRenewTime{10000};
 
 int remaining_ms(Clock::time_point deadline) {
   return static_cast<int>(std::max<int64_t>(
@@ -117,6 +120,7 @@ common::Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::cr
   auto core = detail::ProducerCore::create(props, "transactional Kafka producer");
   if (!core) return make_txn_error(txn_errc::invalid_config, core.error().describe());
   std::unique_ptr<TransactionalProducer> p(new TransactionalProducer(options));
+  p->properties_ = std::move(props);
   p->core_ = std::move(*core);
   return p;
 }
@@ -345,8 +349,39 @@ common::Result<void> TransactionalProducer::abort_because(common::Error cause,
   spdlog::warn("transactional_id={} aborting the transaction: {}", options_.transactional_id,
                cause.describe());
   if (auto r = abort_until(std::max(deadline, Clock::now() + kMinAbortTime)); !r) return r;
+  const rd_kafka_resp_err_t failed = core_->first_failure();
+  if (failed != RD_KAFKA_RESP_ERR_NO_ERROR && failed != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+      failed != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+    renew_handle(std::max(deadline, Clock::now() + kMinRenewTime));
+  }
   cause.message = "transaction aborted: " + cause.message;
   return cause;
+}
+
+// A record the broker refused leaves a gap in its partition's sequence
+// numbers that the abort does not close: librdkafka bumps the epoch only
+// when the next write to that partition fails with
+// OUT_OF_ORDER_SEQUENCE_NUMBER, which would abort the replay once more. A
+// new handle gets a new epoch from init_transactions, and every sequence
+// starts afresh. Should that fail, the next call reports it.
+void TransactionalProducer::renew_handle(Clock::time_point deadline) {
+  auto core =
+      detail::ProducerCore::replace(std::move(core_), properties_, "transactional Kafka producer");
+  if (!core) {
+    state_ = State::kFailed;
+    failure_ = make_txn_error(txn_errc::fatal, core.error().describe());
+    return;
+  }
+  core_ = std::move(*core);
+  rd_kafka_t* rk = core_->rk();
+  if (auto e = retry_until([&](int ms) { return rd_kafka_init_transactions(rk, ms); }, deadline)) {
+    const txn_errc reason =
+        e->retriable ? txn_errc::timed_out : detail::txn_reason(e->code, txn_errc::fatal);
+    state_ = State::kFailed;
+    failure_ = detail::txn_error(reason, e->code, "init_transactions after an abort",
+                                 options_.transactional_id, e->detail);
+    spdlog::error("transactional_id={} {}", options_.transactional_id, failure_->describe());
+  }
 }
 
 bool TransactionalProducer::must_abort() const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -142,12 +143,14 @@ class TransactionalProducer final : public relay::Publisher {
                                        std::chrono::steady_clock::time_point deadline);
   common::Result<void> finish_commit(std::chrono::steady_clock::time_point deadline);
   common::Result<void> abort_until(std::chrono::steady_clock::time_point deadline);
+  void renew_handle(std::chrono::steady_clock::time_point deadline);
   // Aborts because the transaction cannot commit, and returns why.
   common::Result<void> abort_because(common::Error cause,
                                      std::chrono::steady_clock::time_point deadline);
   common::Error abort_cause(int error_code, const std::string& detail, const char* step) const;
 
   TransactionalProducerOptions options_;
+  std::map<std::string, std::string> properties_;  // librdkafka's, complete
   std::unique_ptr<detail::ProducerCore> core_;
   GroupMetadata group_metadata_;
   State state_ = State::kNew;
