@@ -351,7 +351,7 @@ common::Result<void> TransactionalProducer::abort_because(common::Error cause,
   if (auto r = abort_until(std::max(deadline, Clock::now() + kMinAbortTime)); !r) return r;
   const rd_kafka_resp_err_t failed = core_->first_failure();
   if (failed != RD_KAFKA_RESP_ERR_NO_ERROR && failed != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
-      failed != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+      failed != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT && core_->in_flight() == 0) {
     renew_handle(std::max(deadline, Clock::now() + kMinRenewTime));
   }
   cause.message = "transaction aborted: " + cause.message;
