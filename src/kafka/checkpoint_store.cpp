@@ -122,11 +122,16 @@ common::Result<int> ensure_checkpoint_topic(const std::string& brokers,
     result = to_txn_error(created.error());
   } else {
     // Another instance may have created it first, with its own count.
-    auto after = detail::partition_count(rk, topic, timeout);
+    auto after = detail::await_partitions(rk, topic, partitions, timeout);
     if (!after) {
       result = to_txn_error(after.error());
+    } else if (!after->has_value()) {
+      result = make_txn_error(txn_errc::timed_out,
+                              "checkpoint topic '" + topic +
+                                  "' was created but does not show in the metadata after " +
+                                  std::to_string(timeout.count()) + " ms");
     } else {
-      result = after->value_or(partitions);
+      result = **after;
     }
   }
   rd_kafka_destroy(rk);

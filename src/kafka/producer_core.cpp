@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "kafka/producer.h"
@@ -87,6 +89,22 @@ common::Result<std::optional<int>> partition_count(rd_kafka_t* rk, const std::st
   }
   rd_kafka_metadata_destroy(md);
   return count;
+}
+
+common::Result<std::optional<int>> await_partitions(rd_kafka_t* rk, const std::string& topic,
+                                                    int at_least,
+                                                    std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    auto count = partition_count(rk, topic, std::max(left, std::chrono::milliseconds(1)));
+    if (!count || (count->has_value() && **count >= at_least) ||
+        left <= std::chrono::milliseconds(100)) {
+      return count;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 common::Result<void> create_topic(rd_kafka_t* rk, const std::string& topic, int partitions,

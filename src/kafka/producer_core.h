@@ -36,6 +36,14 @@ common::Result<rd_kafka_conf_t*> new_conf(const Properties& properties);
 common::Result<std::optional<int>> partition_count(rd_kafka_t* rk, const std::string& topic,
                                                    std::chrono::milliseconds timeout);
 
+// partition_count(), asked again every 100 ms while the topic is missing or
+// has fewer than `at_least` partitions, until `timeout`: a topic just
+// created (here or by another instance) takes a moment to show in the
+// metadata.
+common::Result<std::optional<int>> await_partitions(rd_kafka_t* rk, const std::string& topic,
+                                                    int at_least,
+                                                    std::chrono::milliseconds timeout);
+
 // Creates `topic` with the broker's replication factor and the given topic
 // configs. A topic that already exists is not an error.
 common::Result<void> create_topic(rd_kafka_t* rk, const std::string& topic, int partitions,

@@ -26,6 +26,9 @@ constexpr milliseconds kMinAbortTime{5000};
 // The same for the new handle after an abort (renew_handle()): its
 // init_transactions waits for the coordinator to finish the abort.
 constexpr milliseconds kMinRenewTime{10000};
+// How long init() waits for the checkpoint partition to show in the
+// metadata before it reports it missing.
+constexpr milliseconds kCheckpointTopicWait{5000};
 
 int remaining_ms(Clock::time_point deadline) {
   return static_cast<int>(std::max<int64_t>(
@@ -169,7 +172,9 @@ common::Result<void> TransactionalProducer::init(milliseconds timeout) {
   // The broker refuses offset commits for a partition it does not have,
   // and librdkafka would retry that until every commit timed out.
   const auto& place = options_.checkpoint;
-  auto count = detail::partition_count(rk, place.topic, milliseconds(remaining_ms(deadline)));
+  auto count = detail::await_partitions(
+      rk, place.topic, place.partition + 1,
+      std::min(milliseconds(remaining_ms(deadline)), kCheckpointTopicWait));
   if (!count) {
     const auto code = static_cast<rd_kafka_resp_err_t>(count.error().code.value());
     return detail::txn_error(detail::txn_reason(code, txn_errc::fatal), code, "checkpoint topic",

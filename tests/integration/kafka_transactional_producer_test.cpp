@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
@@ -124,9 +125,11 @@ class TransactionalProducerTest : public ::testing::Test {
         kafka::transactional_id_for(kafka::kDefaultTransactionalIdPrefix, unique("slot"));
   }
 
-  std::unique_ptr<TransactionalProducer> make_producer() {
+  std::unique_ptr<TransactionalProducer> make_producer(
+      const std::map<std::string, std::string>& properties = {}) {
     kafka::TransactionalProducerOptions options;
     options.producer.brokers = broker().bootstrap();
+    options.producer.properties = properties;
     options.transactional_id = transactional_id_;
     options.checkpoint = place_;
     auto p = TransactionalProducer::create(options);
@@ -134,8 +137,9 @@ class TransactionalProducerTest : public ::testing::Test {
     return p ? std::move(*p) : nullptr;
   }
 
-  std::unique_ptr<TransactionalProducer> started_producer() {
-    auto p = make_producer();
+  std::unique_ptr<TransactionalProducer> started_producer(
+      const std::map<std::string, std::string>& properties = {}) {
+    auto p = make_producer(properties);
     if (!p) return nullptr;
     auto r = p->init(60s);
     if (!r) {
@@ -406,6 +410,68 @@ TEST_F(TransactionalProducerTest, RecordTooLargeForTheTopicAbortsTheTransactionW
   ASSERT_TRUE(next) << next.error().describe();
   EXPECT_EQ(values(broker().consume(reader("read_committed"), topic, 2, kTimeout)),
             (std::vector<std::string>{"ok-0", "ok-1"}));
+}
+
+// The broker hangs while a commit waits on it: the commit times out with
+// its outcome unknown. Called again after the broker is back, it ends
+// committed, aborted, or (when the broker's transaction timeout aborted it
+// first, which librdkafka reports as _FENCED) with the producer unusable,
+// in which case a new one resolves it. Whichever it is, the checkpoint and
+// the records a read_committed consumer sees agree.
+TEST_F(TransactionalProducerTest, CommitTimedOutWhileTheBrokerHangsEndsAsTheCheckpointSays) {
+  const std::string topic = unique("orders");
+  broker().create_topic(topic, 1);
+  // A request lost to the hang is sent again after 10 s rather than 60 s.
+  const std::map<std::string, std::string> props{{"socket.timeout.ms", "10000"}};
+  auto p = started_producer(props);
+  ASSERT_TRUE(p);
+  const Checkpoint before{wal::Lsn(0x100), std::nullopt};
+  ASSERT_TRUE(p->begin());
+  produce(*p, topic, {"before"});
+  ASSERT_TRUE(p->commit(before, kTimeout));
+
+  ASSERT_TRUE(p->begin());
+  produce(*p, topic, names("a", 5));
+  ASSERT_EQ(reports(*p, 6).size(), 6u);
+  const Checkpoint hung{wal::Lsn(0x200), std::nullopt};
+  broker().freeze();
+  auto r = p->commit(hung, 3s);
+  broker().thaw();
+  ASSERT_FALSE(r) << "committed while the broker was frozen";
+  EXPECT_EQ(r.error().code, txn_errc::timed_out) << r.error().describe();
+
+  r = p->commit(hung, 90s);
+  if (r) {
+    std::printf("outcome: the resumed commit committed\n");
+  } else if (kafka::is_aborted(r.error().code)) {
+    std::printf("outcome: the resumed commit aborted: %s\n", r.error().describe().c_str());
+  } else {
+    std::printf("outcome: the producer failed: %s\n", r.error().describe().c_str());
+    EXPECT_TRUE(r.error().code == txn_errc::fenced || r.error().code == txn_errc::fatal)
+        << r.error().describe();
+    p = started_producer(props);
+    ASSERT_TRUE(p);
+  }
+  std::vector<std::string> expected{"before"};
+  const auto now = checkpoint();
+  if (r) {
+    EXPECT_EQ(now, hung);
+  }
+  if (now == hung) {
+    for (const auto& a : names("a", 5)) expected.push_back(a);
+  } else {
+    EXPECT_EQ(now, before);
+  }
+
+  // The producer carries on, and its next commit marks the end of what a
+  // read_committed consumer must see.
+  ASSERT_TRUE(p->begin());
+  produce(*p, topic, {"after"});
+  auto next = p->commit({wal::Lsn(0x300), std::nullopt}, 90s);
+  ASSERT_TRUE(next) << next.error().describe();
+  expected.push_back("after");
+  EXPECT_EQ(values(broker().consume(reader("read_committed"), topic, expected.size(), kTimeout)),
+            expected);
 }
 
 TEST_F(TransactionalProducerTest, InitRefusesACheckpointPartitionTheTopicDoesNotHave) {
