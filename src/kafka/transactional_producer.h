@@ -74,8 +74,8 @@ struct TransactionalProducerOptions {
 //
 // Every librdkafka error is retried while retriable (with backoff, within
 // the caller's timeout), and otherwise turned into a txn_errc reason; see
-// txn_errc.h for what the caller does with each. After fenced or fatal the
-// producer only returns that error again.
+// txn_errc.h for what the caller does with each. Once the producer failed
+// (fenced by a newer producer, or fatal) every call returns that error.
 class TransactionalProducer final : public relay::Publisher {
  public:
   static common::Result<std::unique_ptr<TransactionalProducer>> create(
@@ -100,7 +100,9 @@ class TransactionalProducer final : public relay::Publisher {
   // coordinator. When the transaction cannot commit (a failed delivery, a
   // refused checkpoint) it is aborted here and the error says why
   // (is_aborted(code)). After timed_out the outcome is unknown (txn_errc.h);
-  // a repeated commit() resumes it and must pass the same checkpoint.
+  // a repeated commit() resumes it and must pass the same checkpoint. A
+  // caller that must keep serving its own loop (keepalives) can pass a
+  // short timeout and call commit() again on timed_out until it resolves.
   common::Result<void> commit(const Checkpoint& checkpoint, std::chrono::milliseconds timeout);
   // Aborts the open transaction: records not yet sent are purged (their
   // reports fail), and nothing of it ever becomes visible. Without an open

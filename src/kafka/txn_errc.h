@@ -15,9 +15,15 @@ namespace kafka {
 //     producer is ready for begin(). Replay everything after the last
 //     checkpoint (for the two record reasons, after applying the bad-row
 //     policy to the record its failed delivery report carried).
-//   fenced: another producer took this transactional.id over, or the group
-//     generation of the checkpoint moved on. The slot belongs to someone
-//     else: stop it, confirm nothing more.
+//   fenced: another producer took this transactional.id over (init() of a
+//     new owner), or the group generation of the checkpoint moved on. The
+//     slot belongs to someone else: stop it, confirm nothing more. After the
+//     former the producer only returns this error again; after the latter
+//     the transaction was aborted first. librdkafka also reports the
+//     broker's own abort of a transaction that outlived
+//     transaction.timeout.ms as fenced (the coordinator bumps the epoch):
+//     a caller that still owns the slot creates a new producer and resumes
+//     from read_checkpoint().
 //   fatal, unauthorized, unsupported: the producer cannot continue; destroy
 //     it. unauthorized and unsupported name what to grant or change.
 //   timed_out: retriable errors outlasted the caller's timeout. For init()
