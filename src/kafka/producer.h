@@ -9,6 +9,10 @@
 
 namespace kafka {
 
+namespace detail {
+class ProducerCore;
+}
+
 struct ProducerOptions {
   std::string brokers;
   std::map<std::string, std::string> properties;  // user overrides, applied last
@@ -27,9 +31,9 @@ class Producer final : public relay::Publisher {
 
   relay::ProduceResult produce(const relay::OutboxRecord& record, uint64_t token) override;
   int poll(std::chrono::milliseconds timeout, const ReportFn& on_report) override;
-  int wakeup_fd() const override { return wake_read_fd_; }
-  size_t in_flight() const override { return in_flight_; }
-  uint64_t in_flight_bytes() const override { return in_flight_bytes_; }
+  int wakeup_fd() const override;
+  size_t in_flight() const override;
+  uint64_t in_flight_bytes() const override;
 
   // Drops records not yet sent; their reports arrive from poll() as failures.
   void purge() override;
@@ -40,17 +44,14 @@ class Producer final : public relay::Publisher {
 
  private:
   Producer() = default;
-  static void on_delivery(void* rk, const void* message, void* opaque);
-  void drain_wakeup_pipe();
 
-  struct Handle;
-  std::unique_ptr<Handle> handle_;
-  int wake_read_fd_ = -1;
-  int wake_write_fd_ = -1;
-  size_t in_flight_ = 0;
-  uint64_t in_flight_bytes_ = 0;
-  const ReportFn* current_report_fn_ = nullptr;
+  std::unique_ptr<detail::ProducerCore> core_;
 };
+
+// Our settings of every producer (idempotent, acks=all, the Java client's
+// partitioner, batching, queue bounds that fit the in-flight limits), with
+// the user's properties applied last.
+std::map<std::string, std::string> producer_properties(const ProducerOptions& options);
 
 // What a librdkafka error code means for a record: whether it can ever be
 // delivered, and why not. The one place error codes are interpreted.
@@ -59,6 +60,7 @@ struct Classified {
   relay::DeliveryReason reason;
 };
 Classified classify_error(int rd_kafka_resp_err);
+
 
 // librdkafka's version, e.g. "2.0.2", for the build-info metric.
 std::string library_version();

@@ -262,6 +262,13 @@ common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token
       case DeliveryLedger::Verdict::kFatal:
         return make_error(errc::producer_failed, "Kafka producer failed: " + r.error);
       default:
+        // A Kafka transaction doomed by an earlier delivery refuses every
+        // record: learn from the reports which one failed before the replay.
+        if (options_.transactions) {
+          reports_now_micros_ = 0;
+          publisher_.poll(std::chrono::milliseconds(0),
+                          [this](const DeliveryReport& rep) { on_report(rep); });
+        }
         return make_error(errc::delivery_failed, "producing record id=" + id + ": " + r.error);
     }
   }

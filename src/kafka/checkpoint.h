@@ -1,0 +1,37 @@
+#pragma once
+
+// The position a transactional producer commits inside each Kafka
+// transaction, as the metadata string of an offset committed to the
+// checkpoint group (see checkpoint_store.h):
+//
+//   v1 end_lsn=16/B374D848 last_row=whole     every row up to that commit
+//   v1 end_lsn=16/B374D848 last_row=41        ... and rows 0..41 of the next
+//
+// end_lsn is the end LSN of the last PostgreSQL transaction whose rows are
+// all in committed Kafka transactions: the position the slot may be
+// confirmed to. A PostgreSQL transaction too large for one Kafka transaction
+// spans several; until its Commit is included, last_row is the index (from
+// 0, in stream order) of its last row already committed, so that a resume,
+// which PostgreSQL restarts at that transaction's Begin, skips exactly
+// those. Text, so that an operator can read it with kafka-consumer-groups.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "relay/checkpoint.h"
+#include "wal/lsn.h"
+
+namespace kafka {
+
+using Checkpoint = relay::Checkpoint;
+
+std::string encode_checkpoint(const Checkpoint& checkpoint);
+
+// txn_errc::malformed_checkpoint, naming the text, when it is not exactly
+// what encode_checkpoint() writes.
+common::Result<Checkpoint> parse_checkpoint(std::string_view text);
+
+}  // namespace kafka

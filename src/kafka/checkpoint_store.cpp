@@ -1,0 +1,148 @@
+#include "kafka/checkpoint_store.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "kafka/producer_core.h"
+#include "kafka/txn_reason.h"
+
+namespace kafka {
+
+namespace {
+
+std::string describe(const CheckpointPlace& place) {
+  return "group '" + place.group_id + "' topic '" + place.topic + "' partition " +
+         std::to_string(place.partition);
+}
+
+common::Error read_error(rd_kafka_resp_err_t code, const CheckpointPlace& place) {
+  txn_errc reason = detail::txn_reason(code, txn_errc::fatal);
+  if (reason == txn_errc::fenced) reason = txn_errc::fatal;
+  std::string message = "reading the checkpoint of " + describe(place) +
+                        " failed: " + rd_kafka_err2name(code) + ": " + rd_kafka_err2str(code);
+  if (reason == txn_errc::unauthorized) {
+    message += "; the principal needs DESCRIBE on group '" + place.group_id + "'";
+  }
+  return make_txn_error(reason, std::move(message));
+}
+
+}  // namespace
+
+std::string transactional_id_for(std::string_view prefix, std::string_view slot) {
+  return std::string(prefix) + std::string(slot);
+}
+
+CheckpointPlace single_slot_checkpoint_place(std::string_view prefix, std::string_view slot) {
+  return {std::string(prefix) + std::string(slot), std::string(prefix) + "checkpoints", 0};
+}
+
+CheckpointPlace group_checkpoint_place(std::string_view coordination_group,
+                                       std::string_view coordination_topic, int slot_index) {
+  return {std::string(coordination_group), std::string(coordination_topic) + ".checkpoints",
+          slot_index};
+}
+
+common::Result<std::optional<Checkpoint>> read_checkpoint(
+    const std::string& brokers, const std::map<std::string, std::string>& properties,
+    const CheckpointPlace& place, std::chrono::milliseconds timeout) {
+  detail::Properties props = properties;
+  props["bootstrap.servers"] = brokers;
+  props["client.id"] = "outbox-relay-checkpoint";
+  props["group.id"] = place.group_id;
+  // Makes the offset fetch ask for stable offsets (KIP-447): the broker
+  // answers only once no open transaction holds a commit to them.
+  props["isolation.level"] = "read_committed";
+  props["enable.auto.commit"] = "false";
+  auto conf = detail::new_conf(props);
+  if (!conf) return make_txn_error(txn_errc::invalid_config, conf.error().describe());
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr);
+  if (!rk) {
+    rd_kafka_conf_destroy(*conf);
+    return make_txn_error(txn_errc::invalid_config,
+                          std::string("cannot create the checkpoint reader: ") + errstr);
+  }
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, place.topic.c_str(), place.partition);
+  rd_kafka_resp_err_t err = rd_kafka_committed(rk, list, static_cast<int>(timeout.count()));
+  const rd_kafka_topic_partition_t& tp = list->elems[0];
+  common::Result<std::optional<Checkpoint>> result = std::optional<Checkpoint>();
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = tp.err;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    result = read_error(err, place);
+  } else if (tp.offset != RD_KAFKA_OFFSET_INVALID) {
+    // An offset without a checkpoint in it is not ours either: the place
+    // is shared with something else, and guessing a position would skip
+    // or repeat rows.
+    const std::string_view text(static_cast<const char*>(tp.metadata), tp.metadata_size);
+    auto checkpoint = parse_checkpoint(text);
+    if (checkpoint) {
+      result = std::optional<Checkpoint>(*checkpoint);
+    } else {
+      result = make_txn_error(txn_errc::malformed_checkpoint,
+                              checkpoint.error().message + " (" + describe(place) + ")");
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  // The reader never joined the group: nothing to leave.
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  return result;
+}
+
+common::Result<int> ensure_checkpoint_topic(const std::string& brokers,
+                                            const std::map<std::string, std::string>& properties,
+                                            const std::string& topic, int partitions,
+                                            std::chrono::milliseconds timeout) {
+  detail::Properties props = properties;
+  props["bootstrap.servers"] = brokers;
+  props["client.id"] = "outbox-relay-admin";
+  auto conf = detail::new_conf(props);
+  if (!conf) return make_txn_error(txn_errc::invalid_config, conf.error().describe());
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, errstr, sizeof errstr);
+  if (!rk) {
+    rd_kafka_conf_destroy(*conf);
+    return make_txn_error(txn_errc::invalid_config,
+                          std::string("cannot create the admin client: ") + errstr);
+  }
+  auto to_txn_error = [&](const common::Error& e) {
+    const auto code = static_cast<rd_kafka_resp_err_t>(e.code.value());
+    txn_errc reason = detail::txn_reason(code, txn_errc::fatal);
+    if (reason == txn_errc::fenced) reason = txn_errc::fatal;
+    return make_txn_error(reason, "checkpoint topic: " + e.describe());
+  };
+  common::Result<int> result = 0;
+  auto count = detail::partition_count(rk, topic, timeout);
+  if (!count) {
+    result = to_txn_error(count.error());
+  } else if (count->has_value()) {
+    result = **count;
+  } else if (auto created = detail::create_topic(rk, topic, partitions,
+                                                 {{"cleanup.policy", "compact"}}, timeout);
+             !created) {
+    result = to_txn_error(created.error());
+  } else {
+    // Another instance may have created it first, with its own count.
+    auto after = detail::await_partitions(rk, topic, partitions, timeout);
+    if (!after) {
+      result = to_txn_error(after.error());
+    } else if (!after->has_value()) {
+      result = make_txn_error(txn_errc::timed_out,
+                              "checkpoint topic '" + topic +
+                                  "' was created but does not show in the metadata after " +
+                                  std::to_string(timeout.count()) + " ms");
+    } else {
+      result = **after;
+    }
+  }
+  rd_kafka_destroy(rk);
+  if (result && *result < partitions) {
+    return make_txn_error(txn_errc::invalid_config,
+                          "checkpoint topic '" + topic + "' has " + std::to_string(*result) +
+                              " partitions, fewer than the " + std::to_string(partitions) +
+                              " slots; add partitions (kafka-topics --alter --partitions " +
+                              std::to_string(partitions) + ")");
+  }
+  return result;
+}
+
+}  // namespace kafka

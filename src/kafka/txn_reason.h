@@ -1,0 +1,32 @@
+#pragma once
+
+// librdkafka's error codes, met in a transactional step or a checkpoint
+// read, turned into the reason callers act on (txn_errc). Internal to
+// src/kafka. Decided from codes and the error's flags only, never from its
+// text.
+
+#include <librdkafka/rdkafka.h>
+
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "kafka/txn_errc.h"
+
+namespace kafka::detail {
+
+// The reason for a code on its own; `otherwise` when the code says nothing
+// specific.
+txn_errc txn_reason(rd_kafka_resp_err_t code, txn_errc otherwise);
+
+// The reason for a failed delivery inside a transaction, which librdkafka
+// then makes abortable.
+txn_errc delivery_failure_reason(rd_kafka_resp_err_t code);
+
+// An error for a failed step (`step` as in "commit_transaction"), its
+// message naming the transactional.id, librdkafka's code name and text, and
+// for unauthorized and unsupported what to grant or change.
+common::Error txn_error(txn_errc reason, rd_kafka_resp_err_t code, std::string_view step,
+                        std::string_view transactional_id, std::string_view detail);
+
+}  // namespace kafka::detail

@@ -1,0 +1,54 @@
+// The checkpoint's text form: what the transactional producer writes into
+// the checkpoint group's offset metadata, and the reader that refuses
+// anything else.
+#include <gtest/gtest.h>
+
+#include "kafka/checkpoint.h"
+#include "kafka/txn_errc.h"
+
+namespace kafka {
+namespace {
+
+TEST(KafkaCheckpoint, WholeTransactionRoundTrips) {
+  const Checkpoint c{wal::Lsn(0x16B374D848ull), std::nullopt};
+  EXPECT_EQ(encode_checkpoint(c), "v1 end_lsn=16/B374D848 last_row=whole");
+  auto parsed = parse_checkpoint(encode_checkpoint(c));
+  ASSERT_TRUE(parsed) << parsed.error().describe();
+  EXPECT_EQ(*parsed, c);
+}
+
+TEST(KafkaCheckpoint, PartialTransactionRoundTripsWithItsRowIndex) {
+  for (uint64_t row : {uint64_t{0}, uint64_t{41}, UINT64_MAX}) {
+    const Checkpoint c{wal::Lsn(UINT64_MAX), row};
+    auto parsed = parse_checkpoint(encode_checkpoint(c));
+    ASSERT_TRUE(parsed) << parsed.error().describe();
+    EXPECT_EQ(*parsed, c);
+  }
+  EXPECT_EQ(encode_checkpoint({wal::Lsn(0), 7}), "v1 end_lsn=0/0 last_row=7");
+}
+
+TEST(KafkaCheckpoint, MalformedTextIsRefusedNamingIt) {
+  for (const char* text :
+       {"", "v1", "v1 end_lsn=0/0", "v2 end_lsn=0/0 last_row=whole",
+        "v1 end_lsn=0/0 last_row=whole ", "v1  end_lsn=0/0 last_row=whole",
+        "v1 end_lsn=zz/0 last_row=whole", "v1 end_lsn=00/0 last_row=whole",
+        "v1 end_lsn=0/0 last_row=", "v1 end_lsn=0/0 last_row=-1", "v1 end_lsn=0/0 last_row=01",
+        "v1 end_lsn=0/0 last_row=1x", "v1 end_lsn=0/0 last_row=18446744073709551616",
+        "v1 last_row=whole end_lsn=0/0", "outbox-relay-host-1/4242"}) {
+    auto parsed = parse_checkpoint(text);
+    ASSERT_FALSE(parsed) << "accepted '" << text << "'";
+    EXPECT_EQ(parsed.error().code, txn_errc::malformed_checkpoint);
+    EXPECT_NE(parsed.error().message.find(std::string("'") + text + "'"), std::string::npos)
+        << parsed.error().message;
+  }
+}
+
+TEST(KafkaCheckpoint, UnprintableBytesAreEscapedInTheError) {
+  auto parsed = parse_checkpoint(std::string("v1\0\n", 4));
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("'v1\\x00\\x0a'"), std::string::npos)
+      << parsed.error().message;
+}
+
+}  // namespace
+}  // namespace kafka
