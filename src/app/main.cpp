@@ -17,6 +17,7 @@
 #include "app/logging.h"
 #include "app/slot_monitor.h"
 #include "config/config.h"
+#include "kafka/admin.h"
 #include "kafka/group_member.h"
 #include "kafka/producer.h"
 #include "relay/pipeline.h"
@@ -71,10 +72,10 @@ std::variant<config::Config, int> load_config(const std::string& path) {
 
 // Checks that the dead-letter topic exists before the first bad row needs
 // it; a missing one would otherwise turn the dead-letter policy into a halt.
-bool ensure_dead_letter_topic(kafka::Producer& producer, const config::Config& cfg) {
+bool ensure_dead_letter_topic(kafka::Admin& admin, const config::Config& cfg) {
   if (cfg.outbox.on_bad_row != config::BadRowPolicy::kDeadLetter) return true;
   const auto& topic = cfg.outbox.dead_letter_topic;
-  auto exists = producer.topic_exists(topic, std::chrono::seconds(10));
+  auto exists = admin.topic_exists(topic, std::chrono::seconds(10));
   if (!exists) {
     spdlog::warn("cannot check dead-letter topic={}: {}", topic, exists.error().describe());
     return true;
@@ -84,7 +85,8 @@ bool ensure_dead_letter_topic(kafka::Producer& producer, const config::Config& c
     spdlog::error("dead-letter topic={} does not exist and kafka.create_topics is false", topic);
     return false;
   }
-  if (auto r = producer.create_topic(topic, 1, std::chrono::seconds(30)); !r) {
+  if (auto r = admin.create_topic({topic, 1}, std::chrono::seconds(30));
+      !r && r.error().code != kafka::errc::topic_exists) {
     spdlog::error("cannot create dead-letter topic={}: {}", topic, r.error().describe());
     return false;
   }
@@ -98,27 +100,17 @@ int64_t unix_ms_now() {
       .count();
 }
 
-kafka::ProducerOptions producer_options(const config::Config& cfg) {
-  kafka::ProducerOptions po;
-  po.brokers = cfg.kafka.brokers;
-  po.properties = cfg.kafka.properties;
-  po.max_inflight_messages = cfg.limits.max_inflight_messages;
-  po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
-  return po;
-}
-
-// Every slot's dead-letter topic, checked once at start-up with a producer
-// used for nothing else.
+// Every slot's dead-letter topic, checked once at start-up.
 int check_dead_letter_topics(const config::Config& cfg) {
-  auto producer = kafka::Producer::create(producer_options(cfg));
-  if (!producer) {
-    spdlog::error("{}", producer.error().describe());
+  auto admin = kafka::Admin::create({cfg.kafka.brokers, cfg.kafka.properties});
+  if (!admin) {
+    spdlog::error("{}", admin.error().describe());
     return kExitUsage;
   }
   std::set<std::string> checked;
   for (const auto& slot : config::slots_of(cfg)) {
     if (!checked.insert(slot.outbox.dead_letter_topic).second) continue;
-    if (!ensure_dead_letter_topic(**producer, config::for_slot(cfg, slot))) return kExitRuntime;
+    if (!ensure_dead_letter_topic(*admin, config::for_slot(cfg, slot))) return kExitRuntime;
   }
   return kExitOk;
 }
@@ -135,8 +127,7 @@ bool start_http(app::HttpServer& http, const config::HttpConfig& cfg) {
     return false;
   }
   // With port 0 the kernel picks one; name it so that callers can find it.
-  spdlog::info("http listening on {}:{}", cfg.listen.substr(0, cfg.listen.rfind(':')),
-               http.port());
+  spdlog::info("http listening on {}:{}", cfg.listen.substr(0, cfg.listen.rfind(':')), http.port());
   return true;
 }
 
@@ -148,8 +139,8 @@ app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
   o.slots = [&supervisor] {
     std::vector<app::HttpServer::SlotOwnership> out;
     for (const auto& v : supervisor.view()) {
-      out.push_back({v.slot, v.assigned,
-                     v.state == static_cast<int>(relay::PipelineState::kStreaming)});
+      out.push_back(
+          {v.slot, v.assigned, v.state == static_cast<int>(relay::PipelineState::kStreaming)});
     }
     return out;
   };
@@ -203,8 +194,7 @@ int run_group(const config::Config& cfg) {
     spdlog::error("{}", partitions.error().describe());
     // A topic too small for the slots is a configuration to fix, like a bad
     // file; an unreachable cluster is a runtime failure.
-    return partitions.error().code == kafka::group_errc::too_few_partitions ? kExitUsage
-                                                                             : kExitRuntime;
+    return partitions.error().code == kafka::errc::too_few_partitions ? kExitUsage : kExitRuntime;
   }
   if (*partitions > static_cast<int>(slots.size())) {
     spdlog::warn("coordination topic={} has {} partitions for {} slots; the extra ones are idle",
@@ -273,14 +263,13 @@ int run(const std::string& config_path) {
     spdlog::error("{}", producer.error().describe());
     return kExitUsage;
   }
-  if (!ensure_dead_letter_topic(**producer, cfg)) return kExitRuntime;
+  if (int code = check_dead_letter_topics(cfg); code != kExitOk) return code;
 
   relay::PipelineStats stats;
   app::HttpServer http(stats, cfg.postgres.slot, build_info());
   if (!start_http(http, cfg.http)) return kExitRuntime;
 
-  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot,
-                                kSlotMonitorInterval);
+  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot, kSlotMonitorInterval);
   slot_monitor.start();
 
   std::atomic<bool> pipeline_done{false};

@@ -8,26 +8,11 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "kafka/client_config.h"
+
 namespace kafka {
 
 namespace {
-
-struct KafkaCategory : std::error_category {
-  const char* name() const noexcept override { return "kafka"; }
-  std::string message(int ev) const override {
-    return rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(ev));
-  }
-};
-
-const std::error_category& kafka_category() {
-  static KafkaCategory c;
-  return c;
-}
-
-common::Error kafka_error(rd_kafka_resp_err_t err, std::string message) {
-  return common::Error{std::error_code(static_cast<int>(err), kafka_category()),
-                       std::move(message)};
-}
 
 // The record's token travels as the librdkafka message opaque itself, so a
 // record in flight costs no allocation of ours.
@@ -40,26 +25,11 @@ uint64_t opaque_to_token(void* opaque) {
   return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(opaque));
 }
 
-// librdkafka logs with syslog levels, from its own threads; spdlog's logger
-// is thread-safe, so its lines join ours in the same format instead of going
-// raw to stderr.
-void on_log(const rd_kafka_t* /*rk*/, int level, const char* facility, const char* message) {
-  spdlog::level::level_enum lv = spdlog::level::debug;
-  if (level <= 2) {
-    lv = spdlog::level::critical;
-  } else if (level == 3) {
-    lv = spdlog::level::err;
-  } else if (level == 4) {
-    lv = spdlog::level::warn;
-  } else if (level <= 6) {
-    lv = spdlog::level::info;
-  }
-  spdlog::log(lv, "component=librdkafka facility={} {}", facility, message);
-}
-
 }  // namespace
 
-std::string library_version() { return rd_kafka_version_str(); }
+std::string library_version() {
+  return rd_kafka_version_str();
+}
 
 struct Producer::Handle {
   rd_kafka_t* rk = nullptr;
@@ -116,17 +86,6 @@ relay::DeliveryStatus classify_error(int err) {
 }
 
 common::Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions& options) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& key, const std::string& value) -> common::Result<void> {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) !=
-        RD_KAFKA_CONF_OK) {
-      return kafka_error(RD_KAFKA_RESP_ERR__INVALID_ARG,
-                         "kafka property '" + key + "': " + errstr);
-    }
-    return {};
-  };
-
   // Our queue must hold at least what the relay's limits let in flight, or
   // produce() would report a full queue before backpressure engages.
   const uint64_t queue_messages = std::max<uint64_t>(options.max_inflight_messages + 1000, 10000);
@@ -148,32 +107,25 @@ common::Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions
       {"topic.metadata.propagation.max.ms", "10000"},
   };
   for (const auto& [k, v] : options.properties) props[k] = v;
-  for (const auto& [k, v] : props) {
-    if (auto r = set(k, v); !r) {
-      rd_kafka_conf_destroy(conf);
-      return r.error();
-    }
-  }
+  auto conf = detail::new_conf(props);
+  if (!conf) return conf.error();
 
-  rd_kafka_conf_set_log_cb(conf, on_log);
-  rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* op) {
-    on_delivery(rk, m, op);
-  });
+  detail::route_logs_to_spdlog(conf->get());
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), [](rd_kafka_t* rk, const rd_kafka_message_t* m,
+                                              void* op) { on_delivery(rk, m, op); });
   std::unique_ptr<Producer> p(new Producer());
-  rd_kafka_conf_set_opaque(conf, p.get());
+  rd_kafka_conf_set_opaque(conf->get(), p.get());
 
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return kafka_error(RD_KAFKA_RESP_ERR__INVALID_ARG,
-                       std::string("cannot create Kafka producer: ") + errstr);
-  }
+  auto client = detail::new_client(RD_KAFKA_PRODUCER, std::move(*conf), "Kafka producer");
+  if (!client) return client.error();
+  rd_kafka_t* rk = *client;
   p->handle_ = std::make_unique<Handle>();
   p->handle_->rk = rk;
 
   int fds[2];
   if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-    return kafka_error(RD_KAFKA_RESP_ERR__FAIL, std::string("pipe: ") + std::strerror(errno));
+    return common::Error{std::error_code(errno, std::system_category()),
+                         std::string("pipe: ") + std::strerror(errno)};
   }
   p->wake_read_fd_ = fds[0];
   p->wake_write_fd_ = fds[1];
@@ -221,8 +173,8 @@ relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64
       RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
-      RD_KAFKA_V_KEY(key_data, key_size),
-      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(token_to_opaque(token)), RD_KAFKA_V_END);
+      RD_KAFKA_V_KEY(key_data, key_size), RD_KAFKA_V_HEADERS(headers),
+      RD_KAFKA_V_OPAQUE(token_to_opaque(token)), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // On failure the headers were not taken over by librdkafka.
     rd_kafka_headers_destroy(headers);
@@ -264,8 +216,8 @@ void Producer::on_delivery(void* /*rk*/, const void* message, void* opaque) {
       const char* name;
       const void* value;
       size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
-                         RD_KAFKA_RESP_ERR_NO_ERROR;
+      for (size_t i = 0;
+           rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
            ++i) {
         relay::Header h{name, std::nullopt};
         if (value) h.value.emplace(static_cast<const char*>(value), size);
@@ -298,57 +250,6 @@ std::string Producer::fatal_error() const {
   char buf[512];
   if (rd_kafka_fatal_error(handle_->rk, buf, sizeof buf) == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   return buf;
-}
-
-common::Result<bool> Producer::topic_exists(const std::string& topic,
-                                           std::chrono::milliseconds timeout) {
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(handle_->rk, topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(handle_->rk, 0, rkt, &md, static_cast<int>(timeout.count()));
-  rd_kafka_topic_destroy(rkt);
-  if (err) return kafka_error(err, "metadata for topic '" + topic + "': " + rd_kafka_err2str(err));
-  bool exists = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                md->topics[0].partition_cnt > 0;
-  rd_kafka_metadata_destroy(md);
-  return exists;
-}
-
-common::Result<void> Producer::create_topic(const std::string& topic, int partitions,
-                                           std::chrono::milliseconds timeout) {
-  char errstr[512];
-  rd_kafka_NewTopic_t* nt =
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, errstr, sizeof errstr);
-  if (!nt) return kafka_error(RD_KAFKA_RESP_ERR__INVALID_ARG, errstr);
-  rd_kafka_queue_t* q = rd_kafka_queue_new(handle_->rk);
-  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(handle_->rk, RD_KAFKA_ADMIN_OP_ANY);
-  rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), errstr,
-                                              sizeof errstr);
-  rd_kafka_CreateTopics(handle_->rk, &nt, 1, opts, q);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 1000);
-  common::Result<void> result;
-  if (!ev) {
-    result = kafka_error(RD_KAFKA_RESP_ERR__TIMED_OUT, "creating topic '" + topic + "' timed out");
-  } else if (rd_kafka_event_error(ev)) {
-    result = kafka_error(rd_kafka_event_error(ev),
-                         "creating topic '" + topic + "': " + rd_kafka_event_error_string(ev));
-  } else {
-    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
-    size_t n = 0;
-    const rd_kafka_topic_result_t** trs = rd_kafka_CreateTopics_result_topics(res, &n);
-    for (size_t i = 0; i < n; ++i) {
-      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(trs[i]);
-      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        const char* msg = rd_kafka_topic_result_error_string(trs[i]);
-        result = kafka_error(e, "creating topic '" + topic + "': " + (msg ? msg : ""));
-      }
-    }
-  }
-  if (ev) rd_kafka_event_destroy(ev);
-  rd_kafka_AdminOptions_destroy(opts);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_NewTopic_destroy(nt);
-  return result;
 }
 
 }  // namespace kafka
