@@ -22,7 +22,9 @@ using namespace std::chrono_literals;
 
 // OUTBOX_RELAY_SANITIZED_BIN, a relay built with ASan and UBSan, takes
 // precedence over OUTBOX_RELAY_BIN (which ctest sets to the plain build).
-inline const char* sanitized_relay() { return std::getenv("OUTBOX_RELAY_SANITIZED_BIN"); }
+inline const char* sanitized_relay() {
+  return std::getenv("OUTBOX_RELAY_SANITIZED_BIN");
+}
 
 inline std::string relay_binary() {
   if (const char* bin = sanitized_relay()) return bin;
@@ -32,7 +34,9 @@ inline std::string relay_binary() {
 
 // Memory bounds hold for the production build; the sanitizers' shadow memory
 // and quarantine are not what users run.
-inline bool memory_bounds_apply() { return sanitized_relay() == nullptr; }
+inline bool memory_bounds_apply() {
+  return sanitized_relay() == nullptr;
+}
 
 // OUTBOX_SOAK=1 (the soak label) runs scenarios at production scale.
 inline bool soak() {
@@ -137,8 +141,7 @@ class RelayTest : public ::testing::Test {
 
   // SIGTERM, then a clean drain: exit code 0.
   static void expect_clean_stop(harness::Process& relay) {
-    relay.signal(SIGTERM);
-    EXPECT_EQ(relay.wait_exit(30s), std::optional<int>(0)) << relay.log_contents();
+    EXPECT_EQ(relay.terminate(30s), std::optional<int>(0)) << relay.log_contents();
   }
 
   std::string write_config(const std::string& body) {
@@ -151,13 +154,19 @@ class RelayTest : public ::testing::Test {
   std::string basic_config(const OutboxDb& db, const std::string& slot,
                            const std::string& extra = "") {
     return "postgres:\n"
-           "  dsn: \"" + db.dsn + "\"\n"
-           "  slot: " + slot + "\n"
+           "  dsn: \"" +
+           db.dsn +
+           "\"\n"
+           "  slot: " +
+           slot +
+           "\n"
            "  publication: outbox_pub\n"
            "  status_interval: 200ms\n"
            "  reconnect_backoff: {min: 100ms, max: 1s}\n"
            "kafka:\n"
-           "  brokers: \"" + kafka().bootstrap() + "\"\n"
+           "  brokers: \"" +
+           kafka().bootstrap() +
+           "\"\n"
            "  create_topics: true\n"
            "  drain_timeout: 10s\n"
            "http:\n"
@@ -179,9 +188,11 @@ class RelayTest : public ::testing::Test {
 
   bool wait_streaming(harness::Process& relay, std::chrono::milliseconds deadline = 30s) {
     return harness::wait_until(
-        [&] { return relay.log_contents().find("streaming from") != std::string::npos ||
-                     !relay.running(); },
-        deadline) &&
+               [&] {
+                 return relay.log_contents().find("streaming from") != std::string::npos ||
+                        !relay.running();
+               },
+               deadline) &&
            relay.running();
   }
 
@@ -212,8 +223,7 @@ class RelayTest : public ::testing::Test {
   // "true" or "false"; nullopt when there is no such slot.
   std::optional<std::string> slot_active(const OutboxDb& db, const std::string& slot) {
     return pg().query_scalar(
-        "SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'",
-        db.name);
+        "SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'", db.name);
   }
 
   std::string current_wal_lsn(const OutboxDb& db) {
