@@ -127,7 +127,8 @@ bool start_http(app::HttpServer& http, const config::HttpConfig& cfg) {
     return false;
   }
   // With port 0 the kernel picks one; name it so that callers can find it.
-  spdlog::info("http listening on {}:{}", cfg.listen.substr(0, cfg.listen.rfind(':')), http.port());
+  spdlog::info("http listening on {}:{}", cfg.listen.substr(0, cfg.listen.rfind(':')),
+               http.port());
   return true;
 }
 
@@ -139,8 +140,8 @@ app::HttpServer::Ownership ownership_of(const relay::Supervisor& supervisor,
   o.slots = [&supervisor] {
     std::vector<app::HttpServer::SlotOwnership> out;
     for (const auto& v : supervisor.view()) {
-      out.push_back(
-          {v.slot, v.assigned, v.state == static_cast<int>(relay::PipelineState::kStreaming)});
+      out.push_back({v.slot, v.assigned,
+                     v.state == static_cast<int>(relay::PipelineState::kStreaming)});
     }
     return out;
   };
@@ -269,7 +270,8 @@ int run(const std::string& config_path) {
   app::HttpServer http(stats, cfg.postgres.slot, build_info());
   if (!start_http(http, cfg.http)) return kExitRuntime;
 
-  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot, kSlotMonitorInterval);
+  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot,
+                                kSlotMonitorInterval);
   slot_monitor.start();
 
   std::atomic<bool> pipeline_done{false};

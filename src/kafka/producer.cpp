@@ -27,9 +27,7 @@ uint64_t opaque_to_token(void* opaque) {
 
 }  // namespace
 
-std::string library_version() {
-  return rd_kafka_version_str();
-}
+std::string library_version() { return rd_kafka_version_str(); }
 
 struct Producer::Handle {
   rd_kafka_t* rk = nullptr;
@@ -173,8 +171,8 @@ relay::ProduceResult Producer::produce(const relay::OutboxRecord& record, uint64
       RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
-      RD_KAFKA_V_KEY(key_data, key_size), RD_KAFKA_V_HEADERS(headers),
-      RD_KAFKA_V_OPAQUE(token_to_opaque(token)), RD_KAFKA_V_END);
+      RD_KAFKA_V_KEY(key_data, key_size),
+      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(token_to_opaque(token)), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // On failure the headers were not taken over by librdkafka.
     rd_kafka_headers_destroy(headers);
@@ -216,8 +214,8 @@ void Producer::on_delivery(void* /*rk*/, const void* message, void* opaque) {
       const char* name;
       const void* value;
       size_t size;
-      for (size_t i = 0;
-           rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                         RD_KAFKA_RESP_ERR_NO_ERROR;
            ++i) {
         relay::Header h{name, std::nullopt};
         if (value) h.value.emplace(static_cast<const char*>(value), size);

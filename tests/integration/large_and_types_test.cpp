@@ -32,7 +32,7 @@ TEST_F(LargeAndTypesTest, TwoHundredThousandRowTransactionDeliveredInBoundedMemo
 
 struct TypeCase {
   std::string name;
-  std::string ddl;  // column types for (id, topic, key, partition, headers, payload)
+  std::string ddl;         // column types for (id, topic, key, partition, headers, payload)
   std::string id_sql, key_sql, partition_sql, headers_sql, payload_sql;
   std::string want_id, want_key, want_payload;
   int want_partition;
@@ -47,66 +47,30 @@ TEST_P(ColumnTypesTest, EveryRoutedColumnTypeDecodes) {
   const std::string topic = unique("types");
   kafka().create_topic(topic, 4);
   const std::vector<TypeCase> cases = {
-      {"a",
-       "id uuid, topic varchar(100), key text, partition int2, headers json, payload bytea",
-       "'8a7c3e0e-5b1f-4c8a-9f3e-2d6b1a0c9e77'",
-       "'k-a'",
-       "3",
-       "'{\"x\": \"1\", \"y\": 2}'",
-       "'\\x00ff10'::bytea",
-       "8a7c3e0e-5b1f-4c8a-9f3e-2d6b1a0c9e77",
-       "k-a",
-       std::string("\x00\xff\x10", 3),
-       3,
-       {{"x", "1"}, {"y", "2"}}},
-      {"b",
-       "id int8, topic text, key varchar(20), partition int8, headers jsonb, payload jsonb",
-       "9000000000",
-       "'k-b'",
-       "2",
-       "'[{\"key\": \"t\", \"value\": \"v\"}]'",
-       "'{\"a\": [1, 2]}'",
-       "9000000000",
-       "k-b",
-       "{\"a\": [1, 2]}",
-       2,
-       {{"t", "v"}}},
-      {"c",
-       "id int4, topic text, key text, partition int4, headers jsonb, payload text",
-       "42",
-       "'k-c'",
-       "1",
-       "'{\"h\": \"w\"}'",
-       "'plain text ü'",
-       "42",
-       "k-c",
-       "plain text ü",
-       1,
+      {"a", "id uuid, topic varchar(100), key text, partition int2, headers json, payload bytea",
+       "'8a7c3e0e-5b1f-4c8a-9f3e-2d6b1a0c9e77'", "'k-a'", "3", "'{\"x\": \"1\", \"y\": 2}'",
+       "'\\x00ff10'::bytea", "8a7c3e0e-5b1f-4c8a-9f3e-2d6b1a0c9e77", "k-a", std::string("\x00\xff\x10", 3),
+       3, {{"x", "1"}, {"y", "2"}}},
+      {"b", "id int8, topic text, key varchar(20), partition int8, headers jsonb, payload jsonb",
+       "9000000000", "'k-b'", "2", "'[{\"key\": \"t\", \"value\": \"v\"}]'",
+       "'{\"a\": [1, 2]}'", "9000000000", "k-b", "{\"a\": [1, 2]}", 2, {{"t", "v"}}},
+      {"c", "id int4, topic text, key text, partition int4, headers jsonb, payload text",
+       "42", "'k-c'", "1", "'{\"h\": \"w\"}'", "'plain text ü'", "42", "k-c", "plain text ü", 1,
        {{"h", "w"}}},
-      {"d",
-       "id int2, topic text, key text, partition int4, headers jsonb, payload json",
-       "7",
-       "'k-d'",
-       "0",
-       "NULL",
-       "'{\"j\":true}'",
-       "7",
-       "k-d",
-       "{\"j\":true}",
-       0,
-       {}},
+      {"d", "id int2, topic text, key text, partition int4, headers jsonb, payload json",
+       "7", "'k-d'", "0", "NULL", "'{\"j\":true}'", "7", "k-d", "{\"j\":true}", 0, {}},
   };
   for (const auto& c : cases) {
     std::string table = "outbox_" + c.name;
     std::string cols = c.ddl;
     pg().exec("CREATE TABLE " + table + " (" + cols + ")", db.name);
-    pg().exec(
-        "CREATE PUBLICATION pub_" + c.name + " FOR TABLE " + table + " WITH (publish = 'insert')",
-        db.name);
+    pg().exec("CREATE PUBLICATION pub_" + c.name + " FOR TABLE " + table +
+                  " WITH (publish = 'insert')",
+              db.name);
     const std::string slot = unique("slot");
     auto relay = start_relay(write_config(
-        "postgres:\n  dsn: \"" + db.dsn + "\"\n  slot: " + slot + "\n  publication: pub_" + c.name +
-        "\n  binary: " + (binary ? "true" : "false") + "\nkafka:\n  brokers: \"" +
+        "postgres:\n  dsn: \"" + db.dsn + "\"\n  slot: " + slot + "\n  publication: pub_" +
+        c.name + "\n  binary: " + (binary ? "true" : "false") + "\nkafka:\n  brokers: \"" +
         kafka().bootstrap() + "\"\n  create_topics: true\noutbox:\n  table: public." + table +
         "\nhttp:\n  listen: \"\"\n"));
     ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();

@@ -52,17 +52,11 @@ class ObservabilityTest : public RelayTest {
   // The default options are replaced for the DSN-less config below.
   std::string config_without_db(const std::string& dsn, const std::string& slot) {
     return "postgres:\n"
-           "  dsn: \"" +
-           dsn +
-           "\"\n"
-           "  slot: " +
-           slot +
-           "\n"
+           "  dsn: \"" + dsn + "\"\n"
+           "  slot: " + slot + "\n"
            "  reconnect_backoff: {min: 100ms, max: 500ms}\n"
            "kafka:\n"
-           "  brokers: \"" +
-           kafka().bootstrap() +
-           "\"\n"
+           "  brokers: \"" + kafka().bootstrap() + "\"\n"
            "  create_topics: true\n" +
            http_and_json_logs();
   }
@@ -120,9 +114,9 @@ TEST_F(ObservabilityTest, MetricsCountPublishedRowsPerTopicAndPassPromtool) {
   EXPECT_EQ(sample(text, "outbox_relay_in_flight_records" + ls), 0.0);
   EXPECT_EQ(sample(text, "outbox_relay_in_flight_bytes" + ls), 0.0);
   EXPECT_EQ(sample(text, "outbox_relay_commit_to_ack_seconds_count" + ls), 201.0);
-  EXPECT_EQ(
-      sample(text, "outbox_relay_commit_to_ack_seconds_bucket{slot=\"" + slot + "\",le=\"+Inf\"}"),
-      201.0);
+  EXPECT_EQ(sample(text, "outbox_relay_commit_to_ack_seconds_bucket{slot=\"" + slot +
+                             "\",le=\"+Inf\"}"),
+            201.0);
   EXPECT_GE(*sample(text, "outbox_relay_received_lsn" + ls),
             *sample(text, "outbox_relay_confirmed_lsn" + ls));
   EXPECT_GE(*sample(text, "outbox_relay_slot_retained_wal_bytes" + ls), 0.0);

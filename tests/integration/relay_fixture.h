@@ -22,9 +22,7 @@ using namespace std::chrono_literals;
 
 // OUTBOX_RELAY_SANITIZED_BIN, a relay built with ASan and UBSan, takes
 // precedence over OUTBOX_RELAY_BIN (which ctest sets to the plain build).
-inline const char* sanitized_relay() {
-  return std::getenv("OUTBOX_RELAY_SANITIZED_BIN");
-}
+inline const char* sanitized_relay() { return std::getenv("OUTBOX_RELAY_SANITIZED_BIN"); }
 
 inline std::string relay_binary() {
   if (const char* bin = sanitized_relay()) return bin;
@@ -34,9 +32,7 @@ inline std::string relay_binary() {
 
 // Memory bounds hold for the production build; the sanitizers' shadow memory
 // and quarantine are not what users run.
-inline bool memory_bounds_apply() {
-  return sanitized_relay() == nullptr;
-}
+inline bool memory_bounds_apply() { return sanitized_relay() == nullptr; }
 
 // OUTBOX_SOAK=1 (the soak label) runs scenarios at production scale.
 inline bool soak() {
@@ -154,19 +150,13 @@ class RelayTest : public ::testing::Test {
   std::string basic_config(const OutboxDb& db, const std::string& slot,
                            const std::string& extra = "") {
     return "postgres:\n"
-           "  dsn: \"" +
-           db.dsn +
-           "\"\n"
-           "  slot: " +
-           slot +
-           "\n"
+           "  dsn: \"" + db.dsn + "\"\n"
+           "  slot: " + slot + "\n"
            "  publication: outbox_pub\n"
            "  status_interval: 200ms\n"
            "  reconnect_backoff: {min: 100ms, max: 1s}\n"
            "kafka:\n"
-           "  brokers: \"" +
-           kafka().bootstrap() +
-           "\"\n"
+           "  brokers: \"" + kafka().bootstrap() + "\"\n"
            "  create_topics: true\n"
            "  drain_timeout: 10s\n"
            "http:\n"
@@ -188,11 +178,9 @@ class RelayTest : public ::testing::Test {
 
   bool wait_streaming(harness::Process& relay, std::chrono::milliseconds deadline = 30s) {
     return harness::wait_until(
-               [&] {
-                 return relay.log_contents().find("streaming from") != std::string::npos ||
-                        !relay.running();
-               },
-               deadline) &&
+        [&] { return relay.log_contents().find("streaming from") != std::string::npos ||
+                     !relay.running(); },
+        deadline) &&
            relay.running();
   }
 
@@ -223,7 +211,8 @@ class RelayTest : public ::testing::Test {
   // "true" or "false"; nullopt when there is no such slot.
   std::optional<std::string> slot_active(const OutboxDb& db, const std::string& slot) {
     return pg().query_scalar(
-        "SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'", db.name);
+        "SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + slot + "'",
+        db.name);
   }
 
   std::string current_wal_lsn(const OutboxDb& db) {
