@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstring>
