@@ -323,19 +323,19 @@ common::Result<void> JsonHeaderReader::read(std::vector<Header>& out) {
   if (auto e = s.parser.iterate(input).get(doc)) return not_headers(e);
   sj::json_type type;
   if (auto e = doc.type().get(type)) return not_headers(e);
-  common::Result<void> read;
+  common::Result<void> headers;
   if (type == sj::json_type::object) {
     sj::object object;
     if (auto e = doc.get_object().get(object)) return not_headers(e);
-    read = read_header_object(object, out);
+    headers = read_header_object(object, out);
   } else if (type == sj::json_type::array) {
     sj::array array;
     if (auto e = doc.get_array().get(array)) return not_headers(e);
-    read = read_header_array(array, out);
+    headers = read_header_array(array, out);
   } else {
     return not_headers(fmt::format("the document is {}", json_type_name(type)));
   }
-  if (!read) return read;
+  if (!headers) return headers;
   // In bounds after the root value means a token follows it: `{} x`, `{}}`.
   if (!doc.current_location().error()) return not_headers(simdjson::TRAILING_CONTENT);
   return {};
