@@ -32,17 +32,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HARNESS = os.path.join(ROOT, "tests", "harness")
-PG_BINDIR = "/usr/lib/postgresql/15/bin"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PARTITIONS = 6
+import common
+from common import (PARTITIONS, PG_BINDIR, ROOT, TOPIC, Servers, Workload, drop_slots, fmt, log,
+                    machine_busy_seconds, md_table, new_work_dir, proc_cpu_seconds, proc_hwm_mb,
+                    raise_on_sigterm, slug, stop_process, use_build_dir, wait_drained,
+                    walsender_pid)
+
 PERF_OUT = None
 REPEAT = 1
-TOPIC = "bench.events"
 
 # name, payload bytes, rows per transaction, rows (full run), rows (--quick)
 WORKLOADS = [
@@ -54,105 +53,6 @@ WORKLOADS = [
     ("4KiB x100", 4096, 100, 250_000, None),
     ("256B x1M (one txn)", 256, 0, 1_000_000, None),
 ]
-
-
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def slug(text):
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def proc_cpu_seconds(pid):
-    """utime + stime of every thread of pid, in seconds; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # Fields after the command name start at field 3 (state): utime is 14, stime 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_busy_seconds():
-    """CPU seconds all processes of the machine used so far (it is shared:
-    compare with a run's own figures to see how much others took)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = v
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
-def proc_hwm_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return None
-
-
-class Servers:
-    """PostgreSQL 15 and Kafka from the test harness, in one work directory."""
-
-    def __init__(self, work, pg_conf=None):
-        self.work = work
-        env = dict(os.environ, HARNESS_OWNER_PID=str(os.getpid()))
-        if pg_conf:
-            env["PG_EXTRA_CONF"] = "\n".join(pg_conf)
-        log(f"starting PostgreSQL 15 and Kafka in {work}")
-        self.pg_dir = os.path.join(work, "pg")
-        self.kafka_dir = os.path.join(work, "kafka")
-        self.pg_port = subprocess.run(
-            [os.path.join(HARNESS, "pg-server.sh"), "start", self.pg_dir, PG_BINDIR],
-            env=env, check=True, capture_output=True, text=True).stdout.strip()
-        env.pop("PG_EXTRA_CONF", None)
-        self.brokers = subprocess.run(
-            [os.path.join(HARNESS, "kafka-broker.sh"), "start", self.kafka_dir],
-            env=env, check=True, capture_output=True, text=True).stdout.strip()
-        with open(os.path.join(self.kafka_dir, "pid")) as f:
-            self.kafka_pid = int(f.read().strip())
-        log(f"postgres 127.0.0.1:{self.pg_port}, kafka {self.brokers}")
-
-    def dsn(self, user="postgres"):
-        return f"host=127.0.0.1 port={self.pg_port} dbname=postgres user={user}"
-
-    def psql(self, sql, env_extra=None):
-        env = dict(os.environ, **(env_extra or {}))
-        r = subprocess.run(
-            ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", self.pg_port,
-             "-U", "postgres", "-d", "postgres", "-c", sql],
-            capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            raise RuntimeError(f"psql failed: {sql[:200]}\n{r.stderr}")
-        return r.stdout.strip()
-
-    def psql_file(self, path):
-        subprocess.run(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", self.pg_port,
-             "-U", "postgres", "-d", "postgres", "-f", path], check=True)
-
-    def kafka_admin(self, *args, check=True):
-        return subprocess.run([KAFKA_ADMIN, self.brokers, *args], check=check,
-                              capture_output=True, text=True)
-
-    def destroy(self):
-        for script, d in (("kafka-broker.sh", self.kafka_dir), ("pg-server.sh", self.pg_dir)):
-            subprocess.run([os.path.join(HARNESS, script), "destroy", d],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-class Workload:
-    def __init__(self, name, payload, per_txn, rows):
-        self.name = name
-        self.payload = payload
-        self.per_txn = per_txn if per_txn > 0 else rows
-        self.rows = rows
-        self.end_lsn = None
-        self.load_seconds = None
 
 
 class Result:
@@ -179,23 +79,6 @@ class Result:
         d = dict(self.__dict__)
         d["rate"] = self.rate
         return d
-
-
-def walsender_pid(servers, slot, alive, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        pid = servers.psql(
-            f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}'")
-        if pid:
-            return int(pid)
-        time.sleep(0.05)
-    return None
-
-
-def slot_reached(servers, slot, lsn):
-    return servers.psql(
-        f"SELECT confirmed_flush_lsn >= '{lsn}'::pg_lsn FROM pg_replication_slots "
-        f"WHERE slot_name = '{slot}'") == "t"
 
 
 def run_ceiling(servers, wl, slot, binary, timeout, result):
@@ -311,47 +194,6 @@ log:
             f.write("limits:" + limits + "\n")
 
 
-def wait_drained(servers, wl, slot, topic, proc, timeout, result, t0):
-    """Waits until `topic` holds wl.rows records and `slot` has confirmed the
-    backlog end (when slot is given). Returns True on success."""
-    counter = subprocess.Popen(
-        [KAFKA_ADMIN, servers.brokers, "count", topic, "--until", str(wl.rows), "--timeout",
-         str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while counter.poll() is None:
-        if proc.poll() is not None:
-            counter.kill()
-            counter.wait()
-            result.error = f"contender exited {proc.returncode} before draining"
-            return False
-        time.sleep(0.02)
-    out, err = counter.communicate()
-    if counter.returncode != 0:
-        result.error = f"count of {topic}: exit {counter.returncode} ({out.strip()} {err.strip()})"
-        return False
-    result.kafka_seconds = time.monotonic() - t0
-    if slot is None:
-        return True
-    while not slot_reached(servers, slot, wl.end_lsn):
-        if proc.poll() is not None:
-            result.error = f"contender exited {proc.returncode} before confirming the slot"
-            return False
-        if time.monotonic() - t0 > timeout:
-            result.error = "timeout waiting for confirmed_flush_lsn"
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def stop_process(proc, timeout=60):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def start_perf(pid, out):
     """Samples the running relay with call graphs (DWARF unwinding: the
     RelWithDebInfo build keeps no frame pointers)."""
@@ -374,7 +216,7 @@ class RelayRun:
         self.logf = open(self.log_path, "w")
 
     def start(self):
-        return subprocess.Popen([RELAY, "run", "--config", self.cfg], stdout=self.logf,
+        return subprocess.Popen([common.RELAY, "run", "--config", self.cfg], stdout=self.logf,
                                 stderr=subprocess.STDOUT,
                                 env=dict(os.environ, **self.variant.get("env", {})))
 
@@ -472,12 +314,6 @@ def load_backlog(servers, wl, slots):
     log(f"{wl.name}: loaded in {wl.load_seconds:.1f} s, end lsn {wl.end_lsn}, backlog WAL {wal}")
 
 
-def drop_slots(servers, slots):
-    for s in slots:
-        servers.psql(f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                     f"WHERE slot_name = '{s}' AND NOT active")
-
-
 RELAY_WARMED_UP = False
 
 
@@ -554,22 +390,8 @@ def run_workload(servers, wl, contenders, timeout, work, peers, peer_workloads):
     return results
 
 
-def fmt(v, spec, missing="-"):
-    return missing if v is None else format(v, spec)
-
-
 def per_m(r, v):
     return v / r.rows * 1e6 if v is not None and r.rows else None
-
-
-def md_table(head, rows):
-    """A markdown table with columns padded to their widest cell."""
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(head, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
-    return "\n".join(lines)
 
 
 def table(results):
@@ -691,12 +513,6 @@ def write_results(path, results, workloads, info, args, started):
             f.write("\n" + live)
 
 
-def use_build_dir(build_dir):
-    global RELAY, KAFKA_ADMIN
-    RELAY = os.path.join(build_dir, "src", "app", "outbox-relay")
-    KAFKA_ADMIN = os.path.join(build_dir, "tests", "harness", "kafka-admin")
-
-
 def prepare_servers(servers, quick):
     """The outbox table, publication and relay role, the backlog generator,
     the dead-letter topic, and a broker past its first-producer hiccup and
@@ -707,18 +523,6 @@ def prepare_servers(servers, quick):
     servers.psql_file(os.path.join(ROOT, "bench", "load.sql"))
     servers.kafka_admin("create-topic", "outbox.dead-letter", "1")
     warm_up(servers, 20_000 if quick else 1_000_000)
-
-
-def new_work_dir():
-    work = tempfile.mkdtemp(prefix="outbox-bench.")
-    os.chmod(work, 0o755)  # the PostgreSQL server runs as another user
-    return work
-
-
-def raise_on_sigterm():
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
 
 
 class NoPeers:
@@ -783,11 +587,7 @@ def main():
         contenders = [c.strip() for c in args.contenders.split(",")]
     peers = NoPeers()
     if any(c in PEER_CONTENDERS for c in contenders):
-        sys.path.insert(0, os.path.join(ROOT, "bench"))
-        # peer_runners imports this module as `bench`: the same one, with the
-        # paths set above, not a second copy.
-        sys.modules["bench"] = sys.modules[__name__]
-        import peer_runners  # noqa: E402  (only needed with peers)
+        import peer_runners  # only needed with peers
         peers = peer_runners.Peers(ROOT, log)
         contenders = peers.prepare(contenders)
 

@@ -3,7 +3,8 @@
 constant insert rate.
 
 Driven by `bench/run.sh --live` (which builds first); see README.md,
-"Benchmarks". Reuses bench.py's servers, relay configuration and results file.
+"Benchmarks". Reuses bench.py's relay configuration and results file, and the servers
+of common.py.
 
 For each rate it truncates the outbox, creates a fresh slot and a fresh topic
 with message.timestamp.type=LogAppendTime, starts the relay and waits until it
@@ -31,9 +32,9 @@ import sys
 import time
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402
-from bench import fmt, log  # noqa: E402
+import bench
+import common
+from common import fmt, log
 
 RATES = [1000, 5000, 10000]
 GOAL_RATE = 10000
@@ -163,7 +164,7 @@ def hist_summary(buckets):
 
 
 def wait_in_topic(servers, topic, n, timeout):
-    r = subprocess.run([bench.KAFKA_ADMIN, servers.brokers, "count", topic, "--until", str(n),
+    r = subprocess.run([common.KAFKA_ADMIN, servers.brokers, "count", topic, "--until", str(n),
                         "--timeout", str(timeout)], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{topic} holds {r.stdout.strip() or '?'} of {n} records after "
@@ -171,7 +172,7 @@ def wait_in_topic(servers, topic, n, timeout):
 
 
 def insert_warm_up(servers):
-    servers.psql(f"INSERT INTO public.outbox (topic, key, payload) SELECT '{bench.TOPIC}', "
+    servers.psql(f"INSERT INTO public.outbox (topic, key, payload) SELECT '{common.TOPIC}', "
                  f"'warm-up', '\\x00' FROM generate_series(1, {WARM_UP_ROWS})")
 
 
@@ -242,25 +243,25 @@ def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
         port = wait_streaming(run.log_path, proc)
         insert_warm_up(servers)
         wait_in_topic(servers, run.topic, WARM_UP_ROWS, 60)
-        ws_pid = bench.walsender_pid(servers, slot, lambda: proc.poll() is None)
+        ws_pid = common.walsender_pid(servers, slot, lambda: proc.poll() is None)
         pids = {"relay": proc.pid, "walsender": ws_pid, "broker": servers.kafka_pid}
-        cpu0 = {k: bench.proc_cpu_seconds(p) for k, p in pids.items() if p}
-        busy0 = bench.machine_busy_seconds()
+        cpu0 = {k: common.proc_cpu_seconds(p) for k, p in pids.items() if p}
+        busy0 = common.machine_busy_seconds()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r.load_before = float(open("/proc/loadavg").read().split()[0])
         log(f"{r.rate} rows/s: pgbench for {r.seconds} s, {r.clients} clients, {r.threads} threads")
         pg = subprocess.run(
-            [os.path.join(bench.PG_BINDIR, "pgbench"), "-n", "-M", "prepared", "-f", pgbench_script,
+            [os.path.join(common.PG_BINDIR, "pgbench"), "-n", "-M", "prepared", "-f", pgbench_script,
              f"--rate={r.rate}", f"--latency-limit={LATENCY_LIMIT_MS}", "-T", str(r.seconds),
              "-c", str(r.clients), "-j", str(r.threads), "-h", "127.0.0.1", "-p", servers.pg_port,
              "-U", "postgres", "postgres"], capture_output=True, text=True)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         for k, pid in pids.items():
-            cpu1 = bench.proc_cpu_seconds(pid) if pid else None
+            cpu1 = common.proc_cpu_seconds(pid) if pid else None
             if cpu1 is not None and cpu0.get(k) is not None:
                 r.cpu[k] = cpu1 - cpu0[k]
         r.cpu["pgbench"] = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-        r.cpu["machine"] = bench.machine_busy_seconds() - busy0
+        r.cpu["machine"] = common.machine_busy_seconds() - busy0
         if pg.returncode != 0:
             raise RuntimeError(f"pgbench exited {pg.returncode}: {pg.stderr.strip()[-500:]}")
         parse_pgbench(pg.stdout, r)
@@ -271,13 +272,13 @@ def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
         wait_in_topic(servers, run.topic, rows, drain_timeout)
         r.hist = hist_summary(relay_histogram(http_get(port, "/metrics")[1]))
     finally:
-        bench.stop_process(proc)
+        common.stop_process(proc)
         run.logf.close()
     join_latencies(r, commit_times(servers), topic_records(servers, run.topic))
     log(f"{r.rate} rows/s: {r.rows} rows, {r.records} records, missing {r.missing}, "
         f"p50 {fmt(r.latency.get('p50'), '.1f')} p99 {fmt(r.latency.get('p99'), '.1f')} ms")
     servers.kafka_admin("delete-topic", run.topic, check=False)
-    bench.drop_slots(servers, [slot])
+    common.drop_slots(servers, [slot])
     servers.psql("TRUNCATE public.outbox")
     servers.psql("CHECKPOINT")
 
@@ -299,7 +300,7 @@ def latency_table(results):
                      fmt(lat.get("p99.9"), ".1f"), fmt(lat.get("max"), ".1f"),
                      fmt(lat.get("within_10ms"), ".2%"),
                      "-" if not r.hist else f"<= {r.hist['p99_le_ms']:g} ms"])
-    return bench.md_table(head, rows)
+    return common.md_table(head, rows)
 
 
 def load_table(results):
@@ -317,7 +318,7 @@ def load_table(results):
                                                         "machine")] +
                     [fmt(r.load_before, ".2f"), fmt(h.get("count"), ","),
                      fmt(h.get("within_10ms"), ".2%")])
-    return bench.md_table(head, rows)
+    return common.md_table(head, rows)
 
 
 def goal_line(results):
@@ -373,10 +374,10 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--variant", help="run the relay as bench.py's outbox-relay+VARIANT "
                                       "(e.g. linger1), not at its defaults")
-    ap.add_argument("--build-dir", default=os.path.join(bench.ROOT, "build"))
+    ap.add_argument("--build-dir", default=os.path.join(common.ROOT, "build"))
     args = ap.parse_args()
 
-    bench.use_build_dir(args.build_dir)
+    common.use_build_dir(args.build_dir)
     variant = bench.relay_variant(f"outbox-relay+{args.variant}") if args.variant else None
     rates = [int(x) for x in args.rates.split(",")] if args.rates else \
         ([1000] if args.quick else RATES)
@@ -384,17 +385,17 @@ def main():
     results = [LiveResult(rate, seconds, args.clients or pgbench_clients(rate),
                           min(args.threads, args.clients or pgbench_clients(rate)))
                for rate in rates]
-    out = args.out or (None if args.quick else os.path.join(bench.ROOT, "bench", "RESULTS.md"))
+    out = args.out or (None if args.quick else os.path.join(common.ROOT, "bench", "RESULTS.md"))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     info = bench.machine(bench.NoPeers())
-    work = bench.new_work_dir()
+    work = common.new_work_dir()
     script = os.path.join(work, "insert.sql")
     with open(script, "w") as f:
-        f.write(PGBENCH_SCRIPT.format(topic=bench.TOPIC))
+        f.write(PGBENCH_SCRIPT.format(topic=common.TOPIC))
     servers = None
-    bench.raise_on_sigterm()
+    common.raise_on_sigterm()
     try:
-        servers = bench.Servers(work, pg_conf=PG_CONF)
+        servers = common.Servers(work, pg_conf=PG_CONF)
         if servers.psql("SHOW track_commit_timestamp") != "on":
             raise RuntimeError("track_commit_timestamp is not on")
         bench.prepare_servers(servers, args.quick)
@@ -405,7 +406,7 @@ def main():
             except Exception as e:  # one rate's failure must not hide the others' figures
                 r.error = f"{type(e).__name__}: {e}"
                 log(f"{r.rate} rows/s FAILED: {r.error}")
-                bench.drop_slots(servers, [f"live_{r.rate}"])
+                common.drop_slots(servers, [f"live_{r.rate}"])
             print(latency_table(results), file=sys.stderr, flush=True)
     finally:
         if servers:

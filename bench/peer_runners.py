@@ -9,12 +9,11 @@ process tree (Debezium's run.sh execs one JVM; gox is one process).
 """
 
 import os
-import signal
-import socket
 import subprocess
 import time
 
-import bench
+from common import (PARTITIONS, TOPIC, Workload, free_port, proc_cpu_seconds, proc_hwm_mb, slug,
+                    stop_process, wait_drained, walsender_pid)
 
 # gox publishes one record at a time and waits for its delivery report
 # before the next (internal/operator/operator.go), so it drains a few hundred
@@ -45,14 +44,6 @@ DEBEZIUM_TUNED = {
 }
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def tree_pids(pid):
     """pid and its descendants (run.sh execs java, but be safe)."""
     out = [pid]
@@ -66,11 +57,11 @@ def tree_pids(pid):
 
 
 def tree_cpu(pid):
-    return sum(bench.proc_cpu_seconds(p) or 0 for p in tree_pids(pid))
+    return sum(proc_cpu_seconds(p) or 0 for p in tree_pids(pid))
 
 
 def tree_hwm(pid):
-    return max((bench.proc_hwm_mb(p) or 0 for p in tree_pids(pid)), default=None)
+    return max((proc_hwm_mb(p) or 0 for p in tree_pids(pid)), default=None)
 
 
 class Peers:
@@ -143,18 +134,18 @@ class Peers:
     def measure(self, proc, servers, wl, slot, topic, timeout, result, t0, broker0, rows,
                 ws_pid=None):
         """Waits for the drain, then reads CPU and peak RSS before SIGTERM."""
-        sub = bench.Workload(wl.name, wl.payload, wl.per_txn, rows)
+        sub = Workload(wl.name, wl.payload, wl.per_txn, rows)
         sub.end_lsn = wl.end_lsn
         try:
-            if bench.wait_drained(servers, sub, slot, topic, proc, timeout, result, t0):
+            if wait_drained(servers, sub, slot, topic, proc, timeout, result, t0):
                 result.seconds = time.monotonic() - t0
             result.cpu = tree_cpu(proc.pid)
             result.rss_mb = tree_hwm(proc.pid)
-            result.cpu_walsender = bench.proc_cpu_seconds(ws_pid) if ws_pid else None
-            b1 = bench.proc_cpu_seconds(servers.kafka_pid)
+            result.cpu_walsender = proc_cpu_seconds(ws_pid) if ws_pid else None
+            b1 = proc_cpu_seconds(servers.kafka_pid)
             result.cpu_broker = b1 - broker0 if b1 is not None and broker0 is not None else None
         finally:
-            stop_tree(proc)
+            stop_process(proc)
 
     # gox: its own database (it migrates its own outbox table), the same rows.
 
@@ -195,7 +186,7 @@ class Peers:
             else:
                 raise RuntimeError("gox did not migrate its schema in 120 s")
         finally:
-            stop_tree(proc)
+            stop_process(proc)
             logf.close()
         self.gox_psql(servers, open(os.path.join(self.root, "bench", "load.sql")).read()
                       .replace("public.outbox (id, topic, key, headers, payload)",
@@ -204,16 +195,16 @@ class Peers:
                                "json_build_array(json_build_object('key', 'type', 'value', "
                                "'BenchEvent'), json_build_object('key', 'seq', 'value', "
                                "g::text)),")
-                      .replace("FOR payload_size)", f"FOR payload_size), (g % {bench.PARTITIONS})"))
+                      .replace("FOR payload_size)", f"FOR payload_size), (g % {PARTITIONS})"))
         self.gox_db_ready = True
 
     def run_gox(self, name, servers, wl, timeout, result, work):
         self.gox_setup(servers, work)
         rows = min(GOX_ROWS, wl.rows)
         result.rows = rows
-        run_id = bench.slug(f"{name}_{wl.name}").replace("_", "-")
-        topic = f"{run_id}.{bench.TOPIC}"
-        servers.kafka_admin("create-topic", topic, str(bench.PARTITIONS))
+        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
+        topic = f"{run_id}.{TOPIC}"
+        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
         self.gox_psql(servers, "TRUNCATE public.outbox")
         self.gox_psql(servers, f"CALL bench_load({rows}, {wl.per_txn}, {wl.payload}, '{topic}')")
         self.gox_psql(servers, "VACUUM ANALYZE public.outbox")
@@ -222,7 +213,7 @@ class Peers:
         if name == "gox-tuned":
             args += GOX_TUNED
         logf = open(os.path.join(work, f"{run_id}.log"), "w")
-        broker0 = bench.proc_cpu_seconds(servers.kafka_pid)
+        broker0 = proc_cpu_seconds(servers.kafka_pid)
         t0 = time.monotonic()
         proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
         try:
@@ -269,7 +260,7 @@ class Peers:
             # Every row names the same topic, so the run's topic can be a
             # literal: Quarkus would expand a ${routedByValue} placeholder
             # itself (to nothing) before the transform sees it.
-            "debezium.transforms.outbox.route.topic.replacement": f"{run_id}.{bench.TOPIC}",
+            "debezium.transforms.outbox.route.topic.replacement": f"{run_id}.{TOPIC}",
             "quarkus.http.port": str(free_port()),
             "quarkus.log.level": "INFO",
             "quarkus.log.console.json": "false",
@@ -279,9 +270,9 @@ class Peers:
         return props
 
     def run_debezium(self, name, servers, wl, slot, timeout, result, work):
-        run_id = bench.slug(f"{name}_{wl.name}").replace("_", "-")
-        topic = f"{run_id}.{bench.TOPIC}"
-        servers.kafka_admin("create-topic", topic, str(bench.PARTITIONS))
+        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
+        topic = f"{run_id}.{TOPIC}"
+        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
         # run.sh reads conf/ and writes data/ relative to its directory: give
         # each run its own copy of the (small) distribution's layout.
         home = os.path.join(work, run_id)
@@ -295,12 +286,12 @@ class Peers:
                                                  os.path.join(home, "data")).items():
                 f.write(f"{k}={v}\n")
         logf = open(os.path.join(work, f"{run_id}.log"), "w")
-        broker0 = bench.proc_cpu_seconds(servers.kafka_pid)
+        broker0 = proc_cpu_seconds(servers.kafka_pid)
         t0 = time.monotonic()
         proc = subprocess.Popen(["./run.sh"], cwd=home, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            ws_pid = bench.walsender_pid(servers, slot, lambda: proc.poll() is None, timeout=120)
+            ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None, timeout=120)
             result.rows = min(DEBEZIUM_ROWS, wl.rows)
             self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0,
                          result.rows, ws_pid)
@@ -308,21 +299,3 @@ class Peers:
             logf.close()
         servers.kafka_admin("delete-topic", topic, check=False)
 
-
-def stop_tree(proc, timeout=60):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM) if os.getpgid(proc.pid) == proc.pid else \
-            proc.send_signal(signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL) if os.getpgid(proc.pid) == proc.pid else \
-                proc.kill()
-        except ProcessLookupError:
-            pass
-        proc.wait()

@@ -19,6 +19,7 @@
 #include "app/logging.h"
 #include "app/slot_monitor.h"
 #include "config/config.h"
+#include "kafka/admin.h"
 #include "kafka/group_member.h"
 #include "kafka/producer.h"
 #include "driver/supervisor.h"
@@ -72,10 +73,10 @@ std::variant<config::Config, int> load_config(const std::string& path) {
 
 // Checks that the dead-letter topic exists before the first bad row needs
 // it; a missing one would otherwise turn the dead-letter policy into a halt.
-bool ensure_dead_letter_topic(kafka::Producer& producer, const config::Config& cfg) {
+bool ensure_dead_letter_topic(kafka::Admin& admin, const config::Config& cfg) {
   if (cfg.outbox.on_bad_row != config::BadRowPolicy::kDeadLetter) return true;
   const auto& topic = cfg.outbox.dead_letter_topic;
-  auto exists = producer.topic_exists(topic, std::chrono::seconds(10));
+  auto exists = admin.topic_exists(topic, std::chrono::seconds(10));
   if (!exists) {
     spdlog::warn("cannot check dead-letter topic={}: {}", topic, exists.error().describe());
     return true;
@@ -85,7 +86,8 @@ bool ensure_dead_letter_topic(kafka::Producer& producer, const config::Config& c
     spdlog::error("dead-letter topic={} does not exist and kafka.create_topics is false", topic);
     return false;
   }
-  if (auto r = producer.create_topic(topic, 1, std::chrono::seconds(30)); !r) {
+  if (auto r = admin.create_topic({topic, 1}, std::chrono::seconds(30));
+      !r && r.error().code != kafka::errc::topic_exists) {
     spdlog::error("cannot create dead-letter topic={}: {}", topic, r.error().describe());
     return false;
   }
@@ -99,18 +101,17 @@ int64_t unix_ms_now() {
       .count();
 }
 
-// Every slot's dead-letter topic, checked once at start-up with a producer
-// used for nothing else.
+// Every slot's dead-letter topic, checked once at start-up.
 int check_dead_letter_topics(const config::Config& cfg) {
-  auto producer = kafka::Producer::create(driver::producer_options(cfg));
-  if (!producer) {
-    spdlog::error("{}", producer.error().describe());
+  auto admin = kafka::Admin::create({cfg.kafka.brokers, cfg.kafka.properties});
+  if (!admin) {
+    spdlog::error("{}", admin.error().describe());
     return kExitUsage;
   }
   std::set<std::string> checked;
   for (const auto& slot : config::slots_of(cfg)) {
     if (!checked.insert(slot.outbox.dead_letter_topic).second) continue;
-    if (!ensure_dead_letter_topic(**producer, config::for_slot(cfg, slot))) return kExitRuntime;
+    if (!ensure_dead_letter_topic(*admin, config::for_slot(cfg, slot))) return kExitRuntime;
   }
   return kExitOk;
 }
@@ -183,7 +184,7 @@ std::unique_ptr<kafka::GroupMember> join_group(const config::Config& cfg, relay:
     spdlog::error("{}", partitions.error().describe());
     // A topic too small for the slots is a configuration to fix, like a bad
     // file; an unreachable cluster is a runtime failure.
-    exit_code = partitions.error().code == kafka::group_errc::too_few_partitions ? kExitUsage
+    exit_code = partitions.error().code == kafka::errc::too_few_partitions ? kExitUsage
                                                                                   : kExitRuntime;
     return nullptr;
   }

@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafka/client_config.h"
 #include "kafka/producer_core.h"
 #include "kafka/txn_reason.h"
 
@@ -54,13 +55,10 @@ common::Result<std::optional<Checkpoint>> read_checkpoint(
   props["enable.auto.commit"] = "false";
   auto conf = detail::new_conf(props);
   if (!conf) return make_txn_error(txn_errc::invalid_config, conf.error().describe());
-  char errstr[512];
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr);
-  if (!rk) {
-    rd_kafka_conf_destroy(*conf);
-    return make_txn_error(txn_errc::invalid_config,
-                          std::string("cannot create the checkpoint reader: ") + errstr);
-  }
+  detail::route_logs_to_spdlog(conf->get());
+  auto client = detail::new_client(RD_KAFKA_CONSUMER, std::move(*conf), "the checkpoint reader");
+  if (!client) return make_txn_error(txn_errc::invalid_config, client.error().describe());
+  rd_kafka_t* rk = *client;
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(list, place.topic.c_str(), place.partition);
   rd_kafka_resp_err_t err = rd_kafka_committed(rk, list, static_cast<int>(timeout.count()));
@@ -97,13 +95,10 @@ common::Result<int> ensure_checkpoint_topic(const std::string& brokers,
   props["client.id"] = "outbox-relay-admin";
   auto conf = detail::new_conf(props);
   if (!conf) return make_txn_error(txn_errc::invalid_config, conf.error().describe());
-  char errstr[512];
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, errstr, sizeof errstr);
-  if (!rk) {
-    rd_kafka_conf_destroy(*conf);
-    return make_txn_error(txn_errc::invalid_config,
-                          std::string("cannot create the admin client: ") + errstr);
-  }
+  detail::route_logs_to_spdlog(conf->get());
+  auto client = detail::new_client(RD_KAFKA_PRODUCER, std::move(*conf), "the admin client");
+  if (!client) return make_txn_error(txn_errc::invalid_config, client.error().describe());
+  rd_kafka_t* rk = *client;
   auto to_txn_error = [&](const common::Error& e) {
     const auto code = static_cast<rd_kafka_resp_err_t>(e.code.value());
     txn_errc reason = detail::txn_reason(code, txn_errc::fatal);

@@ -8,31 +8,15 @@
 #include <cstring>
 #include <thread>
 
+#include "kafka/admin.h"
+#include "kafka/client_config.h"
+
 namespace kafka {
 
 namespace {
 
 using std::chrono::milliseconds;
 using Nanos = relay::Lease::Nanos;
-
-struct GroupCategory : std::error_category {
-  const char* name() const noexcept override { return "group"; }
-  std::string message(int ev) const override {
-    switch (static_cast<group_errc>(ev)) {
-      case group_errc::too_few_partitions:
-        return "coordination topic has too few partitions";
-      case group_errc::unavailable:
-        return "Kafka cluster unavailable";
-      case group_errc::rejected:
-        return "refused by the Kafka cluster";
-    }
-    return "unknown group error";
-  }
-};
-
-common::Error group_error(group_errc code, std::string message) {
-  return common::Error{make_error_code(code), std::move(message)};
-}
 
 // librdkafka's default is 3 s; a tenth of the session leaves the coordinator
 // nine heartbeats to miss before it expels us, and bounds how stale the
@@ -56,11 +40,6 @@ std::string join(const std::vector<int>& ids) {
 
 }  // namespace
 
-const std::error_category& group_category() {
-  static GroupCategory c;
-  return c;
-}
-
 struct GroupMember::Handle {
   rd_kafka_t* rk = nullptr;
   ~Handle() {
@@ -71,8 +50,6 @@ struct GroupMember::Handle {
 common::Result<std::unique_ptr<GroupMember>> GroupMember::create(const GroupOptions& options,
                                                                  relay::Lease& lease,
                                                                  GroupListener& listener) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   std::map<std::string, std::string> props = options.properties;
   // Ours win over the user's: these decide who owns a slot.
   const std::map<std::string, std::string> group_props = {
@@ -89,25 +66,20 @@ common::Result<std::unique_ptr<GroupMember>> GroupMember::create(const GroupOpti
       {"auto.offset.reset", "latest"},
   };
   for (const auto& [k, v] : group_props) props[k] = v;
-  for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return group_error(group_errc::rejected, "kafka property '" + k + "': " + errstr);
-    }
-  }
+  auto conf = detail::new_conf(props);
+  if (!conf) return conf.error();
   std::unique_ptr<GroupMember> m(new GroupMember(options, lease, listener));
-  rd_kafka_conf_set_opaque(conf, m.get());
-  rd_kafka_conf_set_rebalance_cb(
-      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
-               void* op) { on_rebalance(rk, err, parts, op); });
+  rd_kafka_conf_set_opaque(conf->get(), m.get());
+  rd_kafka_conf_set_rebalance_cb(conf->get(), [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                                 rd_kafka_topic_partition_list_t* parts,
+                                                 void* op) { on_rebalance(rk, err, parts, op); });
   rd_kafka_conf_set_offset_commit_cb(
-      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
-               void* op) { on_commit(rk, err, offsets, op); });
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return group_error(group_errc::rejected, std::string("cannot create group member: ") + errstr);
-  }
+      conf->get(),
+      [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+         void* op) { on_commit(rk, err, offsets, op); });
+  auto client = detail::new_client(RD_KAFKA_CONSUMER, std::move(*conf), "group member");
+  if (!client) return client.error();
+  rd_kafka_t* rk = *client;
   m->handle_ = std::make_unique<Handle>();
   m->handle_->rk = rk;
   // Rebalance and commit callbacks are then served by consumer_poll(), on
@@ -128,35 +100,24 @@ milliseconds GroupMember::lease_validity_for(milliseconds session) {
 }
 
 common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
-  rd_kafka_t* rk = handle_->rk;
+  auto admin = Admin::create({options_.brokers, options_.properties, "outbox-relay-group"});
+  if (!admin) return admin.error();
   const Nanos deadline = relay::Lease::now() + timeout;
   bool created = false;
   while (true) {
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, options_.topic.c_str(), nullptr);
-    const rd_kafka_metadata_t* md = nullptr;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(timeout.count()));
-    rd_kafka_topic_destroy(rkt);
-    if (err) {
-      return group_error(
-          group_errc::unavailable,
-          "metadata for coordination topic '" + options_.topic + "': " + rd_kafka_err2str(err));
-    }
-    int partitions = 0;
-    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      partitions = md->topics[0].partition_cnt;
-    }
-    rd_kafka_metadata_destroy(md);
-    if (partitions >= options_.slots) return partitions;
-    if (partitions > 0) {
-      return group_error(group_errc::too_few_partitions,
-                         "coordination topic '" + options_.topic + "' has " +
-                             std::to_string(partitions) + " partitions but " +
-                             std::to_string(options_.slots) +
-                             " slots are configured; each slot needs its own partition: add "
-                             "partitions to the topic (kafka-topics --alter --partitions " +
-                             std::to_string(options_.slots) +
-                             ") or use another "
-                             "group.coordination_topic");
+    auto partitions = admin->partition_count(options_.topic, timeout);
+    if (!partitions) return partitions.error();
+    if (*partitions >= options_.slots) return *partitions;
+    if (*partitions > 0) {
+      return make_error(errc::too_few_partitions,
+                        "coordination topic '" + options_.topic + "' has " +
+                            std::to_string(*partitions) + " partitions but " +
+                            std::to_string(options_.slots) +
+                            " slots are configured; each slot needs its own partition: add "
+                            "partitions to the topic (kafka-topics --alter --partitions " +
+                            std::to_string(options_.slots) +
+                            ") or use another "
+                            "group.coordination_topic");
     }
     if (created) {
       // A new topic reaches the metadata of every broker a moment later.
@@ -165,47 +126,16 @@ common::Result<int> GroupMember::ensure_topic(milliseconds timeout) {
       continue;
     }
     created = true;
-
-    char errstr[512];
-    rd_kafka_NewTopic_t* nt =
-        rd_kafka_NewTopic_new(options_.topic.c_str(), options_.slots, -1, errstr, sizeof errstr);
-    if (!nt) return group_error(group_errc::rejected, errstr);
-    rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), errstr,
-                                                sizeof errstr);
-    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 1000);
-    common::Result<void> failed;
-    if (!ev) {
-      failed = group_error(group_errc::unavailable,
-                           "creating coordination topic '" + options_.topic + "' timed out");
-    } else {
-      size_t n = 0;
-      const rd_kafka_topic_result_t** results =
-          rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-      rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
-      std::string why = e ? rd_kafka_event_error_string(ev) : "";
-      if (!e && n == 1) {
-        e = rd_kafka_topic_result_error(results[0]);
-        if (const char* s = rd_kafka_topic_result_error_string(results[0])) why = s;
-      }
-      // Another instance creating it at the same moment is fine.
-      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        failed = group_error(group_errc::rejected,
-                             "creating coordination topic '" + options_.topic + "': " + why);
-      } else if (!e) {
-        spdlog::info("created coordination topic={} partitions={}", options_.topic, options_.slots);
-      }
-      rd_kafka_event_destroy(ev);
+    auto r = admin->create_topic(NewTopic{options_.topic, options_.slots}, timeout);
+    // Another instance creating it at the same moment is fine.
+    if (r) {
+      spdlog::info("created coordination topic={} partitions={}", options_.topic, options_.slots);
+    } else if (r.error().code != errc::topic_exists) {
+      return r.error();
     }
-    rd_kafka_AdminOptions_destroy(opts);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    if (!failed.ok()) return failed.error();
   }
-  return group_error(group_errc::unavailable,
-                     "coordination topic '" + options_.topic + "' not visible after creation");
+  return make_error(errc::unavailable,
+                    "coordination topic '" + options_.topic + "' not visible after creation");
 }
 
 common::Result<void> GroupMember::subscribe() {
@@ -214,8 +144,8 @@ common::Result<void> GroupMember::subscribe() {
   rd_kafka_resp_err_t err = rd_kafka_subscribe(handle_->rk, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   if (err) {
-    return group_error(group_errc::rejected, std::string("subscribing to '") + options_.topic +
-                                                 "': " + rd_kafka_err2str(err));
+    return make_error(errc::rejected, std::string("subscribing to '") + options_.topic +
+                                          "': " + rd_kafka_err2str(err));
   }
   spdlog::info("joining group={} coordination_topic={} session_timeout={}ms", options_.group_id,
                options_.topic, options_.session_timeout.count());

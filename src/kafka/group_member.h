@@ -1,27 +1,18 @@
 #pragma once
 
 #include <atomic>
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "kafka/errc.h"
 #include "relay/lease.h"
 
 namespace kafka {
-
-enum class group_errc {
-  too_few_partitions = 1,  // the coordination topic cannot give every slot a partition
-  unavailable,             // the cluster did not answer in time
-  rejected,                // the cluster refused (authorization, invalid settings)
-};
-const std::error_category& group_category();
-inline std::error_code make_error_code(group_errc e) {
-  return {static_cast<int>(e), group_category()};
-}
 
 struct GroupOptions {
   std::string brokers;
@@ -65,7 +56,7 @@ class GroupMember {
   ~GroupMember();
 
   // Creates the coordination topic with one partition per slot if it is
-  // missing. group_errc::too_few_partitions when it exists with fewer.
+  // missing. errc::too_few_partitions when it exists with fewer.
   common::Result<int> ensure_topic(std::chrono::milliseconds timeout);
   common::Result<void> subscribe();
   // Serves rebalances and commit results for up to `timeout`; renews the
@@ -108,6 +99,3 @@ class GroupMember {
 };
 
 }  // namespace kafka
-
-template <>
-struct std::is_error_code_enum<kafka::group_errc> : std::true_type {};

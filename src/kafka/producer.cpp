@@ -6,6 +6,7 @@
 
 #include "kafka/producer_core.h"
 
+
 namespace kafka {
 
 std::string library_version() {
@@ -110,17 +111,5 @@ void Producer::purge() {
   rd_kafka_purge(core_->rk(), RD_KAFKA_PURGE_F_QUEUE);
 }
 
-
-common::Result<bool> Producer::topic_exists(const std::string& topic,
-                                            std::chrono::milliseconds timeout) {
-  auto count = detail::partition_count(core_->rk(), topic, timeout);
-  if (!count) return count.error();
-  return count->has_value();
-}
-
-common::Result<void> Producer::create_topic(const std::string& topic, int partitions,
-                                            std::chrono::milliseconds timeout) {
-  return detail::create_topic(core_->rk(), topic, partitions, {}, timeout);
-}
 
 }  // namespace kafka

@@ -37,10 +37,6 @@ class Producer final : public relay::Publisher {
 
   // Drops records not yet sent; their reports arrive from poll() as failures.
   void purge() override;
-  // Returns true when a topic exists in the cluster's metadata.
-  common::Result<bool> topic_exists(const std::string& topic, std::chrono::milliseconds timeout);
-  common::Result<void> create_topic(const std::string& topic, int partitions,
-                                    std::chrono::milliseconds timeout);
 
  private:
   Producer() = default;

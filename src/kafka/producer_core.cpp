@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "kafka/client_config.h"
 #include "kafka/producer.h"
 
 namespace kafka::detail {
@@ -43,36 +44,6 @@ const std::error_category& kafka_category() {
 common::Error kafka_error(rd_kafka_resp_err_t err, std::string message) {
   return common::Error{std::error_code(static_cast<int>(err), kafka_category()),
                        std::move(message)};
-}
-
-// librdkafka logs with syslog levels, from its own threads; spdlog's logger
-// is thread-safe, so its lines join ours in the same format instead of going
-// raw to stderr.
-void on_log(const rd_kafka_t* /*rk*/, int level, const char* facility, const char* message) {
-  spdlog::level::level_enum lv = spdlog::level::debug;
-  if (level <= 2) {
-    lv = spdlog::level::critical;
-  } else if (level == 3) {
-    lv = spdlog::level::err;
-  } else if (level == 4) {
-    lv = spdlog::level::warn;
-  } else if (level <= 6) {
-    lv = spdlog::level::info;
-  }
-  spdlog::log(lv, "component=librdkafka facility={} {}", facility, message);
-}
-
-common::Result<rd_kafka_conf_t*> new_conf(const Properties& properties) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : properties) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return kafka_error(RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka property '" + k + "': " + errstr);
-    }
-  }
-  rd_kafka_conf_set_log_cb(conf, on_log);
-  return conf;
 }
 
 common::Result<std::optional<int>> partition_count(rd_kafka_t* rk, const std::string& topic,
@@ -186,14 +157,12 @@ common::Result<std::unique_ptr<ProducerCore>> ProducerCore::replace(
 common::Result<void> ProducerCore::open(const Properties& properties, const std::string& what) {
   auto conf = new_conf(properties);
   if (!conf) return conf.error();
-  rd_kafka_conf_set_dr_msg_cb(*conf, on_delivery);
-  rd_kafka_conf_set_opaque(*conf, this);
-  char errstr[512];
-  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, errstr, sizeof errstr);
-  if (!rk_) {
-    rd_kafka_conf_destroy(*conf);
-    return kafka_error(RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot create " + what + ": " + errstr);
-  }
+  route_logs_to_spdlog(conf->get());
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), on_delivery);
+  rd_kafka_conf_set_opaque(conf->get(), this);
+  auto client = new_client(RD_KAFKA_PRODUCER, std::move(*conf), what);
+  if (!client) return client.error();
+  rk_ = *client;
   // librdkafka's main queue writes to the pipe when it turns non-empty, so
   // the relay's poll() loop can wait on it beside the libpq socket.
   rd_kafka_queue_t* main_queue = rd_kafka_queue_get_main(rk_);

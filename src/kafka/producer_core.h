@@ -23,14 +23,7 @@ namespace kafka::detail {
 const std::error_category& kafka_category();
 common::Error kafka_error(rd_kafka_resp_err_t err, std::string message);
 
-// librdkafka's log lines, from its own threads, through spdlog.
-void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message);
-
 using Properties = std::map<std::string, std::string>;
-
-// A new conf with every property set, or an error naming the first one
-// librdkafka refused. The caller owns the conf.
-common::Result<rd_kafka_conf_t*> new_conf(const Properties& properties);
 
 // The partition count of `topic`, nullopt when the cluster does not know it.
 common::Result<std::optional<int>> partition_count(rd_kafka_t* rk, const std::string& topic,

@@ -1,7 +1,6 @@
 #include "relay/router.h"
 
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <iterator>
@@ -9,481 +8,19 @@
 
 #include "config/names.h"
 #include "config/topic_template.h"
+#include "relay/column_role.h"
 #include "relay/errc.h"
+#include "relay/sql_identifier.h"
 
 namespace relay {
 
-// ---------------------------------------------------------------------------
-// Names
-// ---------------------------------------------------------------------------
-
 namespace {
-
-// An unqualified outbox.table lives here, as in the schema in sql/.
-constexpr std::string_view kDefaultSchema = "public";
-
-// One SQL identifier, the way the parser reads it: "quoted" is taken as
-// written (with "" for a quote), anything else is folded to lower case. Only
-// ASCII letters fold, as downcase_identifier() does in multibyte encodings.
-common::Result<std::string> resolve_identifier(std::string_view text, std::string_view what) {
-  if (text.empty()) return make_error(errc::invalid_config, fmt::format("{} is empty", what));
-  if (text.front() != '"') {
-    std::string folded(text);
-    for (char& c : folded) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return folded;
-  }
-  std::string name;
-  for (size_t i = 1; i < text.size(); ++i) {
-    if (text[i] != '"') {
-      name += text[i];
-    } else if (i + 1 < text.size() && text[i + 1] == '"') {
-      name += '"';
-      ++i;
-    } else if (i + 1 == text.size() && !name.empty()) {
-      return name;
-    } else {
-      break;
-    }
-  }
-  return make_error(errc::invalid_config,
-                    fmt::format("{} {} is not a valid quoted identifier", what, quote_value(text)));
-}
-
-// Splits "schema.table" at the dot that is outside double quotes.
-size_t find_qualifying_dot(std::string_view name) {
-  bool quoted = false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    if (name[i] == '"') quoted = !quoted;
-    if (name[i] == '.' && !quoted) return i;
-  }
-  return std::string_view::npos;
-}
-
-// ---------------------------------------------------------------------------
-// Roles: which column types each mapped column may have
-// ---------------------------------------------------------------------------
-
-enum class Role { kId, kTopic, kKey, kPartition, kHeaders, kPayload, kHeaderColumn, kPlaceholder };
-
-bool is_text_like(wal::Oid t) {
-  return t == pg_type::kText || t == pg_type::kVarchar || t == pg_type::kBpchar ||
-         t == pg_type::kName;
-}
-
-bool is_integer(wal::Oid t) {
-  return t == pg_type::kInt2 || t == pg_type::kInt4 || t == pg_type::kInt8;
-}
-
-bool is_json(wal::Oid t) {
-  return t == pg_type::kJson || t == pg_type::kJsonb;
-}
-
-bool accepts(Role role, wal::Oid t) {
-  switch (role) {
-    case Role::kId:
-    case Role::kPlaceholder:
-      return is_text_like(t) || t == pg_type::kUuid || is_integer(t);
-    case Role::kTopic:
-      return is_text_like(t);
-    case Role::kKey:
-      return is_text_like(t) || t == pg_type::kUuid || is_integer(t) || t == pg_type::kBytea;
-    case Role::kPartition:
-      return is_integer(t);
-    case Role::kHeaders:
-      // text too: a hand-made outbox may keep its headers JSON in a text column.
-      return is_json(t) || t == pg_type::kText || t == pg_type::kVarchar;
-    case Role::kPayload:
-      return t == pg_type::kBytea || t == pg_type::kText || t == pg_type::kVarchar || is_json(t);
-    case Role::kHeaderColumn:
-      return can_decode(t, ValueForm::kText);
-  }
-  return false;
-}
-
-std::string_view accepted_types(Role role) {
-  switch (role) {
-    case Role::kId:
-    case Role::kPlaceholder:
-      return "text, varchar, bpchar, name, uuid, int2, int4 or int8";
-    case Role::kTopic:
-      return "text, varchar, bpchar or name";
-    case Role::kKey:
-      return "text, varchar, bpchar, name, uuid, int2, int4, int8 or bytea";
-    case Role::kPartition:
-      return "int2, int4 or int8";
-    case Role::kHeaders:
-      return "json, jsonb, text or varchar";
-    case Role::kPayload:
-      return "bytea, text, varchar, json or jsonb";
-    case Role::kHeaderColumn:
-      return "text, varchar, bpchar, name, json, jsonb, uuid, int2, int4 or int8";
-  }
-  return "";
-}
-
-std::string_view role_name(Role role) {
-  switch (role) {
-    case Role::kId:
-      return "id";
-    case Role::kTopic:
-      return "topic";
-    case Role::kKey:
-      return "key";
-    case Role::kPartition:
-      return "partition";
-    case Role::kHeaders:
-      return "headers";
-    case Role::kPayload:
-      return "payload";
-    case Role::kHeaderColumn:
-      return "header column";
-    case Role::kPlaceholder:
-      return "topic_template placeholder";
-  }
-  return "";
-}
 
 int find_column(const std::vector<ColumnDesc>& columns, std::string_view name) {
   for (size_t i = 0; i < columns.size(); ++i) {
     if (columns[i].name == name) return static_cast<int>(i);
   }
   return -1;
-}
-
-// ---------------------------------------------------------------------------
-// Headers JSON
-//
-// Two shapes, read in document order:
-//   {"k": "v", "n": null, "x": 1.50, "o": {"a": [1]}}
-//   [{"key": "k", "value": "v"}, {"key": "n", "value": null}, {"key": "n"}]
-// A string value is the header value as is; null is a null header value;
-// numbers, booleans, objects and arrays become their minified JSON text.
-//
-// simdjson's On-Demand API, because it leaves numbers as written: the DOM
-// API re-prints them from a double (1.50 becomes 1.5, 0.1000000000000000000001
-// becomes 0.1) and refuses integers beyond 64 bits, which jsonb stores
-// exactly. On-Demand validates what it reads, not what it skips, so every
-// value is read (numbers against the RFC 8259 grammar, which simdjson does
-// not check for a token it only hands back), and trailing content is checked
-// at the end.
-// ---------------------------------------------------------------------------
-
-namespace sj = simdjson::ondemand;
-
-constexpr std::string_view kNotHeaders = "headers is not a JSON object or [{key,value}] array: ";
-
-common::Error not_headers(std::string_view why) {
-  return make_error(errc::bad_row, fmt::format("{}{}", kNotHeaders, why));
-}
-
-common::Error not_headers(simdjson::error_code e) {
-  return not_headers(simdjson::error_message(e));
-}
-
-std::string_view json_type_name(sj::json_type t) {
-  switch (t) {
-    case sj::json_type::array:
-      return "an array";
-    case sj::json_type::object:
-      return "an object";
-    case sj::json_type::number:
-      return "a number";
-    case sj::json_type::string:
-      return "a string";
-    case sj::json_type::boolean:
-      return "a boolean";
-    case sj::json_type::null:
-      return "null";
-  }
-  return "an unknown JSON type";
-}
-
-// RFC 8259: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
-bool is_json_number(std::string_view s) {
-  size_t i = 0;
-  auto digit = [&](size_t j) { return j < s.size() && s[j] >= '0' && s[j] <= '9'; };
-  auto digits = [&] {
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-    return true;
-  };
-  if (i < s.size() && s[i] == '-') ++i;
-  if (!digit(i)) return false;
-  if (s[i] == '0') {
-    ++i;
-  } else {
-    digits();
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    if (!digits()) return false;
-  }
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digits()) return false;
-  }
-  return i == s.size();
-}
-
-// A scalar's raw token runs up to the next token, whitespace included.
-std::string_view trim_json_whitespace(std::string_view s) {
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-// Escapes what JSON requires, as PostgreSQL's escape_json() does; UTF-8
-// passes through.
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xf];
-          out += kHex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
-// Writes `v` as minified JSON, reading (and so validating) every part of it.
-simdjson::error_code write_minified(sj::value v, std::string& out) {
-  sj::json_type type;
-  if (auto e = v.type().get(type)) return e;
-  switch (type) {
-    case sj::json_type::object: {
-      sj::object object;
-      if (auto e = v.get_object().get(object)) return e;
-      out += '{';
-      bool first = true;
-      for (auto field_or : object) {
-        sj::field field;
-        std::string_view key;
-        if (auto e = std::move(field_or).get(field)) return e;
-        if (auto e = field.unescaped_key().get(key)) return e;
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, key);
-        out += ':';
-        if (auto e = write_minified(field.value(), out)) return e;
-      }
-      out += '}';
-      return simdjson::SUCCESS;
-    }
-    case sj::json_type::array: {
-      sj::array array;
-      if (auto e = v.get_array().get(array)) return e;
-      out += '[';
-      bool first = true;
-      for (auto element_or : array) {
-        sj::value element;
-        if (auto e = std::move(element_or).get(element)) return e;
-        if (!first) out += ',';
-        first = false;
-        if (auto e = write_minified(element, out)) return e;
-      }
-      out += ']';
-      return simdjson::SUCCESS;
-    }
-    case sj::json_type::string: {
-      std::string_view s;
-      if (auto e = v.get_string().get(s)) return e;
-      append_json_string(out, s);
-      return simdjson::SUCCESS;
-    }
-    case sj::json_type::number: {
-      const std::string_view raw = trim_json_whitespace(v.raw_json_token());
-      if (!is_json_number(raw)) return simdjson::NUMBER_ERROR;
-      out += raw;
-      return simdjson::SUCCESS;
-    }
-    case sj::json_type::boolean: {
-      bool b = false;
-      if (auto e = v.get_bool().get(b)) return e;
-      out += b ? "true" : "false";
-      return simdjson::SUCCESS;
-    }
-    case sj::json_type::null: {
-      bool is_null = false;
-      if (auto e = v.is_null().get(is_null)) return e;
-      if (!is_null) return simdjson::N_ATOM_ERROR;
-      out += "null";
-      return simdjson::SUCCESS;
-    }
-  }
-  return simdjson::INCORRECT_TYPE;
-}
-
-common::Result<void> read_header_value(sj::value v, std::optional<std::string>& out) {
-  sj::json_type type;
-  if (auto e = v.type().get(type)) return not_headers(e);
-  if (type == sj::json_type::string) {
-    std::string_view s;
-    if (auto e = v.get_string().get(s)) return not_headers(e);
-    out.emplace(s);
-    return {};
-  }
-  if (type == sj::json_type::null) {
-    bool is_null = false;
-    if (auto e = v.is_null().get(is_null)) return not_headers(e);
-    if (!is_null) return not_headers(simdjson::N_ATOM_ERROR);
-    out.reset();
-    return {};
-  }
-  out.emplace();
-  if (auto e = write_minified(v, *out)) return not_headers(e);
-  return {};
-}
-
-common::Result<void> read_header_object(sj::object object, std::vector<Header>& out) {
-  for (auto field_or : object) {
-    sj::field field;
-    std::string_view key;
-    if (auto e = std::move(field_or).get(field)) return not_headers(e);
-    if (auto e = field.unescaped_key().get(key)) return not_headers(e);
-    Header& h = out.emplace_back();
-    h.key.assign(key);
-    if (auto r = read_header_value(field.value(), h.value); !r) return r;
-  }
-  return {};
-}
-
-// One {"key": "...", "value": ...} element; a missing value is a null one.
-common::Result<void> read_header_element(sj::value element, size_t index, Header& h) {
-  sj::json_type type;
-  if (auto e = element.type().get(type)) return not_headers(e);
-  sj::object object;
-  if (type != sj::json_type::object || element.get_object().get(object)) {
-    return not_headers(fmt::format("element {} is {}, expected {{\"key\": ..., \"value\": ...}}",
-                                   index, json_type_name(type)));
-  }
-  bool have_key = false;
-  bool have_value = false;
-  for (auto field_or : object) {
-    sj::field field;
-    std::string_view name;
-    if (auto e = std::move(field_or).get(field)) return not_headers(e);
-    if (auto e = field.unescaped_key().get(name)) return not_headers(e);
-    if (name == "key") {
-      sj::json_type key_type;
-      std::string_view key;
-      if (auto e = field.value().type().get(key_type)) return not_headers(e);
-      if (have_key || key_type != sj::json_type::string) {
-        return not_headers(fmt::format("element {} has {} \"key\"", index,
-                                       have_key ? "more than one" : "a non-string"));
-      }
-      if (auto e = field.value().get_string().get(key)) return not_headers(e);
-      h.key.assign(key);
-      have_key = true;
-    } else if (name == "value") {
-      if (have_value)
-        return not_headers(fmt::format("element {} has more than one \"value\"", index));
-      if (auto r = read_header_value(field.value(), h.value); !r) return r;
-      have_value = true;
-    } else {
-      std::string quoted;
-      append_json_string(quoted, name);
-      return not_headers(fmt::format(
-          "element {} has member {}, expected only \"key\" and \"value\"", index, quoted));
-    }
-  }
-  if (!have_key) return not_headers(fmt::format("element {} has no \"key\"", index));
-  return {};
-}
-
-common::Result<void> read_header_array(sj::array array, std::vector<Header>& out) {
-  size_t index = 0;
-  for (auto element_or : array) {
-    sj::value element;
-    if (auto e = std::move(element_or).get(element)) return not_headers(e);
-    if (auto r = read_header_element(element, index, out.emplace_back()); !r) return r;
-    ++index;
-  }
-  return {};
-}
-
-}  // namespace
-
-struct JsonScratch::State {
-  sj::parser parser;
-  // The document, then SIMDJSON_PADDING bytes: simdjson reads ahead in
-  // blocks and needs them readable.
-  std::string buffer;
-};
-
-JsonScratch::JsonScratch() = default;
-JsonScratch::~JsonScratch() = default;
-JsonScratch::JsonScratch(const JsonScratch&) {}
-JsonScratch& JsonScratch::operator=(const JsonScratch&) {
-  return *this;
-}
-JsonScratch::JsonScratch(JsonScratch&&) noexcept = default;
-JsonScratch& JsonScratch::operator=(JsonScratch&&) noexcept = default;
-
-JsonScratch::State& JsonScratch::state() {
-  if (!state_) state_ = std::make_unique<State>();
-  return *state_;
-}
-
-namespace {
-
-// Parses the headers document held in state.buffer (length bytes, then
-// padding) and appends its headers to `out`.
-common::Result<void> parse_headers(JsonScratch::State& state, size_t length,
-                                   std::vector<Header>& out) {
-  sj::document doc;
-  const simdjson::padded_string_view input(state.buffer.data(), length, state.buffer.size());
-  if (auto e = state.parser.iterate(input).get(doc)) return not_headers(e);
-  sj::json_type type;
-  if (auto e = doc.type().get(type)) return not_headers(e);
-  common::Result<void> read;
-  if (type == sj::json_type::object) {
-    sj::object object;
-    if (auto e = doc.get_object().get(object)) return not_headers(e);
-    read = read_header_object(object, out);
-  } else if (type == sj::json_type::array) {
-    sj::array array;
-    if (auto e = doc.get_array().get(array)) return not_headers(e);
-    read = read_header_array(array, out);
-  } else {
-    return not_headers(fmt::format("the document is {}", json_type_name(type)));
-  }
-  if (!read) return read;
-  // In bounds after the root value means a token follows it: `{} x`, `{}}`.
-  if (!doc.current_location().error()) return not_headers(simdjson::TRAILING_CONTENT);
-  return {};
 }
 
 }  // namespace
@@ -583,7 +120,7 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
   b.columns = relation.columns;
 
   std::vector<std::string> problems;
-  auto type_problem = [&](std::string what, Role role, const ColumnDesc& col) {
+  auto type_problem = [&](std::string what, ColumnRole role, const ColumnDesc& col) {
     problems.push_back(fmt::format("{} in relation {} has type {}; a {} column must be {}", what,
                                    b.table, describe_type(col.type_oid), role_name(role),
                                    accepted_types(role)));
@@ -594,7 +131,7 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
     seen_optional_.emplace_back(relation.relid, std::vector<std::string>{});
     seen = std::prev(seen_optional_.end());
   }
-  auto map_role = [&](const RoleSpec& spec, Role role, int& index) {
+  auto map_role = [&](const RoleSpec& spec, ColumnRole role, int& index) {
     index = find_column(b.columns, spec.column);
     const std::string what =
         fmt::format("outbox column '{}' (mapped as {})", spec.column, role_name(role));
@@ -609,15 +146,15 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
       return;
     }
     if (spec.optional && !was_seen) seen->second.push_back(spec.column);
-    if (!accepts(role, b.columns[index].type_oid)) type_problem(what, role, b.columns[index]);
+    if (!role_accepts(role, b.columns[index].type_oid)) type_problem(what, role, b.columns[index]);
   };
-  map_role(id_, Role::kId, b.id);
+  map_role(id_, ColumnRole::kId, b.id);
   // With a template the topic column is not read, unless a placeholder names it.
-  if (!topic_template_) map_role(topic_, Role::kTopic, b.topic);
-  map_role(key_, Role::kKey, b.key);
-  map_role(partition_, Role::kPartition, b.partition);
-  map_role(headers_, Role::kHeaders, b.headers);
-  map_role(payload_, Role::kPayload, b.payload);
+  if (!topic_template_) map_role(topic_, ColumnRole::kTopic, b.topic);
+  map_role(key_, ColumnRole::kKey, b.key);
+  map_role(partition_, ColumnRole::kPartition, b.partition);
+  map_role(headers_, ColumnRole::kHeaders, b.headers);
+  map_role(payload_, ColumnRole::kPayload, b.payload);
 
   if (topic_template_) {
     b.topic_template = *topic_template_;
@@ -628,8 +165,8 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
       if (piece.index == kAbsent) {
         problems.push_back(fmt::format("{} names column '{}', which is not in relation {}", what,
                                        piece.column, b.table));
-      } else if (!accepts(Role::kPlaceholder, b.columns[piece.index].type_oid)) {
-        type_problem(what, Role::kPlaceholder, b.columns[piece.index]);
+      } else if (!role_accepts(ColumnRole::kPlaceholder, b.columns[piece.index].type_oid)) {
+        type_problem(what, ColumnRole::kPlaceholder, b.columns[piece.index]);
       }
     }
   }
@@ -639,8 +176,8 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
     const std::string what = fmt::format("header column '{}'", name);
     if (index == kAbsent) {
       problems.push_back(fmt::format("{} is not in relation {}", what, b.table));
-    } else if (!accepts(Role::kHeaderColumn, b.columns[index].type_oid)) {
-      type_problem(what, Role::kHeaderColumn, b.columns[index]);
+    } else if (!role_accepts(ColumnRole::kHeaderColumn, b.columns[index].type_oid)) {
+      type_problem(what, ColumnRole::kHeaderColumn, b.columns[index]);
     } else {
       b.header_columns.push_back(index);
     }
@@ -664,7 +201,7 @@ class Router::RowBuilder {
  public:
   RowBuilder(Router& router, const Binding& b, std::span<const RawValue> tuple,
              const RowContext& ctx)
-      : router_(router), b_(b), tuple_(tuple), ctx_(ctx), json_(router.json_.state()) {}
+      : router_(router), b_(b), tuple_(tuple), ctx_(ctx), header_reader_(router.header_reader_) {}
 
   common::Result<void> build() {
     if (auto r = read_id(); !r) return r;
@@ -798,11 +335,8 @@ class Router::RowBuilder {
     if (b_.headers == kAbsent) return {};
     const RawValue& v = at(b_.headers);
     if (v.kind == ValueKind::kNull) return {};
-    json_.buffer.clear();
-    if (auto r = append_text(column(b_.headers), v, json_.buffer); !r) return r;
-    const size_t length = json_.buffer.size();
-    json_.buffer.append(simdjson::SIMDJSON_PADDING, '\0');
-    return parse_headers(json_, length, record_.headers);
+    if (auto r = append_text(column(b_.headers), v, header_reader_.document()); !r) return r;
+    return header_reader_.read(record_.headers);
   }
 
   common::Result<void> read_header_columns() {
@@ -820,7 +354,7 @@ class Router::RowBuilder {
   const Binding& b_;
   std::span<const RawValue> tuple_;
   const RowContext& ctx_;
-  JsonScratch::State& json_;
+  JsonHeaderReader& header_reader_;
   OutboxRecord record_;
   std::string row_id_;
   int column_ = kAbsent;  // the column being read, for BadRow::details

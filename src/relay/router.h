@@ -19,7 +19,6 @@
 // would lose it.
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,6 +28,7 @@
 
 #include "common/result.h"
 #include "config/config.h"
+#include "relay/json_headers.h"
 #include "relay/record.h"
 #include "relay/value_codec.h"
 #include "wal/lsn.h"
@@ -74,25 +74,6 @@ inline constexpr std::string_view kHeaderXid = "outbox-xid";
 inline constexpr std::string_view kHeaderError = "outbox-error";
 inline constexpr std::string_view kHeaderSourceTable = "outbox-source-table";
 inline constexpr std::string_view kHeaderOriginalTopic = "outbox-original-topic";
-
-// simdjson's parser behind a pointer, so that includers need not see
-// simdjson. Its buffers are scratch: a copy starts with fresh ones.
-class JsonScratch {
- public:
-  struct State;
-
-  JsonScratch();
-  ~JsonScratch();
-  JsonScratch(const JsonScratch&);
-  JsonScratch& operator=(const JsonScratch&);
-  JsonScratch(JsonScratch&&) noexcept;
-  JsonScratch& operator=(JsonScratch&&) noexcept;
-
-  State& state();
-
- private:
-  std::unique_ptr<State> state_;
-};
 
 class Router {
  public:
@@ -184,7 +165,7 @@ class Router {
   // a key, partition or headers column has been read, a relation without it
   // is a dropped column, not a table that never had one.
   std::vector<std::pair<wal::RelId, std::vector<std::string>>> seen_optional_;
-  JsonScratch json_;
+  JsonHeaderReader header_reader_;
 
   // Caches for the hot path, valid across rows. Every row of a transaction
   // has the same outbox-lsn and outbox-xid, and consecutive rows mostly go to

@@ -199,7 +199,9 @@ sql() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@
 sql -d postgres -c 'CREATE DATABASE app' >/dev/null
 sql -d app -f "$src/sql/01-outbox-table.sql" -f "$src/sql/02-relay-role.sql" >/dev/null
 
-http_port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# shellcheck source=tests/harness/lib.sh
+. "$harness/lib.sh"
+http_port="$(free_port)"
 helm template relay "$chart" \
   --set-string "config.postgres.dsn=host=127.0.0.1 port=$pg_port dbname=app user=outbox_relay password=\${PG_PASSWORD}" \
   --set-string "config.kafka.brokers=$bootstrap" --set config.kafka.create_topics=true \

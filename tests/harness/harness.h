@@ -10,6 +10,7 @@
 
 #include "harness/kafka_broker.h"
 #include "harness/murmur2.h"
+#include "harness/net.h"
 #include "harness/postgres_server.h"
 #include "harness/process.h"
 #include "harness/servers.h"

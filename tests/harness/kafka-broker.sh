@@ -29,6 +29,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+# shellcheck source=tests/harness/lib.sh
+. "$HERE/lib.sh"
 LIBS="${OUTBOX_KAFKA_LIBS:-${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}/kafka-3.9.1/libs}"
 READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -42,25 +44,6 @@ die() {
 usage() {
   sed -n '2,12p' "$SELF" | sed 's/^# \{0,1\}//' >&2
   exit 2
-}
-
-free_port() {
-  if command -v python3 >/dev/null; then
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-    return
-  fi
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  die "no free port found"
 }
 
 java_opts() {
@@ -211,21 +194,6 @@ bind_failed() {
     2>/dev/null
 }
 
-start_watchdog() {
-  [[ -n ${HARNESS_OWNER_PID:-} ]] || return 0
-  # With OUTBOX_KEEP_TEST_DIRS the owner keeps DIR for a post-mortem: only
-  # the server goes.
-  local action=(destroy)
-  if [[ -n ${OUTBOX_KEEP_TEST_DIRS:-} && $OUTBOX_KEEP_TEST_DIRS != 0 ]]; then
-    action=(kill)
-  fi
-  setsid bash -c '
-    while kill -0 "$1" 2>/dev/null && [[ -d "$2" ]]; do sleep 1; done
-    [[ -d "$2" ]] && "$3" "$4" "$2" ${5:+"$5"}' watchdog "$HARNESS_OWNER_PID" "$DIR" "$SELF" \
-    "${action[@]}" </dev/null >/dev/null 2>&1 &
-  echo $! >"$DIR/watchdog.pid"
-}
-
 cmd_start() {
   command -v java >/dev/null || die "java not on PATH"
   compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null ||
@@ -254,7 +222,7 @@ cmd_start() {
     rm -f "$DIR/server.log" "$DIR/stdout.log"
     launch
     if wait_ready 0; then
-      start_watchdog
+      start_watchdog kill
       cat "$DIR/bootstrap"
       return 0
     fi

@@ -15,7 +15,8 @@
 // `--until N` one client polls every 20 ms until the count reaches N, so the
 // benchmark's drain measurement costs no process start and no connection per
 // poll; exit status 3 when the timeout passes first.
-#include <librdkafka/rdkafka.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +32,7 @@
 #include <utility>
 
 #include "harness/kafka_broker.h"
+#include "kafka/admin.h"
 
 namespace {
 
@@ -39,18 +41,8 @@ using Clock = std::chrono::steady_clock;
 constexpr int kUsage = 2;
 constexpr int kTimedOut = 3;
 constexpr std::chrono::milliseconds kPollInterval{20};
-constexpr int kRequestTimeoutMs = 5000;
-
-struct RdKafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-  void operator()(const rd_kafka_metadata_t* m) const { rd_kafka_metadata_destroy(m); }
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
-  void operator()(rd_kafka_AdminOptions_t* o) const { rd_kafka_AdminOptions_destroy(o); }
-  void operator()(rd_kafka_DeleteTopic_t* t) const { rd_kafka_DeleteTopic_destroy(t); }
-};
-template <typename T>
-using Owned = std::unique_ptr<T, RdKafkaDeleter>;
+constexpr std::chrono::milliseconds kRequestTimeout{5000};
+constexpr std::chrono::seconds kTopicTimeout{30};
 
 int usage() {
   std::fprintf(stderr,
@@ -60,82 +52,52 @@ int usage() {
   return kUsage;
 }
 
-Owned<rd_kafka_t> new_producer(const std::string& bootstrap) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> settings[] = {
-      {"bootstrap.servers", bootstrap},
-      {"client.id", "outbox-kafka-admin"},
-      {"log_level", "3"},
-  };
-  for (const auto& [key, value] : settings) {
-    if (rd_kafka_conf_set(conf, key, value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw std::runtime_error(std::string("librdkafka config ") + key + ": " + err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("rd_kafka_new: ") + err);
-  }
-  return Owned<rd_kafka_t>(rk);
+template <typename T>
+T value_or_throw(common::Result<T> r) {
+  if (!r) throw std::runtime_error(r.error().describe());
+  return std::move(r).value();
 }
 
-int partition_count(rd_kafka_t* rk, const std::string& topic) {
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, nullptr, &md, kRequestTimeoutMs);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    throw std::runtime_error(std::string("metadata: ") + rd_kafka_err2str(e));
-  }
-  Owned<const rd_kafka_metadata_t> owned(md);
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    if (topic != md->topics[i].topic) continue;
-    if (md->topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw std::runtime_error("topic " + topic + ": " + rd_kafka_err2str(md->topics[i].err));
-    }
-    return md->topics[i].partition_cnt;
-  }
-  throw std::runtime_error("topic " + topic + " not in the broker's metadata");
+void throw_on_error(const common::Result<void>& r) {
+  if (!r) throw std::runtime_error(r.error().describe());
 }
 
-// What a partition answers until it has a leader, e.g. just after its topic
-// was created or while the broker restarts: not a count yet, ask again.
-bool transient(rd_kafka_resp_err_t e) {
-  return e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
-         e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
-         e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
-         e == RD_KAFKA_RESP_ERR__TRANSPORT;
+kafka::Admin new_admin(const std::string& bootstrap) {
+  return value_or_throw(
+      kafka::Admin::create({bootstrap, {{"log_level", "3"}}, "outbox-kafka-admin"}));
+}
+
+int partition_count(kafka::Admin& admin, const std::string& topic) {
+  auto info = value_or_throw(admin.describe_topic(topic, kRequestTimeout));
+  if (!info) throw std::runtime_error("topic " + topic + " not in the broker's metadata");
+  return info->partitions;
 }
 
 // The record count; nullopt (with the reason in `why`) while a partition
-// answers with a transient error.
-std::optional<int64_t> record_count(rd_kafka_t* rk, const std::string& topic, int partitions,
+// has no leader to answer yet, e.g. just after its topic was created or
+// while the broker restarts: not a count yet, ask again.
+std::optional<int64_t> record_count(kafka::Admin& admin, const std::string& topic, int partitions,
                                     std::string& why) {
   int64_t total = 0;
   for (int p = 0; p < partitions; ++p) {
-    int64_t low = 0;
-    int64_t high = 0;
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, kRequestTimeoutMs);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      why = "watermarks of " + topic + "/" + std::to_string(p) + ": " + rd_kafka_err2str(e);
-      if (transient(e)) return std::nullopt;
+    auto w = admin.watermarks(topic, p, kRequestTimeout);
+    if (!w) {
+      why = w.error().describe();
+      if (w.error().code == kafka::errc::unavailable) return std::nullopt;
       throw std::runtime_error(why);
     }
-    total += high - low;
+    total += w->high - w->low;
   }
   return total;
 }
 
-int count(const std::string& bootstrap, const std::string& topic, int64_t until,
-          double timeout_s) {
-  auto rk = new_producer(bootstrap);
-  const int partitions = partition_count(rk.get(), topic);
+int count(const std::string& bootstrap, const std::string& topic, int64_t until, double timeout_s) {
+  kafka::Admin admin = new_admin(bootstrap);
+  const int partitions = partition_count(admin, topic);
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   std::string why;
-  std::optional<int64_t> n = record_count(rk.get(), topic, partitions, why);
+  std::optional<int64_t> n = record_count(admin, topic, partitions, why);
   while (!n || (until >= 0 && *n < until)) {
     if (Clock::now() >= deadline) {
       if (!n) throw std::runtime_error(why);
@@ -143,36 +105,10 @@ int count(const std::string& bootstrap, const std::string& topic, int64_t until,
       return kTimedOut;
     }
     std::this_thread::sleep_for(kPollInterval);
-    n = record_count(rk.get(), topic, partitions, why);
+    n = record_count(admin, topic, partitions, why);
   }
   std::printf("%lld\n", static_cast<long long>(*n));
   return 0;
-}
-
-void delete_topic(const std::string& bootstrap, const std::string& topic) {
-  auto rk = new_producer(bootstrap);
-  char err[512];
-  Owned<rd_kafka_DeleteTopic_t> del(rd_kafka_DeleteTopic_new(topic.c_str()));
-  Owned<rd_kafka_AdminOptions_t> options(
-      rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_DELETETOPICS));
-  rd_kafka_AdminOptions_set_operation_timeout(options.get(), 30000, err, sizeof err);
-  Owned<rd_kafka_queue_t> queue(rd_kafka_queue_new(rk.get()));
-  rd_kafka_DeleteTopic_t* topics[] = {del.get()};
-  rd_kafka_DeleteTopics(rk.get(), topics, 1, options.get(), queue.get());
-  Owned<rd_kafka_event_t> ev(rd_kafka_queue_poll(queue.get(), 35000));
-  if (!ev) throw std::runtime_error("delete topic " + topic + ": no answer in time");
-  if (rd_kafka_event_error(ev.get())) {
-    throw std::runtime_error("delete topic " + topic + ": " + rd_kafka_event_error_string(ev.get()));
-  }
-  size_t n = 0;
-  const rd_kafka_topic_result_t** results =
-      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev.get()), &n);
-  for (size_t i = 0; i < n; ++i) {
-    if (rd_kafka_topic_result_error(results[i])) {
-      throw std::runtime_error("delete topic " + topic + ": " +
-                               rd_kafka_topic_result_error_string(results[i]));
-    }
-  }
 }
 
 }  // namespace
@@ -182,6 +118,8 @@ int main(int argc, char** argv) {
   const std::string bootstrap = argv[1];
   const std::string command = argv[2];
   const std::string topic = argv[3];
+  // stdout carries the count a caller parses; librdkafka's lines go apart.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("kafka-admin"));
   try {
     if (command == "create-topic" && argc >= 5) {
       std::map<std::string, std::string> configs;
@@ -191,12 +129,12 @@ int main(int argc, char** argv) {
         if (eq == std::string::npos || eq == 0) return usage();
         configs[arg.substr(0, eq)] = arg.substr(eq + 1);
       }
-      harness::create_topic(bootstrap, topic, std::atoi(argv[4]), std::chrono::seconds(30),
-                            configs);
+      harness::create_topic(bootstrap, topic, std::atoi(argv[4]), kTopicTimeout, configs);
       return 0;
     }
     if (command == "delete-topic" && argc == 4) {
-      delete_topic(bootstrap, topic);
+      kafka::Admin admin = new_admin(bootstrap);
+      throw_on_error(admin.delete_topic(topic, kTopicTimeout));
       return 0;
     }
     if (command == "count") {

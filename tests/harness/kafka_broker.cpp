@@ -14,6 +14,7 @@
 
 #include "harness/scripts.h"
 #include "harness/wait.h"
+#include "kafka/admin.h"
 
 namespace harness {
 namespace {
@@ -23,11 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 struct KafkaDeleter {
   void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
-  void operator()(rd_kafka_AdminOptions_t* o) const { rd_kafka_AdminOptions_destroy(o); }
-  void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
-  void operator()(const rd_kafka_metadata_t* m) const { rd_kafka_metadata_destroy(m); }
   void operator()(rd_kafka_topic_partition_list_t* l) const {
     rd_kafka_topic_partition_list_destroy(l);
   }
@@ -45,27 +41,34 @@ struct ConsumerDeleter {
   }
 };
 
-rd_kafka_conf_t* base_conf(const ClientSettings& client) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  auto set = [&](const char* k, const std::string& v) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw std::runtime_error(std::string("librdkafka config ") + k + ": " + err);
-    }
+// The harness's settings for every client it makes, then the caller's.
+std::map<std::string, std::string> client_properties(const ClientSettings& client) {
+  std::map<std::string, std::string> props = {
+      {"bootstrap.servers", client.bootstrap},
+      // Tests stop and freeze the broker on purpose; its clients' reconnect
+      // chatter would bury the output that matters.
+      {"log_level", "2"},
+      {"log.connection.close", "false"},
+      {"client.id", "outbox-test-harness"},
   };
-  set("bootstrap.servers", client.bootstrap);
-  // Tests stop and freeze the broker on purpose; its clients' reconnect
-  // chatter would bury the output that matters.
-  set("log_level", "2");
-  set("log.connection.close", "false");
-  set("client.id", "outbox-test-harness");
-  for (const auto& [k, v] : client.properties) set(k.c_str(), v);
-  return conf;
+  for (const auto& [k, v] : client.properties) props[k] = v;
+  return props;
 }
 
-rd_kafka_conf_t* base_conf(const std::string& bootstrap) {
-  return base_conf(ClientSettings{bootstrap, {}});
+// `extra` after both.
+rd_kafka_conf_t* base_conf(const ClientSettings& client,
+                           const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> props = client_properties(client);
+  for (const auto& [k, v] : extra) props[k] = v;
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error("librdkafka config " + k + ": " + err);
+    }
+  }
+  return conf;
 }
 
 Owned<rd_kafka_t> new_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
@@ -86,34 +89,18 @@ std::chrono::milliseconds remaining(Clock::time_point end) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
 }
 
-// Partitions of `topic` that have a leader, or nullopt if the metadata does
-// not (yet) show the topic.
-struct TopicState {
-  int partitions = 0;
-  int with_leader = 0;
-};
+kafka::Admin new_admin(const ClientSettings& client) {
+  auto admin = kafka::Admin::create({client.bootstrap, client_properties(client)});
+  if (!admin) throw std::runtime_error(admin.error().describe());
+  return std::move(admin).value();
+}
 
-std::optional<TopicState> topic_state(rd_kafka_t* rk, const std::string& topic,
-                                      std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk, 1, nullptr, &md, ms(timeout)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return std::nullopt;
-  }
-  Owned<const rd_kafka_metadata_t> owned(md);
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    const auto& t = md->topics[i];
-    if (topic != t.topic) continue;
-    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
-    TopicState s;
-    s.partitions = t.partition_cnt;
-    for (int p = 0; p < t.partition_cnt; ++p) {
-      if (t.partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR && t.partitions[p].leader >= 0) {
-        ++s.with_leader;
-      }
-    }
-    return s;
-  }
-  return std::nullopt;
+// The topic's metadata, or nullopt while the cluster does not show it (or
+// does not answer).
+std::optional<kafka::TopicInfo> topic_state(kafka::Admin& admin, const std::string& topic,
+                                            std::chrono::milliseconds timeout) {
+  auto info = admin.describe_topic(topic, timeout);
+  return info ? *info : std::nullopt;
 }
 
 ConsumedRecord to_record(const rd_kafka_message_t* m) {
@@ -158,32 +145,24 @@ std::vector<ConsumedRecord> read_topic(const ClientSettings& client, const std::
                                        const std::function<bool(const ReadProgress&)>& done) {
   const auto end = Clock::now() + deadline;
   static std::atomic<int> serial{0};
-  rd_kafka_conf_t* conf = base_conf(client);
-  char err[512];
   // assign() needs a group id, but no group is joined and nothing committed.
   const std::string group =
       "outbox-test-harness-" + std::to_string(::getpid()) + "-" + std::to_string(++serial);
-  for (const auto& [k, v] :
-       std::vector<std::pair<const char*, std::string>>{{"group.id", group},
-                                                        {"enable.auto.commit", "false"},
-                                                        {"enable.auto.offset.store", "false"},
-                                                        {"enable.partition.eof", "true"},
-                                                        {"auto.offset.reset", "earliest"},
-                                                        {"fetch.wait.max.ms", "100"}}) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw std::runtime_error(std::string("librdkafka config ") + k + ": " + err);
-    }
-  }
+  rd_kafka_conf_t* conf = base_conf(client, {{"group.id", group},
+                                             {"enable.auto.commit", "false"},
+                                             {"enable.auto.offset.store", "false"},
+                                             {"enable.partition.eof", "true"},
+                                             {"auto.offset.reset", "earliest"},
+                                             {"fetch.wait.max.ms", "100"}});
   std::unique_ptr<rd_kafka_t, ConsumerDeleter> rk(new_client(RD_KAFKA_CONSUMER, conf).release());
   rd_kafka_poll_set_consumer(rk.get());
 
   // The topic may not exist yet (the relay can create it on first use).
-  std::optional<TopicState> state;
+  kafka::Admin admin = new_admin(client);
+  std::optional<kafka::TopicInfo> state;
   harness::wait_until(
       [&] {
-        state =
-            topic_state(rk.get(), topic, std::max(remaining(end), std::chrono::milliseconds(1)));
+        state = topic_state(admin, topic, std::max(remaining(end), std::chrono::milliseconds(1)));
         return state && state->partitions > 0;
       },
       std::max(remaining(end), std::chrono::milliseconds(0)), std::chrono::milliseconds(200));
@@ -289,45 +268,16 @@ void create_topic(const std::string& bootstrap, const std::string& name, int par
                   std::chrono::milliseconds deadline,
                   const std::map<std::string, std::string>& configs) {
   const auto end = Clock::now() + deadline;
-  auto rk = new_client(RD_KAFKA_PRODUCER, base_conf(bootstrap));
-  char err[512];
-  Owned<rd_kafka_NewTopic_t> topic(
-      rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err));
-  if (!topic) throw std::runtime_error("topic " + name + ": " + err);
-  for (const auto& [key, value] : configs) {
-    if (rd_kafka_NewTopic_set_config(topic.get(), key.c_str(), value.c_str()) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw std::runtime_error("topic " + name + ": config " + key);
-    }
-  }
-  Owned<rd_kafka_AdminOptions_t> options(
-      rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
-  rd_kafka_AdminOptions_set_request_timeout(options.get(), ms(deadline), err, sizeof err);
-  // The broker answers once the controller has created the partitions.
-  rd_kafka_AdminOptions_set_operation_timeout(options.get(), ms(deadline), err, sizeof err);
-  Owned<rd_kafka_queue_t> queue(rd_kafka_queue_new(rk.get()));
-  rd_kafka_NewTopic_t* topics[] = {topic.get()};
-  rd_kafka_CreateTopics(rk.get(), topics, 1, options.get(), queue.get());
-  Owned<rd_kafka_event_t> ev(rd_kafka_queue_poll(queue.get(), ms(remaining(end))));
-  if (!ev) throw std::runtime_error("create topic " + name + ": no answer in time");
-  if (rd_kafka_event_error(ev.get())) {
-    throw std::runtime_error("create topic " + name + ": " + rd_kafka_event_error_string(ev.get()));
-  }
-  size_t count = 0;
-  const rd_kafka_topic_result_t** results =
-      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &count);
-  for (size_t i = 0; i < count; ++i) {
-    if (rd_kafka_topic_result_error(results[i])) {
-      throw std::runtime_error("create topic " + name + ": " +
-                               rd_kafka_topic_result_error_string(results[i]));
-    }
+  kafka::Admin admin = new_admin(ClientSettings{bootstrap, {}});
+  if (auto r = admin.create_topic(kafka::NewTopic{name, partitions, 1, configs}, deadline); !r) {
+    throw std::runtime_error(r.error().describe());
   }
   // Created is not yet servable: wait until every partition has a leader in
   // the metadata that producers and consumers will see.
   const bool ready = wait_until(
       [&] {
-        auto s = topic_state(rk.get(), name, std::chrono::seconds(5));
-        return s && s->partitions == partitions && s->with_leader == partitions;
+        auto s = topic_state(admin, name, std::chrono::seconds(5));
+        return s && s->partitions == partitions && s->partitions_with_leader == partitions;
       },
       std::max(remaining(end), std::chrono::milliseconds(0)), std::chrono::milliseconds(100));
   if (!ready) {
@@ -337,8 +287,8 @@ void create_topic(const std::string& bootstrap, const std::string& name, int par
 
 std::optional<int> KafkaBroker::partition_count(const std::string& topic,
                                                 std::chrono::milliseconds timeout) {
-  auto rk = new_client(RD_KAFKA_PRODUCER, base_conf(bootstrap_));
-  auto s = topic_state(rk.get(), topic, timeout);
+  kafka::Admin admin = new_admin(ClientSettings{bootstrap_, {}});
+  auto s = topic_state(admin, topic, timeout);
   if (!s) return std::nullopt;
   return s->partitions;
 }

@@ -23,6 +23,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+# shellcheck source=tests/harness/lib.sh
+. "$HERE/lib.sh"
 START_ATTEMPTS=5
 
 die() {
@@ -56,25 +58,6 @@ fi
 # directory may not be readable by that user, and pg_ctl resolves paths
 # against it.
 as_server() { (cd "$DIR" && "${AS[@]}" "$@"); }
-
-free_port() {
-  if command -v python3 >/dev/null; then
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-    return
-  fi
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  die "no free port found"
-}
 
 # The npm PostgreSQL lives under root's home, which the server user cannot
 # enter. Such an installation is copied once to a world-readable place keyed
@@ -173,21 +156,6 @@ bind_failed() {
     "$DIR/server.log" 2>/dev/null
 }
 
-start_watchdog() {
-  [[ -n ${HARNESS_OWNER_PID:-} ]] || return 0
-  # With OUTBOX_KEEP_TEST_DIRS the owner keeps DIR for a post-mortem: only
-  # the server goes.
-  local action=(destroy)
-  if [[ -n ${OUTBOX_KEEP_TEST_DIRS:-} && $OUTBOX_KEEP_TEST_DIRS != 0 ]]; then
-    action=(stop immediate)
-  fi
-  setsid bash -c '
-    while kill -0 "$1" 2>/dev/null && [[ -d "$2" ]]; do sleep 1; done
-    [[ -d "$2" ]] && "$3" "$4" "$2" ${5:+"$5"}' watchdog "$HARNESS_OWNER_PID" "$DIR" "$SELF" \
-    "${action[@]}" </dev/null >/dev/null 2>&1 &
-  echo $! >"$DIR/watchdog.pid"
-}
-
 cmd_start() {
   local bindir="${1:-${OUTBOX_PG_BINDIR:-/usr/lib/postgresql/15/bin}}"
   [[ -x "$bindir/initdb" ]] || die "no initdb in $bindir"
@@ -218,7 +186,7 @@ cmd_start() {
     : >"$DIR/server.log"
     [[ -n $OWNER ]] && chown "$OWNER" "$DIR/server.log"
     if pg_ctl_start; then
-      start_watchdog
+      start_watchdog stop immediate
       echo "$port"
       return 0
     fi

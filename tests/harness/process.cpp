@@ -179,6 +179,11 @@ std::optional<int> Process::wait_exit(std::chrono::milliseconds deadline) {
   return exit_code_;
 }
 
+std::optional<int> Process::terminate(std::chrono::milliseconds deadline) {
+  signal(SIGTERM);
+  return wait_exit(deadline);
+}
+
 bool Process::running() {
   return !reap(false);
 }

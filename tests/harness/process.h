@@ -37,6 +37,9 @@ class Process {
   // reports it). nullopt if it is still running at the deadline.
   std::optional<int> wait_exit(std::chrono::milliseconds deadline);
 
+  // SIGTERM, then wait_exit(deadline): how a test stops a process cleanly.
+  std::optional<int> terminate(std::chrono::milliseconds deadline);
+
   // False once the child has ended (it is reaped then).
   bool running();
 

@@ -21,10 +21,7 @@ struct Failover {
 class GroupFailoverTiming : public GroupTest {};
 
 TEST_F(GroupFailoverTiming, KillNineAndSigtermMedianAndMaxOfFiveRunsEach) {
-  auto slots = make_slots(1);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [slots, group, topic] = new_group_scene(1);
   std::vector<std::unique_ptr<Instance>> instances;
   auto start = [&] {
     instances.push_back(std::make_unique<Instance>(start_instance(group, slots)));

@@ -34,19 +34,6 @@ struct Instance {
   std::string config_path;
 };
 
-inline int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // GET http://127.0.0.1:port/path; the body, or nullopt when nothing answered
 // within a second (a frozen or dead instance).
 inline std::optional<std::string> http_get(int port, const std::string& path) {
@@ -105,9 +92,24 @@ inline std::set<std::string> leading_slots(const Instance& in) {
   return out;
 }
 
+// What a group scenario shares: its slots, the group and the topic every
+// slot's rows go to.
+struct GroupScene {
+  std::vector<GroupSlot> slots;
+  std::string group;
+  std::string topic;
+};
+
 class GroupTest : public RelayTest {
  protected:
   static constexpr int kRowsPerSlotRange = 1000000;
+
+  // `n` slots, a group and a three-partition topic, none seen by another test.
+  GroupScene new_group_scene(int n) {
+    GroupScene s{make_slots(n), unique("grp"), unique("events")};
+    kafka().create_topic(s.topic, 3);
+    return s;
+  }
 
   std::vector<GroupSlot> make_slots(int n) {
     std::vector<GroupSlot> slots;
@@ -156,7 +158,7 @@ class GroupTest : public RelayTest {
   Instance start_instance(const std::string& group_id, const std::vector<GroupSlot>& slots,
                           const std::string& group_extra = "") {
     Instance in;
-    in.http_port = free_port();
+    in.http_port = harness::free_port();
     in.config_path = write_config(group_config(group_id, slots, in.http_port, group_extra));
     in.process = start_relay(in.config_path);
     return in;
@@ -283,6 +285,32 @@ class GroupTest : public RelayTest {
   }
   static bool produced_by(const harness::ConsumedRecord& r, const harness::Process& p) {
     return instance_header(r).find("/" + std::to_string(p.pid()) + "/") != std::string::npos;
+  }
+
+  // What a relay that lost its slot produced too late: records after the new
+  // owner's first record in the same partition, and records from
+  // `woke_at_ms` on.
+  struct LateRecords {
+    std::map<int32_t, int64_t> first_of_new_owner;  // partition → offset
+    int after_move = 0;
+    int after_wake = 0;
+  };
+  static LateRecords late_records(const std::vector<harness::ConsumedRecord>& got,
+                                  const harness::Process& old_owner,
+                                  const harness::Process& new_owner, int64_t woke_at_ms) {
+    LateRecords late;
+    for (const auto& r : got) {
+      if (produced_by(r, new_owner) && !late.first_of_new_owner.count(r.partition)) {
+        late.first_of_new_owner[r.partition] = r.offset;
+      }
+    }
+    for (const auto& r : got) {
+      if (!produced_by(r, old_owner)) continue;
+      auto first = late.first_of_new_owner.find(r.partition);
+      if (first != late.first_of_new_owner.end() && r.offset > first->second) ++late.after_move;
+      if (r.timestamp_ms >= woke_at_ms) ++late.after_wake;
+    }
+    return late;
   }
 };
 

@@ -111,6 +111,18 @@ class GroupScenario : public GroupTest {
            leading(in).count(slot) > 0;
   }
 
+  // `a` leads every slot, then `b` joins and stands by.
+  void start_leader_and_standby(const std::string& group, const std::vector<GroupSlot>& slots,
+                                Instance& a, Instance& b, const std::string& group_extra = "") {
+    a = start_instance(group, slots, group_extra);
+    for (const auto& slot : slots) {
+      ASSERT_TRUE(wait_leads(a, slot.slot, 60s)) << a.process->log_contents();
+    }
+    b = start_instance(group, slots, group_extra);
+    ASSERT_TRUE(harness::wait_until([&] { return readyz(b) == "standby\n"; }, 60s))
+        << readyz(b) << b.process->log_contents();
+  }
+
   // Two instances, one slot each, both streaming.
   void start_pair(const std::string& group, const std::vector<GroupSlot>& slots, Instance& a,
                   Instance& b) {
@@ -127,15 +139,9 @@ class GroupScenario : public GroupTest {
 // (6) One slot, two instances: the first leads, the second stands by and
 // says so; kill -9 of the leader hands the slot to the standby.
 TEST_F(GroupScenario, OneSlotStandbyTakesOverOnLeaderDeathAndReadyzShowsTheLeader) {
-  auto slots = make_slots(1);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
-  auto a = start_instance(group, slots);
-  ASSERT_TRUE(wait_leads(a, slots[0].slot, 60s)) << a.process->log_contents();
-  auto b = start_instance(group, slots);
-  ASSERT_TRUE(harness::wait_until([&] { return readyz(b) == "standby\n"; }, 60s))
-      << readyz(b) << b.process->log_contents();
+  auto [slots, group, topic] = new_group_scene(1);
+  Instance a, b;
+  ASSERT_NO_FATAL_FAILURE(start_leader_and_standby(group, slots, a, b));
   EXPECT_EQ(readyz(a), "leader slots=" + slots[0].slot + "\n");
   EXPECT_TRUE(wait_held_by(slots[0], *a.process, 10s));
   const std::string gauge = "outbox_relay_slot_leader{slot=\"" + slots[0].slot + "\"} ";
@@ -191,17 +197,13 @@ TEST_F(GroupScenario, OneSlotStandbyTakesOverOnLeaderDeathAndReadyzShowsTheLeade
     const harness::Process& producer = n < 1000 ? *a.process : *b.process;
     EXPECT_TRUE(produced_by(r, producer)) << "row " << n << ": " << instance_header(r);
   }
-  b.process->signal(SIGTERM);
-  EXPECT_EQ(b.process->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*b.process);
 }
 
 // (2) SIGTERM under load: the instance drains, confirms, releases its slot
 // and leaves the group; the slot streams from the other within 5 s.
 TEST_F(GroupScenario, SigtermUnderLoadMovesItsSlotWithinFiveSecondsLosingNothing) {
-  auto slots = make_slots(2);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [slots, group, topic] = new_group_scene(2);
   Instance a, b;
   start_pair(group, slots, a, b);
   const std::string moving = *leading(a).begin();
@@ -228,17 +230,13 @@ TEST_F(GroupScenario, SigtermUnderLoadMovesItsSlotWithinFiveSecondsLosingNothing
   for (const auto& [id, n] : d.count) duplicates += n - 1;
   // A clean handover confirms everything acknowledged before releasing.
   EXPECT_EQ(duplicates, 0);
-  b.process->signal(SIGTERM);
-  EXPECT_EQ(b.process->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*b.process);
 }
 
 // (3) kill -9 under load: the slot moves once the coordinator expels the
 // dead member; rows are redelivered only from the position it had confirmed.
 TEST_F(GroupScenario, KillNineUnderLoadMovesItsSlotWithinSessionTimeoutPlusFive) {
-  auto slots = make_slots(2);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [slots, group, topic] = new_group_scene(2);
   Instance a, b;
   start_pair(group, slots, a, b);
   const std::string moving = *leading(a).begin();
@@ -279,22 +277,16 @@ TEST_F(GroupScenario, KillNineUnderLoadMovesItsSlotWithinSessionTimeoutPlusFive)
   }
   std::printf("kill -9 under load: %zu records, %d duplicates (unconfirmed at the kill)\n", d.total,
               duplicates);
-  b.process->signal(SIGTERM);
-  EXPECT_EQ(b.process->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*b.process);
 }
 
 // (4) A leader frozen past the session timeout loses its slot; when it wakes
 // its lease has run out, so it fences itself: it produces nothing more, and
 // no record of it follows the new owner's first record in any partition.
 TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) {
-  auto slots = make_slots(1);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
-  auto a = start_instance(group, slots);
-  ASSERT_TRUE(wait_leads(a, slots[0].slot, 60s)) << a.process->log_contents();
-  auto b = start_instance(group, slots);
-  ASSERT_TRUE(harness::wait_until([&] { return readyz(b) == "standby\n"; }, 60s));
+  auto [slots, group, topic] = new_group_scene(1);
+  Instance a, b;
+  ASSERT_NO_FATAL_FAILURE(start_leader_and_standby(group, slots, a, b));
 
   Loader loader(*this, slots, topic);
   std::this_thread::sleep_for(1500ms);
@@ -318,31 +310,15 @@ TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) 
 
   auto got = kafka().consume_all_until_quiet(topic, 3s, 60s);
   expect_nothing_lost(delivered(got), slots, loader.inserted());
-  std::map<int32_t, int64_t> first_of_b;  // partition → offset
-  for (const auto& r : got) {
-    if (produced_by(r, *b.process) && !first_of_b.count(r.partition)) {
-      first_of_b[r.partition] = r.offset;
-    }
-  }
-  int after_move = 0;
-  int after_wake = 0;
-  for (const auto& r : got) {
-    if (!produced_by(r, *a.process)) continue;
-    auto first = first_of_b.find(r.partition);
-    if (first != first_of_b.end() && r.offset > first->second) ++after_move;
-    if (r.timestamp_ms >= continued_at) ++after_wake;
-  }
-  EXPECT_FALSE(first_of_b.empty());
-  EXPECT_EQ(after_move, 0) << "records of the frozen leader after the new owner's first";
-  EXPECT_EQ(after_wake, 0) << "records the frozen leader produced after waking";
+  const LateRecords late = late_records(got, *a.process, *b.process, continued_at);
+  EXPECT_FALSE(late.first_of_new_owner.empty());
+  EXPECT_EQ(late.after_move, 0) << "records of the frozen leader after the new owner's first";
+  EXPECT_EQ(late.after_wake, 0) << "records the frozen leader produced after waking";
   EXPECT_NE(a.process->log_contents().find("fencing"), std::string::npos)
       << a.process->log_contents();
   // Awake again, it rejoins as a standby rather than exiting.
   EXPECT_TRUE(harness::wait_until([&] { return readyz(a) == "standby\n"; }, 30s)) << readyz(a);
-  for (auto* in : {&a, &b}) {
-    in->process->signal(SIGTERM);
-    EXPECT_EQ(in->process->wait_exit(30s), std::optional<int>(0));
-  }
+  for (auto* in : {&a, &b}) expect_clean_stop(*in->process);
 }
 
 // takeover_after: the new owner terminates a frozen relay's walsender after
@@ -350,15 +326,10 @@ TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) 
 // longer stands between the two, so only the lease keeps the woken relay
 // from producing.
 TEST_F(GroupScenario, TakeoverEndsAFrozenRelaysWalsenderAndTheWokenRelayStaysFenced) {
-  auto slots = make_slots(1);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [slots, group, topic] = new_group_scene(1);
   const std::string takeover = "  takeover_after: 8s\n";
-  auto a = start_instance(group, slots, takeover);
-  ASSERT_TRUE(wait_leads(a, slots[0].slot, 60s)) << a.process->log_contents();
-  auto b = start_instance(group, slots, takeover);
-  ASSERT_TRUE(harness::wait_until([&] { return readyz(b) == "standby\n"; }, 60s));
+  Instance a, b;
+  ASSERT_NO_FATAL_FAILURE(start_leader_and_standby(group, slots, a, b, takeover));
 
   Loader loader(*this, slots, topic);
   std::this_thread::sleep_for(1500ms);
@@ -379,41 +350,22 @@ TEST_F(GroupScenario, TakeoverEndsAFrozenRelaysWalsenderAndTheWokenRelayStaysFen
 
   auto got = kafka().consume_all_until_quiet(topic, 3s, 60s);
   expect_nothing_lost(delivered(got), slots, loader.inserted());
-  std::map<int32_t, int64_t> first_of_b;
-  for (const auto& r : got) {
-    if (produced_by(r, *b.process) && !first_of_b.count(r.partition)) {
-      first_of_b[r.partition] = r.offset;
-    }
-  }
-  int after_move = 0;
-  int after_wake = 0;
-  for (const auto& r : got) {
-    if (!produced_by(r, *a.process)) continue;
-    auto first = first_of_b.find(r.partition);
-    if (first != first_of_b.end() && r.offset > first->second) ++after_move;
-    if (r.timestamp_ms >= continued_at) ++after_wake;
-  }
-  EXPECT_EQ(after_move, 0) << "records of the frozen relay after the new owner's first";
-  EXPECT_EQ(after_wake, 0) << "records the frozen relay produced after waking";
+  const LateRecords late = late_records(got, *a.process, *b.process, continued_at);
+  EXPECT_EQ(late.after_move, 0) << "records of the frozen relay after the new owner's first";
+  EXPECT_EQ(late.after_wake, 0) << "records the frozen relay produced after waking";
   EXPECT_TRUE(wait_held_by(slots[0], *b.process, 1s)) << "the woken relay took the slot back";
   if (std::getenv("GROUP_TEST_LOGS")) {
     std::printf("--- a\n%s--- b\n%s", a.process->log_contents().c_str(),
                 b.process->log_contents().c_str());
   }
-  for (auto* in : {&a, &b}) {
-    in->process->signal(SIGTERM);
-    EXPECT_EQ(in->process->wait_exit(30s), std::optional<int>(0));
-  }
+  for (auto* in : {&a, &b}) expect_clean_stop(*in->process);
 }
 
 // (1) Three instances, four slots, joining one by one during a load: no
 // slot is ever claimed by two instances, all four end up streamed, and every
 // row arrives.
 TEST_F(GroupScenario, ThreeInstancesFourSlotsEachSlotStreamedByExactlyOne) {
-  auto slots = make_slots(4);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [slots, group, topic] = new_group_scene(4);
   std::vector<Instance> instances(3);
   instances[0] = start_instance(group, slots);
   ASSERT_TRUE(harness::wait_until(
@@ -450,19 +402,13 @@ TEST_F(GroupScenario, ThreeInstancesFourSlotsEachSlotStreamedByExactlyOne) {
   for (const auto& s : slots) EXPECT_TRUE(holder(s).has_value()) << s.slot << " not streamed";
   auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
-  for (auto& in : instances) {
-    in.process->signal(SIGTERM);
-    EXPECT_EQ(in.process->wait_exit(30s), std::optional<int>(0));
-  }
+  for (auto& in : instances) expect_clean_stop(*in.process);
 }
 
 // (5) One instance, then three, then one again, all during a load: slots
 // move on every join and leave, no slot is claimed twice, nothing is lost.
 TEST_F(GroupScenario, ScaleOneToThreeToOneDuringLoadLosesNothingAndNeverStreamsTwice) {
-  auto slots = make_slots(4);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [slots, group, topic] = new_group_scene(4);
   std::vector<Instance> instances(3);
   instances[0] = start_instance(group, slots);
   ASSERT_TRUE(harness::wait_until([&] { return leading(instances[0]).size() == 4; }, 60s));
@@ -493,8 +439,7 @@ TEST_F(GroupScenario, ScaleOneToThreeToOneDuringLoadLosesNothingAndNeverStreamsT
               sampler.violations().size());
   auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
-  instances[0].process->signal(SIGTERM);
-  EXPECT_EQ(instances[0].process->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*instances[0].process);
 }
 
 // Coordinator unreachable: with the broker frozen past the session timeout
@@ -502,10 +447,7 @@ TEST_F(GroupScenario, ScaleOneToThreeToOneDuringLoadLosesNothingAndNeverStreamsT
 // releases the slot before the session timeout has passed, then streams
 // again once the broker is back. Nothing is lost.
 TEST_F(GroupScenario, CoordinatorUnreachableFencesBeforeTheSessionTimeoutAndResumes) {
-  auto slots = make_slots(1);
-  const std::string group = unique("grp");
-  const std::string topic = unique("events");
-  kafka().create_topic(topic, 3);
+  auto [slots, group, topic] = new_group_scene(1);
   auto a = start_instance(group, slots);
   ASSERT_TRUE(wait_leads(a, slots[0].slot, 60s)) << a.process->log_contents();
   ASSERT_TRUE(wait_held_by(slots[0], *a.process, 10s));
@@ -533,8 +475,7 @@ TEST_F(GroupScenario, CoordinatorUnreachableFencesBeforeTheSessionTimeoutAndResu
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
   auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
-  a.process->signal(SIGTERM);
-  EXPECT_EQ(a.process->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*a.process);
 }
 
 // Fewer coordination partitions than slots cannot give every slot an owner:

@@ -92,8 +92,7 @@ TEST_P(ColumnTypesTest, EveryRoutedColumnTypeDecodes) {
     }
     EXPECT_EQ(header(*it, "outbox-id"), std::optional<std::optional<std::string>>(c.want_id))
         << c.name;
-    relay->signal(SIGTERM);
-    EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+    expect_clean_stop(*relay);
   }
 }
 

@@ -1,11 +1,7 @@
 // Scenarios of what operators watch: /metrics counts what reached Kafka and
 // passes promtool, /readyz follows the stream, /healthz the loop, and JSON
 // log lines carry fields and no payloads.
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <regex>
 #include <sstream>
@@ -15,19 +11,6 @@
 
 namespace itest {
 namespace {
-
-// A loopback port nothing listens on: bound, then released.
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 class ObservabilityTest : public RelayTest {
  protected:
@@ -143,8 +126,7 @@ TEST_F(ObservabilityTest, MetricsCountPublishedRowsPerTopicAndPassPromtool) {
 
   EXPECT_EQ(promtool_findings(text), "") << text;
 
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  expect_clean_stop(*relay);
 
   const std::string log = relay->log_contents();
   EXPECT_EQ(log.find(marker), std::string::npos) << "a payload reached the log";
@@ -163,8 +145,8 @@ TEST_F(ObservabilityTest, MetricsCountPublishedRowsPerTopicAndPassPromtool) {
 }
 
 TEST_F(ObservabilityTest, ReadyzIs503AndHealthzIs200WhileDatabaseIsUnreachable) {
-  const std::string dsn =
-      "host=127.0.0.1 port=" + std::to_string(closed_port()) + " dbname=app connect_timeout=2";
+  const std::string dsn = "host=127.0.0.1 port=" + std::to_string(harness::free_port()) +
+                          " dbname=app connect_timeout=2";
   auto relay = start_relay(write_config(config_without_db(dsn, unique("slot"))));
   const int port = wait_http_port(*relay);
   ASSERT_GT(port, 0) << relay->log_contents();
@@ -184,8 +166,7 @@ TEST_F(ObservabilityTest, ReadyzIs503AndHealthzIs200WhileDatabaseIsUnreachable) 
   auto r = get(port, "/readyz");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "connecting\n");
-  relay->signal(SIGTERM);
-  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+  expect_clean_stop(*relay);
 }
 
 }  // namespace

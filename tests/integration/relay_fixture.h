@@ -137,8 +137,7 @@ class RelayTest : public ::testing::Test {
 
   // SIGTERM, then a clean drain: exit code 0.
   static void expect_clean_stop(harness::Process& relay) {
-    relay.signal(SIGTERM);
-    EXPECT_EQ(relay.wait_exit(30s), std::optional<int>(0)) << relay.log_contents();
+    EXPECT_EQ(relay.terminate(30s), std::optional<int>(0)) << relay.log_contents();
   }
 
   std::string write_config(const std::string& body) {
