@@ -116,6 +116,22 @@ int check_dead_letter_topics(const config::Config& cfg) {
   return kExitOk;
 }
 
+// Exactly once, the checkpoints live as committed offsets on a topic of
+// their own, one partition per slot in group mode; the broker refuses
+// offsets for partitions that do not exist.
+int ensure_checkpoint_topic(const config::Config& cfg) {
+  if (cfg.kafka.delivery != config::DeliveryGuarantee::kExactlyOnce) return kExitOk;
+  const auto place = driver::checkpoint_place(cfg, cfg, 0);
+  const int partitions = cfg.group ? static_cast<int>(config::slots_of(cfg).size()) : 1;
+  auto r = kafka::ensure_checkpoint_topic(cfg.kafka.brokers, cfg.kafka.properties, place.topic,
+                                          partitions, std::chrono::seconds(30));
+  if (!r) {
+    spdlog::error("checkpoint topic={}: {}", place.topic, r.error().describe());
+    return kExitRuntime;
+  }
+  return kExitOk;
+}
+
 app::BuildInfo build_info() {
   return app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(), wal::libpq_version()};
 }
@@ -244,6 +260,7 @@ int run(const std::string& config_path) {
                  cfg.postgres.slot, cfg.postgres.publication, cfg.outbox.table);
   }
   if (int code = check_dead_letter_topics(cfg); code != kExitOk) return code;
+  if (int code = ensure_checkpoint_topic(cfg); code != kExitOk) return code;
 
   relay::Lease lease;
   driver::Supervisor supervisor(cfg, cfg.group ? &lease : nullptr, identity);
@@ -259,6 +276,8 @@ int run(const std::string& config_path) {
     int exit_code = kExitOk;
     member = join_group(cfg, lease, supervisor, identity, exit_code);
     if (!member) return exit_code;
+    kafka::GroupMember* m = member.get();
+    supervisor.set_group_metadata([m] { return m->consumer_group_metadata(); });
   }
 
   relay::PipelineStats group_loop;

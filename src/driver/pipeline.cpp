@@ -10,6 +10,7 @@
 #include <thread>
 #include <utility>
 
+#include "kafka/txn_errc.h"
 #include "relay/errc.h"
 #include "relay/router.h"
 #include "relay/slot_core.h"
@@ -32,6 +33,7 @@ struct Category : std::error_category {
       case errc::halted: return "halted at a bad row";
       case errc::fatal: return "fatal failure";
       case errc::unacknowledged: return "records left unacknowledged";
+      case errc::fenced: return "fenced by a newer producer of the slot";
     }
     return "unknown driver error";
   }
@@ -59,6 +61,15 @@ const std::error_category& error_category() {
 
 errc disposition(const common::Error& error) {
   if (error.code.category() == error_category()) return static_cast<errc>(error.code.value());
+  if (error.code.category() == kafka::txn_category()) {
+    // The transaction was aborted: replay from the checkpoint.
+    if (kafka::is_aborted(error.code)) return errc::retriable;
+    if (error.code == kafka::txn_errc::fenced) return errc::fenced;
+    // A commit whose outcome is unknown leaves the producer unusable; so do
+    // fatal, unauthorized and configuration errors. A restart resolves the
+    // first from the checkpoint; the others need an operator.
+    return errc::fatal;
+  }
   if (error.code.category() == relay::error_category()) {
     switch (static_cast<relay::errc>(error.code.value())) {
       case relay::errc::halted: return errc::halted;
@@ -164,15 +175,27 @@ common::Result<void> Pipeline::run() {
   relay::SlotCoreOptions core_options;
   core_options.lease = options_.lease;
   core_options.instance_header = options_.instance_header;
+  core_options.transactions = options_.transactions;
+  core_options.transaction_interval = cfg_.kafka.transaction_interval;
+  core_options.transaction_max_records = cfg_.kafka.transaction_max_records;
+  core_options.transaction_timeout = cfg_.kafka.transaction_timeout;
   relay::SlotCore core(cfg_, *router, publisher_, stats_, core_options);
 
   while (!stop_.load()) {
     stats_.mark_loop_alive();
     if (!wait_for_lease()) break;
+    if (std::optional<common::Error> failed; !take_output(core, failed)) {
+      if (failed) return *failed;
+      break;
+    }
     stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
 
     common::Result<void> outcome;
-    auto stream = wal::ReplicationStream::connect(replication_options(cfg_, options_.application_name));
+    wal::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
+    // A slot with a checkpoint has streamed before: if it is gone, creating
+    // it again would skip every row committed since, silently.
+    if (checkpoint_ && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
+    auto stream = wal::ReplicationStream::connect(ro);
     if (!stream) {
       outcome = failure(errc::retriable, stream.error().describe());
     } else if (auto slot = (*stream)->prepare(); !slot) {
@@ -184,11 +207,19 @@ common::Result<void> Pipeline::run() {
         outcome = failure(errc::retriable, slot.error().describe());
       } else if (code == wal::replication_errc::query_failed) {
         outcome = failure(errc::retriable, slot.error().describe());
+      } else if (code == wal::replication_errc::slot_missing && checkpoint_) {
+        return failure(errc::fatal, lost_slot_message());
       } else {
         return failure(errc::fatal, slot.error().describe());
       }
     } else {
       log_slot_prepared(cfg_, *slot, stats_);
+      if (slot->created && checkpoint_) {
+        ++stats_.slots_recreated;
+        spdlog::error("{} (on_slot_lost: recreate: created again at lsn={}; rows committed between "
+                      "the two positions were NOT published)",
+                      lost_slot_message(), slot->confirmed_flush.to_string());
+      }
       const wal::Lsn from = core.start_session(slot->confirmed_flush);
       auto start = (*stream)->start(from, pg.binary, true);
       if (!start) {
@@ -232,6 +263,55 @@ common::Result<void> Pipeline::run() {
   }
   stats_.state = static_cast<int>(relay::PipelineState::kStopped);
   return {};
+}
+
+// The slot is gone though Kafka holds its checkpoint: it was dropped, or a
+// failover promoted a server that did not have it.
+std::string Pipeline::lost_slot_message() const {
+  return fmt::format(
+      "slot={} does not exist, but Kafka holds its checkpoint at lsn={} (group {}): the slot was "
+      "dropped, or a failover promoted a server without it, and rows committed after that "
+      "position were never streamed; compare the outbox with Kafka from lsn={}, then create the "
+      "slot by hand or set postgres.on_slot_lost: recreate to start again from the current "
+      "position",
+      cfg_.postgres.slot, checkpoint_->end_lsn.to_string(), options_.checkpoint_group,
+      checkpoint_->end_lsn.to_string());
+}
+
+bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& failed) {
+  if (!options_.take_output || output_taken_) return true;
+  milliseconds backoff = cfg_.postgres.reconnect_backoff_min;
+  while (!stop_.load()) {
+    stats_.mark_loop_alive();
+    auto checkpoint = options_.take_output();
+    if (checkpoint) {
+      checkpoint_ = *checkpoint;
+      if (checkpoint_) core.restore(*checkpoint_);
+      output_taken_ = true;
+      spdlog::info("slot={} took the slot's Kafka output (exactly once); checkpoint {}",
+                   cfg_.postgres.slot,
+                   checkpoint_ ? "lsn=" + checkpoint_->end_lsn.to_string() +
+                                     (checkpoint_->last_row
+                                          ? " last_row=" + std::to_string(*checkpoint_->last_row)
+                                          : "")
+                               : std::string("none yet (first start)"));
+      return true;
+    }
+    if (const errc kind = disposition(checkpoint.error()); kind != errc::retriable &&
+                                                          checkpoint.error().code !=
+                                                              kafka::txn_errc::timed_out) {
+      failed = failure(kind, "slot=" + cfg_.postgres.slot +
+                                 " cannot take the slot's Kafka output: " +
+                                 checkpoint.error().describe());
+      return false;
+    }
+    spdlog::warn("slot={} cannot take the slot's Kafka output yet: {}; retrying in {} ms",
+                 cfg_.postgres.slot, checkpoint.error().describe(), backoff.count());
+    struct pollfd pfd = {stop_fd_, POLLIN, 0};
+    ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
+    backoff = std::min(backoff * 2, cfg_.postgres.reconnect_backoff_max);
+  }
+  return false;
 }
 
 // Without the lease the slot may already belong to another instance: wait,
@@ -304,6 +384,7 @@ common::Result<void> Pipeline::Session::turn() {
     ++read;
     if (auto r = handle_copy_data((*msg)->view()); !r) return r;
   }
+  if (auto r = core_.maybe_commit(Clock::now()); !r) return r;
   if (auto r = send_feedback(false); !r) return r;
   if (auto r = check_receive_timeout(); !r) return r;
   p_.stats_.in_flight_records = p_.publisher_.in_flight();
@@ -324,6 +405,14 @@ common::Result<void> Pipeline::Session::finish(common::Result<void> result) {
   // Stopped because the assignment was lost: records not yet sent must not
   // go out now that another instance may own the slot.
   if (result.ok() && !core_.lease_held()) result = core_.fence("stopped without the lease");
+  // Exactly once: a clean stop commits what was read; anything else aborts,
+  // and the next owner replays it from the checkpoint.
+  if (result.ok()) {
+    if (auto r = core_.maybe_commit(Clock::now(), true); !r) result = r;
+  }
+  // Never left open: the broker would hold read_committed consumers back
+  // until transaction_timeout.
+  core_.abort_transaction();
   // Once fenced, the slot is released promptly rather than held for acks:
   // the next owner redelivers whatever was not confirmed.
   auto drained = core_.fenced() ? core_.drain(kFencedDrain, kFencedPurgeWait)

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,9 @@
 
 namespace wal {
 class ReplicationStream;
+}
+namespace relay {
+class SlotCore;
 }
 
 namespace driver {
@@ -29,6 +33,9 @@ enum class errc {
   // session ended; they stay unconfirmed and are streamed again. Retried
   // like `retriable`; returned by run() when it ends a requested stop.
   unacknowledged,
+  // Another producer took the slot's transactional.id (another instance
+  // owns the slot now, or two relays are configured on one slot).
+  fenced,
 };
 const std::error_category& error_category();
 inline std::error_code make_error_code(errc e) { return {static_cast<int>(e), error_category()}; }
@@ -47,6 +54,12 @@ struct PipelineOptions {
   std::string application_name = "outbox-relay";
   // Terminate a relay still holding the slot after this long (group mode).
   std::optional<std::chrono::milliseconds> takeover_after;
+  // Exactly once: the producer's transactions, and what takes the slot's
+  // output before the first connection (fences earlier producers, reads the
+  // checkpoint back). Without them, at least once.
+  relay::TransactionalPublisher* transactions = nullptr;
+  std::function<common::Result<std::optional<relay::Checkpoint>>()> take_output;
+  std::string checkpoint_group;  // for messages
 };
 
 // The pipeline for one slot: connects, reads the replication stream and
@@ -64,6 +77,11 @@ class Pipeline {
  private:
   class Session;
   bool wait_for_lease();
+  // Exactly once: fences earlier producers and reads the checkpoint, with
+  // backoff while Kafka is away. False when stopped or on a failure that
+  // retrying cannot fix (`failure` says which).
+  bool take_output(relay::SlotCore& core, std::optional<common::Error>& failure);
+  std::string lost_slot_message() const;
   void maybe_take_over(wal::ReplicationStream& stream);
   bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
 
@@ -77,6 +95,11 @@ class Pipeline {
   // streaming.
   std::optional<std::chrono::steady_clock::time_point> slot_busy_since_;
   uint64_t takeover_requests_ = 0;
+  // Exactly once: the checkpoint Kafka held when the slot was taken. Also
+  // the relay's memory of the slot: a checkpoint without its slot is a lost
+  // slot, never a first start.
+  std::optional<relay::Checkpoint> checkpoint_;
+  bool output_taken_ = false;
 };
 
 }  // namespace driver

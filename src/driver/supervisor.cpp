@@ -45,7 +45,8 @@ void clear_running_gauges(relay::PipelineStats& stats) {
 struct Supervisor::Runner {
   std::atomic<bool> stop{false};
   int stop_fd = -1;
-  std::unique_ptr<kafka::Producer> producer;
+  std::unique_ptr<relay::Publisher> producer;
+  kafka::TransactionalProducer* transactional = nullptr;  // exactly once: the same producer
   std::thread thread;
   ~Runner() {
     if (stop_fd >= 0) ::close(stop_fd);
@@ -60,6 +61,40 @@ kafka::ProducerOptions producer_options(const config::Config& cfg) {
   po.max_inflight_bytes = cfg.limits.max_inflight_bytes;
   po.client_id = "outbox-relay-" + cfg.postgres.slot;
   return po;
+}
+
+kafka::CheckpointPlace checkpoint_place(const config::Config& cfg, const config::Config& slot_cfg,
+                                       int index) {
+  if (cfg.group) {
+    return kafka::group_checkpoint_place(cfg.group->id, cfg.group->coordination_topic, index);
+  }
+  return kafka::single_slot_checkpoint_place(cfg.kafka.transactional_id_prefix,
+                                             slot_cfg.postgres.slot);
+}
+
+common::Result<void> Supervisor::make_producer(const config::Config& cfg, int index,
+                                               const kafka::ProducerOptions& po, Runner& runner) {
+  if (cfg.kafka.delivery == config::DeliveryGuarantee::kAtLeastOnce) {
+    auto producer = kafka::Producer::create(po);
+    if (!producer) return producer.error();
+    runner.producer = std::move(*producer);
+    return {};
+  }
+  kafka::TransactionalProducerOptions to;
+  to.producer = po;
+  to.transactional_id =
+      kafka::transactional_id_for(cfg.kafka.transactional_id_prefix, cfg.postgres.slot);
+  to.transaction_timeout = cfg.kafka.transaction_timeout;
+  to.checkpoint = checkpoint_place(cfg_, cfg, index);
+  auto producer = kafka::TransactionalProducer::create(to);
+  if (!producer) return producer.error();
+  // The broker then refuses this member's checkpoints once it is deposed.
+  if (group_metadata_) {
+    (*producer)->use_group_metadata(kafka::GroupMetadata::adopt(group_metadata_()));
+  }
+  runner.transactional = producer->get();
+  runner.producer = std::move(*producer);
+  return {};
 }
 
 Supervisor::Supervisor(const config::Config& cfg, const relay::Lease* lease,
@@ -96,13 +131,11 @@ void Supervisor::start(int index) {
     po.properties["message.timeout.ms"] =
         std::to_string(kafka::GroupMember::lease_validity_for(cfg_.group->session_timeout).count());
   }
-  auto producer = kafka::Producer::create(po);
-  if (!producer) {
+  if (auto made = make_producer(cfg, index, po, *runner); !made) {
     std::lock_guard f(failure_mutex_);
-    failure_ = producer.error();
+    failure_ = made.error();
     return;
   }
-  runner->producer = std::move(*producer);
   if (cfg_.group) {
     spdlog::info("slot={} assigned to instance={}, starting", cfg.postgres.slot,
                  identity_.describe());
@@ -110,7 +143,7 @@ void Supervisor::start(int index) {
   Runner* r = runner.get();
   relay::PipelineStats& stats = stats_[index];
   stats.state = static_cast<int>(relay::PipelineState::kStarting);
-  r->thread = std::thread([this, r, &cfg, &stats] {
+  r->thread = std::thread([this, r, &cfg, &stats, index] {
     auto companion = companion_ ? companion_(cfg, stats) : nullptr;
     PipelineOptions options;
     if (cfg_.group) {
@@ -119,11 +152,26 @@ void Supervisor::start(int index) {
       options.application_name = "outbox-relay/" + identity_.id;
       options.takeover_after = cfg_.group->takeover_after;
     }
+    if (kafka::TransactionalProducer* txn = r->transactional) {
+      options.transactions = txn;
+      const kafka::CheckpointPlace place = checkpoint_place(cfg_, cfg, index);
+      options.checkpoint_group = place.group_id;
+      // init_transactions fences every earlier producer of the slot, and
+      // completes or aborts what it left open, before the checkpoint is read.
+      options.take_output = [txn, &cfg, place]() -> common::Result<std::optional<relay::Checkpoint>> {
+        if (auto r = txn->init(cfg.kafka.transaction_timeout); !r) return r.error();
+        return kafka::read_checkpoint(cfg.kafka.brokers, cfg.kafka.properties, place,
+                                      cfg.kafka.transaction_timeout);
+      };
+    }
     Pipeline pipeline(cfg, *r->producer, stats, r->stop, r->stop_fd, options);
     auto result = pipeline.run();
     companion.reset();
     clear_running_gauges(stats);
-    if (!result && result.error().code == make_error_code(errc::unacknowledged)) {
+    if (!result && result.error().code == make_error_code(errc::fenced) && cfg_.group) {
+      // Another instance owns the slot's output now: this one just stops it.
+      spdlog::warn("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
+    } else if (!result && result.error().code == make_error_code(errc::unacknowledged)) {
       spdlog::warn("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());
       std::lock_guard f(failure_mutex_);
       unacknowledged_ = result.error();

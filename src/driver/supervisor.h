@@ -12,7 +12,9 @@
 #include "config/config.h"
 #include "kafka/group_member.h"
 #include "driver/pipeline.h"
+#include "kafka/checkpoint_store.h"
 #include "kafka/producer.h"
+#include "kafka/transactional_producer.h"
 #include "relay/lease.h"
 #include "relay/stats.h"
 
@@ -35,6 +37,11 @@ inline constexpr const char* kInstanceHeader = "outbox-relay-instance";
 // they are derived.
 kafka::ProducerOptions producer_options(const config::Config& slot_cfg);
 
+// Where slot `index` keeps its checkpoint (exactly once): the coordination
+// group's offsets in group mode, a group of its own without one.
+kafka::CheckpointPlace checkpoint_place(const config::Config& cfg, const config::Config& slot_cfg,
+                                        int index);
+
 // Starts and stops one pipeline thread per slot as the group assigns and
 // revokes them; without a group, the one slot is assigned for good at start. Each slot has its own producer, so that its delivery reports,
 // in-flight bounds and purge on fencing concern that slot alone. Each slot's
@@ -52,6 +59,10 @@ class Supervisor final : public kafka::GroupListener {
   using Companion =
       std::function<std::shared_ptr<void>(const config::Config& slot, relay::PipelineStats& stats)>;
   void set_companion(Companion companion) { companion_ = std::move(companion); }
+  // Group mode, exactly once: the member's current group metadata, read when
+  // a slot is assigned (rd_kafka_consumer_group_metadata()).
+  using GroupMetadataSource = std::function<rd_kafka_consumer_group_metadata_t*()>;
+  void set_group_metadata(GroupMetadataSource source) { group_metadata_ = std::move(source); }
 
   void on_assigned(const std::vector<int>& slots) override;
   void on_revoked(const std::vector<int>& slots, bool lost) override;
@@ -79,6 +90,8 @@ class Supervisor final : public kafka::GroupListener {
  private:
   struct Runner;
   void start(int index);
+  common::Result<void> make_producer(const config::Config& cfg, int index,
+                                     const kafka::ProducerOptions& po, Runner& runner);
   void signal_stop(Runner& r);
   void join(Runner& r);
 
@@ -88,6 +101,7 @@ class Supervisor final : public kafka::GroupListener {
   std::vector<config::Config> slot_configs_;
   std::unique_ptr<relay::PipelineStats[]> stats_;  // by slot index
   Companion companion_;
+  GroupMetadataSource group_metadata_;
   std::vector<std::unique_ptr<Runner>> runners_;  // by slot index; null when not assigned
   std::vector<bool> ever_assigned_;               // by slot index
   mutable std::mutex mutex_;  // guards runners_ and ever_assigned_ against view()
