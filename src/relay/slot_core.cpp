@@ -170,6 +170,13 @@ common::Result<void> SlotCore::bad_row(const BadRow& bad, wal::Lsn lsn) {
   if (cfg_.outbox.on_bad_row == config::BadRowPolicy::kHalt) {
     spdlog::error("slot={} halting at bad row: table={} id={} lsn={} xid={} reason={}",
                   cfg_.postgres.slot, cfg_.outbox.table, id, lsn.to_string(), xid, bad.reason);
+    // Exactly once, every row before this one is committed with a checkpoint
+    // that stops just before it, so readers see what they would have seen at
+    // least once, and a restart halts here again.
+    if (auto committed = maybe_commit(Clock::now(), true); !committed) {
+      spdlog::warn("slot={} could not commit the rows before the bad row: {}", cfg_.postgres.slot,
+                   committed.error().describe());
+    }
     return make_error(errc::halted,
                       "bad row id=" + id + " lsn=" + lsn.to_string() + ": " + bad.reason);
   }
