@@ -160,6 +160,7 @@ class TransactionalProducer final : public relay::Publisher {
   std::optional<Checkpoint> pending_checkpoint_;
   std::optional<Checkpoint> last_committed_;
   bool refused_for_abort_ = false;
+  bool transactions_initialized_ = false;
 };
 
 }  // namespace kafka

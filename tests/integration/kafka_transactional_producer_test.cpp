@@ -390,6 +390,12 @@ TEST_F(TransactionalProducerTest, RecordTooLargeForTheTopicAbortsTheTransactionW
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0].status, relay::DeliveryStatus::kPermanent) << failed[0].error;
   EXPECT_TRUE(p->must_abort());
+  // librdkafka takes nothing more into this transaction, and says it is not
+  // the record's fault.
+  const relay::OutboxRecord more{topic, 0, "key", {}, "ok-late"};
+  const auto refused = p->produce(more, ++token_);
+  EXPECT_EQ(refused.outcome, relay::ProduceOutcome::kRejected);
+  EXPECT_EQ(refused.status, relay::DeliveryStatus::kRetriable) << refused.error;
 
   const int wakeup_fd = p->wakeup_fd();
   auto r = p->commit({wal::Lsn(0x20), std::nullopt}, kTimeout);
@@ -483,6 +489,26 @@ TEST_F(TransactionalProducerTest, InitRefusesACheckpointPartitionTheTopicDoesNot
   EXPECT_EQ(r.error().code, txn_errc::invalid_config) << r.error().describe();
   EXPECT_NE(r.error().message.find("has no partition 2 (it has 2)"), std::string::npos)
       << r.error().describe();
+}
+
+TEST_F(TransactionalProducerTest, InitAgainAfterTheCheckpointTopicIsCreatedSucceeds) {
+  place_.topic = unique("checkpoints");
+  auto p = make_producer();
+  ASSERT_TRUE(p);
+  auto r = p->init(60s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, txn_errc::invalid_config) << r.error().describe();
+  EXPECT_NE(r.error().message.find("(it is missing)"), std::string::npos) << r.error().describe();
+
+  auto partitions =
+      kafka::ensure_checkpoint_topic(broker().bootstrap(), {}, place_.topic, 2, kTimeout);
+  ASSERT_TRUE(partitions) << partitions.error().describe();
+  r = p->init(60s);
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_TRUE(p->begin());
+  auto committed = p->commit({wal::Lsn(0x42), std::nullopt}, kTimeout);
+  ASSERT_TRUE(committed) << committed.error().describe();
+  EXPECT_EQ(checkpoint(), (Checkpoint{wal::Lsn(0x42), std::nullopt}));
 }
 
 TEST_F(TransactionalProducerTest, ForeignOffsetMetadataAtTheCheckpointPlaceIsAnErrorNamingIt) {
