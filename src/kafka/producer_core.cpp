@@ -69,7 +69,9 @@ common::Result<std::optional<int>> await_partitions(rd_kafka_t* rk, const std::s
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    auto count = partition_count(rk, topic, std::max(left, std::chrono::milliseconds(1)));
+    // Each ask gets a second at least, so that the last one, near the
+    // deadline, still has time for an answer.
+    auto count = partition_count(rk, topic, std::max(left, std::chrono::milliseconds(1000)));
     if (!count || (count->has_value() && **count >= at_least) ||
         left <= std::chrono::milliseconds(100)) {
       return count;

@@ -30,7 +30,8 @@ common::Result<std::optional<int>> partition_count(rd_kafka_t* rk, const std::st
                                                    std::chrono::milliseconds timeout);
 
 // partition_count(), asked again every 100 ms while the topic is missing or
-// has fewer than `at_least` partitions, until `timeout`: a topic just
+// has fewer than `at_least` partitions, until `timeout` (the last ask may
+// take up to a second beyond it): a topic just
 // created (here or by another instance) takes a moment to show in the
 // metadata.
 common::Result<std::optional<int>> await_partitions(rd_kafka_t* rk, const std::string& topic,

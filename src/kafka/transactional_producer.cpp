@@ -152,7 +152,12 @@ common::Result<void> TransactionalProducer::init(milliseconds timeout) {
   OUTBOX_ASSERT(state_ == State::kNew);
   const auto deadline = Clock::now() + timeout;
   rd_kafka_t* rk = core_->rk();
-  if (auto e = retry_until([&](int ms) { return rd_kafka_init_transactions(rk, ms); }, deadline)) {
+  // Once done, init_transactions may not be called again on this handle: a
+  // repeated init() after a missing checkpoint topic only checks again.
+  auto e = transactions_initialized_
+               ? std::nullopt
+               : retry_until([&](int ms) { return rd_kafka_init_transactions(rk, ms); }, deadline);
+  if (e) {
     if (e->retriable) {
       return detail::txn_error(
           txn_errc::timed_out, e->code, "init_transactions", options_.transactional_id,
@@ -168,6 +173,8 @@ common::Result<void> TransactionalProducer::init(milliseconds timeout) {
                                                                             : reason,
         e->code, "init_transactions", options_.transactional_id, e->detail));
   }
+
+  transactions_initialized_ = true;
 
   // The broker refuses offset commits for a partition it does not have,
   // and librdkafka would retry that until every commit timed out.

@@ -162,6 +162,7 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
   std::optional<Checkpoint> pending_checkpoint_;
   std::optional<Checkpoint> last_committed_;
   bool refused_for_abort_ = false;
+  bool transactions_initialized_ = false;
 };
 
 }  // namespace kafka

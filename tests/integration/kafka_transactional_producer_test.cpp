@@ -390,6 +390,12 @@ TEST_F(TransactionalProducerTest, RecordTooLargeForTheTopicAbortsTheTransactionW
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0].status, relay::DeliveryStatus::kPermanent) << failed[0].error;
   EXPECT_TRUE(p->must_abort());
+  // librdkafka takes nothing more into this transaction, and says it is not
+  // the record's fault.
+  const relay::OutboxRecord more{topic, 0, "key", {}, "ok-late"};
+  const auto refused = p->produce(more, ++token_);
+  EXPECT_EQ(refused.outcome, relay::ProduceOutcome::kRejected);
+  EXPECT_EQ(refused.status, relay::DeliveryStatus::kRetriable) << refused.error;
 
   const int wakeup_fd = p->wakeup_fd();
   auto r = p->commit({wal::Lsn(0x20), std::nullopt}, kTimeout);
@@ -474,6 +480,33 @@ TEST_F(TransactionalProducerTest, CommitTimedOutWhileTheBrokerHangsEndsAsTheChec
             expected);
 }
 
+TEST_F(TransactionalProducerTest, PurgedRecordsAbortTheTransactionAndTheNextOneCommits) {
+  const std::string topic = unique("orders");
+  broker().create_topic(topic, 1);
+  // Records wait a second in librdkafka's queue, so the purge finds them all.
+  auto p = started_producer({{"linger.ms", "1000"}});
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->begin());
+  produce(*p, topic, names("a", 100));
+  p->purge();
+  const auto purged = reports(*p, 100);
+  ASSERT_EQ(purged.size(), 100u);
+  for (const auto& r : purged) EXPECT_EQ(r.status, relay::DeliveryStatus::kRetriable) << r.error;
+  EXPECT_TRUE(p->must_abort());
+
+  auto r = p->commit({wal::Lsn(0x10), std::nullopt}, kTimeout);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, txn_errc::aborted) << r.error().describe();
+  EXPECT_EQ(checkpoint(), std::nullopt);
+
+  ASSERT_TRUE(p->begin());
+  produce(*p, topic, {"b"});
+  r = p->commit({wal::Lsn(0x20), std::nullopt}, kTimeout);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(values(broker().consume(reader("read_committed"), topic, 1, kTimeout)),
+            (std::vector<std::string>{"b"}));
+}
+
 TEST_F(TransactionalProducerTest, InitRefusesACheckpointPartitionTheTopicDoesNotHave) {
   place_.partition = 2;  // the topic has partitions 0 and 1
   auto p = make_producer();
@@ -483,6 +516,26 @@ TEST_F(TransactionalProducerTest, InitRefusesACheckpointPartitionTheTopicDoesNot
   EXPECT_EQ(r.error().code, txn_errc::invalid_config) << r.error().describe();
   EXPECT_NE(r.error().message.find("has no partition 2 (it has 2)"), std::string::npos)
       << r.error().describe();
+}
+
+TEST_F(TransactionalProducerTest, InitAgainAfterTheCheckpointTopicIsCreatedSucceeds) {
+  place_.topic = unique("checkpoints");
+  auto p = make_producer();
+  ASSERT_TRUE(p);
+  auto r = p->init(60s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, txn_errc::invalid_config) << r.error().describe();
+  EXPECT_NE(r.error().message.find("(it is missing)"), std::string::npos) << r.error().describe();
+
+  auto partitions =
+      kafka::ensure_checkpoint_topic(broker().bootstrap(), {}, place_.topic, 2, kTimeout);
+  ASSERT_TRUE(partitions) << partitions.error().describe();
+  r = p->init(60s);
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_TRUE(p->begin());
+  auto committed = p->commit({wal::Lsn(0x42), std::nullopt}, kTimeout);
+  ASSERT_TRUE(committed) << committed.error().describe();
+  EXPECT_EQ(checkpoint(), (Checkpoint{wal::Lsn(0x42), std::nullopt}));
 }
 
 TEST_F(TransactionalProducerTest, ForeignOffsetMetadataAtTheCheckpointPlaceIsAnErrorNamingIt) {
@@ -510,6 +563,28 @@ TEST_F(TransactionalProducerTest, ForeignOffsetMetadataAtTheCheckpointPlaceIsAnE
   EXPECT_EQ(c.error().code, txn_errc::malformed_checkpoint);
   EXPECT_NE(c.error().message.find("'host-1/4242'"), std::string::npos) << c.error().describe();
   EXPECT_NE(c.error().message.find(place_.group_id), std::string::npos) << c.error().describe();
+}
+
+// A broker whose transaction state log cannot be created (it asks for more
+// replicas than there are brokers) has no transaction coordinator: init()
+// times out and says where to look.
+TEST(TransactionalProducerStartup, BrokerWithoutAUsableTransactionLogIsNamedAtInit) {
+  harness::KafkaBroker::Options options;
+  options.extra_properties = {"transaction.state.log.replication.factor=3"};
+  auto lone = harness::KafkaBroker::start(options);
+  const std::string checkpoints = unique("checkpoints");
+  ASSERT_TRUE(kafka::ensure_checkpoint_topic(lone->bootstrap(), {}, checkpoints, 1, kTimeout));
+  kafka::TransactionalProducerOptions o;
+  o.producer.brokers = lone->bootstrap();
+  o.transactional_id = kafka::transactional_id_for(kafka::kDefaultTransactionalIdPrefix, "lone");
+  o.checkpoint = CheckpointPlace{unique("group"), checkpoints, 0};
+  auto p = TransactionalProducer::create(o);
+  ASSERT_TRUE(p) << p.error().describe();
+  auto r = (*p)->init(10s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, txn_errc::timed_out) << r.error().describe();
+  EXPECT_NE(r.error().message.find("__transaction_state"), std::string::npos)
+      << r.error().describe();
 }
 
 }  // namespace
