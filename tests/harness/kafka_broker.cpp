@@ -308,9 +308,15 @@ std::vector<ConsumedRecord> KafkaBroker::consume(const ClientSettings& client,
 std::vector<ConsumedRecord> KafkaBroker::consume_all_until_quiet(
     const std::string& topic, std::chrono::milliseconds quiet_period,
     std::chrono::milliseconds deadline) {
+  return consume_all_until_quiet(ClientSettings{bootstrap_, {}}, topic, quiet_period, deadline);
+}
+
+std::vector<ConsumedRecord> KafkaBroker::consume_all_until_quiet(
+    const ClientSettings& client, const std::string& topic, std::chrono::milliseconds quiet_period,
+    std::chrono::milliseconds deadline) {
   // Quiet only counts once everything already in the log has been read, so
   // a slow first fetch never ends the read early.
-  return read_topic(ClientSettings{bootstrap_, {}}, topic, deadline, [&](const ReadProgress& p) {
+  return read_topic(client, topic, deadline, [&](const ReadProgress& p) {
     return p.at_end && Clock::now() - p.last_activity >= quiet_period;
   });
 }

@@ -93,6 +93,11 @@ class KafkaBroker {
   std::vector<ConsumedRecord> consume_all_until_quiet(const std::string& topic,
                                                       std::chrono::milliseconds quiet_period,
                                                       std::chrono::milliseconds deadline);
+  // The same through `client`, e.g. with isolation.level=read_committed.
+  std::vector<ConsumedRecord> consume_all_until_quiet(const ClientSettings& client,
+                                                      const std::string& topic,
+                                                      std::chrono::milliseconds quiet_period,
+                                                      std::chrono::milliseconds deadline);
 
   // Partition count of `topic` from the broker's metadata; nullopt if the
   // broker does not know the topic.

@@ -1,6 +1,7 @@
 // The relay killed with SIGKILL at random points of a backlog, restarted each
-// time: no row lost, and a row delivered twice only if its transaction had
-// not been confirmed when the relay died.
+// time: no row lost. At least once, a row is delivered twice only if its
+// transaction had not been confirmed when the relay died; exactly once, a
+// read_committed consumer sees every row exactly once.
 #include <atomic>
 #include <random>
 #include <thread>
@@ -11,25 +12,45 @@
 namespace itest {
 namespace {
 
-class CrashRestartTest : public RelayTest {};
+struct KillOutcome {
+  int rows = 0;
+  int kills = 0;
+  std::map<std::string, int> count;  // outbox-id -> copies read
+  std::map<std::string, std::string> lsn_of;
+  std::vector<std::string> confirmed_at_kill;
+};
 
-// Under the soak label: 20 kills over 1,000,000 rows.
-TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadLosesNothing) {
+class CrashRestartTest : public RelayTest {
+ protected:
+  // Loads the outbox while the relay, run with kafka.delivery = `delivery`,
+  // is killed with SIGKILL at random points and restarted; then reads the
+  // topic with `isolation`. Under the soak label: 20 kills over 1,000,000 rows.
+  KillOutcome kill_during_load(const std::string& delivery, const char* isolation);
+};
+
+KillOutcome CrashRestartTest::kill_during_load(const std::string& delivery,
+                                               const char* isolation) {
+  KillOutcome out;
   auto [db, slot, topic] = new_scene(6);
   const int kRows = soak() ? 1000000 : 100000;
   const int kKills = soak() ? 20 : 5;
+  out.rows = kRows;
+  out.kills = kKills;
   // A long status interval widens the window between acknowledgement and
   // confirmation, where a kill must lead to redelivery, never to loss.
   std::string body = basic_config(db, slot);
   body.replace(body.find("status_interval: 200ms"), 22, "status_interval: 500ms");
+  body.replace(body.find("  drain_timeout: 10s\n"), 20,
+               "  drain_timeout: 10s\n  delivery: " + delivery + "\n");
   const std::string config = write_config(body);
 
   // Create the slot before the load so the whole load is streamed.
   {
     auto relay = start_relay(config);
-    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    EXPECT_TRUE(wait_streaming(*relay)) << relay->log_contents();
     relay->signal(SIGTERM);
-    ASSERT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+    EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+    if (::testing::Test::HasFailure()) return out;
   }
   // The load runs while the relay is killed and restarted: kill points fall
   // among transactions being inserted, streamed, produced and confirmed.
@@ -43,13 +64,13 @@ TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadLosesNothing) {
   });
 
   std::mt19937 rng(7);
-  std::vector<std::string> confirmed_at_kill;
   std::vector<int> txns_at_kill;
   for (int k = 0; k < kKills; ++k) {
     auto relay = start_relay(config);
     if (!wait_streaming(*relay)) {
       loader.join();
-      FAIL() << relay->log_contents();
+      ADD_FAILURE() << relay->log_contents();
+      return out;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 2200));
     relay->signal(SIGKILL);
@@ -61,9 +82,10 @@ TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadLosesNothing) {
         30s);
     if (!released) {
       loader.join();
-      FAIL() << "slot still active 30 s after kill -9";
+      ADD_FAILURE() << "slot still active 30 s after kill -9";
+      return out;
     }
-    confirmed_at_kill.push_back(confirmed_flush(db, slot).value_or("0/0"));
+    out.confirmed_at_kill.push_back(confirmed_flush(db, slot).value_or("0/0"));
   }
   loader.join();
   const std::string end = current_wal_lsn(db);
@@ -72,36 +94,63 @@ TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadLosesNothing) {
   std::printf("kills after %sof %d transactions inserted\n", points.c_str(), kRows / 500);
 
   auto relay = start_relay(config);
-  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 120s))
+  EXPECT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 120s))
       << confirmed_flush(db, slot).value_or("?");
-
-  auto got = kafka().consume_all_until_quiet(topic, 3s, 120s);
-  std::map<std::string, int> count;
-  std::map<std::string, std::string> lsn_of;
-  for (const auto& r : got) {
+  const harness::ClientSettings reader{kafka().bootstrap(), {{"isolation.level", isolation}}};
+  for (const auto& r : kafka().consume_all_until_quiet(reader, topic, 3s, 120s)) {
     auto id = *header(r, "outbox-id").value_or(std::nullopt);
-    ++count[id];
-    lsn_of[id] = *header(r, "outbox-lsn").value_or(std::nullopt);
+    ++out.count[id];
+    out.lsn_of[id] = *header(r, "outbox-lsn").value_or(std::nullopt);
   }
+  expect_clean_stop(*relay);
+  return out;
+}
+
+TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadLosesNothingAtLeastOnce) {
+  const KillOutcome out = kill_during_load("at_least_once", "read_uncommitted");
+  ASSERT_FALSE(HasFailure());
   int duplicates = 0;
-  for (int i = 0; i < kRows; ++i) {
-    ASSERT_TRUE(count.count(row_id(i))) << row_id(i) << " lost";
+  size_t delivered = 0;
+  for (int i = 0; i < out.rows; ++i) {
+    ASSERT_TRUE(out.count.count(row_id(i))) << row_id(i) << " lost";
   }
-  for (const auto& [id, n] : count) {
+  for (const auto& [id, n] : out.count) {
+    delivered += n;
     if (n == 1) continue;
     duplicates += n - 1;
     // Delivered again only after kills that happened before its transaction
     // was confirmed: commit LSN at or beyond the position confirmed then.
     int eligible_kills = 0;
-    for (const auto& c : confirmed_at_kill) {
-      if (lsn_position(lsn_of[id]) >= lsn_position(c)) ++eligible_kills;
+    for (const auto& c : out.confirmed_at_kill) {
+      if (lsn_position(out.lsn_of.at(id)) >= lsn_position(c)) ++eligible_kills;
     }
     EXPECT_LE(n, 1 + eligible_kills) << id << " duplicated although confirmed";
   }
-  std::printf("kill -9 x%d over %d rows: %zu delivered, %d duplicates\n", kKills, kRows, got.size(),
-              duplicates);
-  expect_clean_stop(*relay);
+  std::printf("at_least_once: kill -9 x%d over %d rows: %zu delivered, %d duplicates\n", out.kills,
+              out.rows, delivered, duplicates);
+}
+
+TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadDeliversEachRowOnceExactlyOnce) {
+  const KillOutcome out = kill_during_load("exactly_once", "read_committed");
+  ASSERT_FALSE(HasFailure());
+  int lost = 0, duplicates = 0;
+  size_t delivered = 0;
+  for (int i = 0; i < out.rows; ++i) {
+    auto it = out.count.find(row_id(i));
+    if (it == out.count.end()) {
+      ++lost;
+      continue;
+    }
+    delivered += it->second;
+    duplicates += it->second - 1;
+  }
+  std::printf("exactly_once: kill -9 x%d over %d rows: %zu read (read_committed), %d lost, %d "
+              "duplicates\n",
+              out.kills, out.rows, delivered, lost, duplicates);
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(duplicates, 0);
+  EXPECT_EQ(out.count.size(), static_cast<size_t>(out.rows));
 }
 
 }  // namespace
