@@ -73,5 +73,70 @@ TEST_F(SlotLostTest, LostSlotFailsClearlyByDefaultAndIsRecreatedOnlyWhenConfigur
   expect_clean_stop(*relay);
 }
 
+// Exactly once, the checkpoint in Kafka is the relay's memory of the slot: a
+// slot dropped by an admin while the relay is stopped is a lost slot, never a
+// first start. The relay refuses, names the checkpointed position, and does
+// not create the slot; on_slot_lost: recreate starts again from now, loudly.
+TEST_F(SlotLostTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
+  auto [db, slot, topic] = new_scene(1);
+  {
+    auto relay = start_relay(write_config(basic_config(db, slot)));
+    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    pg().exec(insert_rows_sql(topic, 0, 5), db.name);
+    const std::string end = current_wal_lsn(db);
+    ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
+    expect_clean_stop(*relay);
+  }
+  pg().exec("SELECT pg_drop_replication_slot('" + slot + "')", db.name);
+  pg().exec(insert_rows_sql(topic, 5, 5), db.name);
+
+  auto failing = start_relay(write_config(basic_config(db, slot)));
+  ASSERT_EQ(failing->wait_exit(60s), std::optional<int>(1)) << failing->log_contents();
+  const std::string refusal = failing->log_contents();
+  EXPECT_NE(refusal.find("does not exist, but Kafka holds its checkpoint at lsn="),
+            std::string::npos)
+      << refusal;
+  EXPECT_NE(refusal.find("on_slot_lost: recreate"), std::string::npos) << refusal;
+  EXPECT_EQ(refusal.find("streaming from"), std::string::npos) << refusal;
+  EXPECT_EQ(slot_active(db, slot), std::nullopt) << "the lost slot was created again";
+
+  std::string body = basic_config(db, slot);
+  body.replace(body.find("  status_interval"), 0, "  on_slot_lost: recreate\n");
+  auto relay = start_relay(write_config(body));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  EXPECT_NE(relay->log_contents().find("rows committed between the two positions were NOT "
+                                       "published"),
+            std::string::npos)
+      << relay->log_contents();
+  expect_clean_stop(*relay);
+}
+
+// Dropped while the relay streams: the reconnect finds no slot, and the
+// checkpoint says it existed.
+TEST_F(SlotLostTest, SlotDroppedWhileRunningStopsTheRelay) {
+  auto [db, slot, topic] = new_scene(1);
+  std::string body = basic_config(db, slot);
+  body.replace(body.find("{min: 100ms, max: 1s}"), 21, "{min: 2s, max: 4s}");
+  auto relay = start_relay(write_config(body));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  pg().exec(insert_rows_sql(topic, 0, 5), db.name);
+  const std::string end = current_wal_lsn(db);
+  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
+
+  pg().exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" +
+                slot + "'",
+            db.name);
+  ASSERT_TRUE(harness::wait_until(
+      [&] { return slot_active(db, slot) == std::optional<std::string>("false"); }, 10s));
+  pg().exec("SELECT pg_drop_replication_slot('" + slot + "')", db.name);
+  pg().exec(insert_rows_sql(topic, 5, 5), db.name);
+
+  ASSERT_EQ(relay->wait_exit(60s), std::optional<int>(1)) << relay->log_contents();
+  EXPECT_NE(relay->log_contents().find("does not exist, but Kafka holds its checkpoint"),
+            std::string::npos)
+      << relay->log_contents();
+  EXPECT_EQ(slot_active(db, slot), std::nullopt);
+}
+
 }  // namespace
 }  // namespace itest
