@@ -276,8 +276,6 @@ int run(const std::string& config_path) {
     int exit_code = kExitOk;
     member = join_group(cfg, lease, supervisor, identity, exit_code);
     if (!member) return exit_code;
-    kafka::GroupMember* m = member.get();
-    supervisor.set_group_metadata([m] { return m->consumer_group_metadata(); });
   }
 
   relay::PipelineStats group_loop;

@@ -408,11 +408,11 @@ common::Result<void> Pipeline::Session::finish(common::Result<void> result) {
   // Exactly once: a clean stop commits what was read; anything else aborts,
   // and the next owner replays it from the checkpoint.
   if (result.ok()) {
-    if (auto r = core_.maybe_commit(Clock::now(), true); !r) result = r;
+    if (auto r = core_.commit_at_stop(cfg_.kafka.drain_timeout); !r) result = r;
   }
   // Never left open: the broker would hold read_committed consumers back
   // until transaction_timeout.
-  core_.abort_transaction();
+  core_.abort_transaction(std::max(cfg_.kafka.drain_timeout, milliseconds(1000)));
   // Once fenced, the slot is released promptly rather than held for acks:
   // the next owner redelivers whatever was not confirmed.
   auto drained = core_.fenced() ? core_.drain(kFencedDrain, kFencedPurgeWait)

@@ -88,10 +88,10 @@ common::Result<void> Supervisor::make_producer(const config::Config& cfg, int in
   to.checkpoint = checkpoint_place(cfg_, cfg, index);
   auto producer = kafka::TransactionalProducer::create(to);
   if (!producer) return producer.error();
-  // The broker then refuses this member's checkpoints once it is deposed.
-  if (group_metadata_) {
-    (*producer)->use_group_metadata(kafka::GroupMetadata::adopt(group_metadata_()));
-  }
+  // The slot's transactional.id fences a deposed owner: the next owner's
+  // init() bumps its epoch. The checkpoint is committed without the member's
+  // generation, which every cooperative rebalance moves on, also for slots
+  // that stay where they are.
   runner.transactional = producer->get();
   runner.producer = std::move(*producer);
   return {};

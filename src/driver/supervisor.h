@@ -59,10 +59,7 @@ class Supervisor final : public kafka::GroupListener {
   using Companion =
       std::function<std::shared_ptr<void>(const config::Config& slot, relay::PipelineStats& stats)>;
   void set_companion(Companion companion) { companion_ = std::move(companion); }
-  // Group mode, exactly once: the member's current group metadata, read when
-  // a slot is assigned (rd_kafka_consumer_group_metadata()).
-  using GroupMetadataSource = std::function<rd_kafka_consumer_group_metadata_t*()>;
-  void set_group_metadata(GroupMetadataSource source) { group_metadata_ = std::move(source); }
+
 
   void on_assigned(const std::vector<int>& slots) override;
   void on_revoked(const std::vector<int>& slots, bool lost) override;
@@ -101,7 +98,6 @@ class Supervisor final : public kafka::GroupListener {
   std::vector<config::Config> slot_configs_;
   std::unique_ptr<relay::PipelineStats[]> stats_;  // by slot index
   Companion companion_;
-  GroupMetadataSource group_metadata_;
   std::vector<std::unique_ptr<Runner>> runners_;  // by slot index; null when not assigned
   std::vector<bool> ever_assigned_;               // by slot index
   mutable std::mutex mutex_;  // guards runners_ and ever_assigned_ against view()

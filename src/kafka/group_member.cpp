@@ -279,8 +279,4 @@ void GroupMember::close() {
   spdlog::info("group={} left", options_.group_id);
 }
 
-rd_kafka_consumer_group_metadata_t* GroupMember::consumer_group_metadata() const {
-  return rd_kafka_consumer_group_metadata(handle_->rk);
-}
-
 }  // namespace kafka

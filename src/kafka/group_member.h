@@ -12,8 +12,6 @@
 #include "kafka/errc.h"
 #include "relay/lease.h"
 
-typedef struct rd_kafka_consumer_group_metadata_s rd_kafka_consumer_group_metadata_t;
-
 namespace kafka {
 
 struct GroupOptions {
@@ -60,12 +58,6 @@ class GroupMember {
   // Creates the coordination topic with one partition per slot if it is
   // missing. errc::too_few_partitions when it exists with fewer.
   common::Result<int> ensure_topic(std::chrono::milliseconds timeout);
-
-  // This member as the group coordinator knows it now (member id and
-  // generation), for a transactional producer's checkpoint commits: the
-  // broker refuses them once this member is deposed. Owned by the caller;
-  // free with rd_kafka_consumer_group_metadata_destroy (GroupMetadata::adopt).
-  rd_kafka_consumer_group_metadata_t* consumer_group_metadata() const;
   common::Result<void> subscribe();
   // Serves rebalances and commit results for up to `timeout`; renews the
   // lease. Call it often: nothing happens between calls.

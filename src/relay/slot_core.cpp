@@ -393,13 +393,33 @@ common::Result<void> SlotCore::drain(milliseconds timeout, milliseconds purge_ti
                     "Kafka did not acknowledge all records within drain_timeout");
 }
 
-void SlotCore::abort_transaction() {
+void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeout) {
   if (!options_.transactions || !options_.transactions->in_transaction()) return;
-  if (auto r = options_.transactions->abort(options_.transaction_timeout); !r) {
+  if (auto r = options_.transactions->abort(timeout.value_or(options_.transaction_timeout)); !r) {
     spdlog::warn("slot={} aborting the Kafka transaction: {}; its records never become visible "
                  "once the broker's transaction.timeout.ms passes",
                  cfg_.postgres.slot, r.error().describe());
   }
+}
+
+common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout) {
+  auto* txns = options_.transactions;
+  if (!txns || !txns->in_transaction() || stop_error_ || fenced_) return {};
+  const uint64_t records = ledger_.records_since_commit();
+  common::Result<void> committed =
+      pending_.empty() ? txns->commit(ledger_.checkpoint(), timeout)
+                       : common::Result<void>(make_error(errc::unacknowledged, "records waiting"));
+  if (committed) {
+    ledger_.on_committed(ledger_.checkpoint());
+    ++stats_.kafka_transactions;
+    return {};
+  }
+  spdlog::warn("slot={} Kafka did not acknowledge {} records within {} ms ({}); they stay "
+               "unconfirmed and are streamed again from lsn={}",
+               cfg_.postgres.slot, records, timeout.count(), committed.error().describe(),
+               ledger_.watermark().to_string());
+  return make_error(errc::unacknowledged,
+                    "Kafka did not acknowledge all records within drain_timeout");
 }
 
 common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {

@@ -87,8 +87,12 @@ class SlotCore {
   // checkpoint when it is due (or `force`), and only when every record read
   // so far is in it. A failed commit was aborted: the session must restart.
   common::Result<void> maybe_commit(Clock::time_point now, bool force = false);
-  // Exactly once: aborts the open Kafka transaction (the replay sends it again).
-  void abort_transaction();
+  // Exactly once, at a clean stop: commits what was read within `timeout`,
+  // or fails with errc::unacknowledged (the next start streams it again).
+  common::Result<void> commit_at_stop(std::chrono::milliseconds timeout);
+  // Exactly once: aborts the open Kafka transaction (the replay sends it
+  // again), waiting at most `timeout` (transaction_timeout by default).
+  void abort_transaction(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // The checkpoint read back from Kafka when the slot was taken.
   void restore(const Checkpoint& checkpoint) { ledger_.restore(checkpoint); }
 
