@@ -25,6 +25,8 @@ struct Category final : std::error_category {
         return "bad outbox row";
       case errc::invalid_config:
         return "invalid outbox configuration";
+      case errc::unmapped_relation:
+        return "relation in the stream not mapped to the outbox";
     }
     return "relay::errc " + std::to_string(ev);
   }

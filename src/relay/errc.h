@@ -35,6 +35,10 @@ enum class errc {
   // An outbox configuration the router cannot use (a table name it cannot
   // split, a topic template it cannot parse).
   invalid_config,
+  // A relation in the stream that the relay cannot map to the configured
+  // outbox: the outbox renamed, another table under its name, or a table
+  // neither the outbox nor listed in outbox.ignore_relations.
+  unmapped_relation,
 };
 
 const std::error_category& error_category();
