@@ -178,10 +178,13 @@ int run_group(const config::Config& cfg) {
 
   relay::Lease lease;
   relay::Supervisor supervisor(cfg, lease, identity);
-  // The retained WAL of each slot, read only while this instance is assigned it.
+  // The retained WAL of each slot, and its publication checked, only while
+  // this instance is assigned it.
   supervisor.set_companion([](const config::Config& slot, relay::PipelineStats& stats) {
-    auto monitor = std::make_shared<app::SlotMonitor>(stats, slot.postgres.dsn, slot.postgres.slot,
-                                                      kSlotMonitorInterval);
+    auto monitor = std::make_shared<app::SlotMonitor>(
+        stats, slot.postgres.dsn, slot.postgres.slot, kSlotMonitorInterval,
+        app::PublicationCheck{slot.outbox.table, slot.postgres.publication,
+                              slot.postgres.publication_check_interval});
     monitor->start();
     return std::shared_ptr<void>(std::move(monitor));
   });
@@ -279,8 +282,9 @@ int run(const std::string& config_path) {
   app::HttpServer http(stats, cfg.postgres.slot, build_info());
   if (!start_http(http, cfg.http)) return kExitRuntime;
 
-  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot,
-                                kSlotMonitorInterval);
+  app::SlotMonitor slot_monitor(stats, cfg.postgres.dsn, cfg.postgres.slot, kSlotMonitorInterval,
+                                app::PublicationCheck{cfg.outbox.table, cfg.postgres.publication,
+                                                      cfg.postgres.publication_check_interval});
   slot_monitor.start();
 
   std::atomic<bool> pipeline_done{false};

@@ -141,7 +141,6 @@ class Pipeline::Session {
   Router& router_;
   wal::PgOutputDecoder decoder_;
   AckTracker tracker_;
-  std::unordered_set<wal::RelId> outbox_relids_;
 
   // The open transaction, between Begin and Commit.
   std::optional<AckTracker::TxnSeq> txn_;
@@ -212,6 +211,7 @@ common::Result<void> Pipeline::run() {
     ro.create_publication = pg.create_publication;
     ro.binary = pg.binary;
     ro.recreate_lost_slot = pg.on_slot_lost == config::SlotLostPolicy::kRecreate;
+    ro.failover_slot = pg.failover_slot;
 
     common::Result<void> outcome;
     auto stream = wal::ReplicationStream::connect(ro);
@@ -243,6 +243,11 @@ common::Result<void> Pipeline::run() {
         } else if (slot->created) {
           spdlog::info("slot={} created replication slot", pg.slot);
         }
+        auto guard = RelationGuard::create(cfg_.outbox, (*stream)->outbox(),
+                                           GuardContext{pg.slot, pg.publication});
+        if (!guard) return failure(pipeline_errc::fatal, guard.error().describe());
+        guard_ = std::move(*guard);
+        stats_.outbox_oid = guard_->outbox_oid();
         // Resume where Kafka has acknowledged everything before, when this
         // process knows a later position than the slot: the status update
         // that would have confirmed it may have been lost with the
@@ -354,6 +359,10 @@ common::Result<void> Pipeline::Session::run() {
       result = *stop_error_;
       break;
     }
+    if (auto alarm = p_.stats_.catalog_alarm.take()) {
+      result = failure(pipeline_errc::fatal, *alarm);
+      break;
+    }
     if (auto r = retry_pending(); !r) {
       result = r;
       break;
@@ -364,7 +373,9 @@ common::Result<void> Pipeline::Session::run() {
     while (!backpressured() && read < kReadBudget) {
       auto msg = stream_->read();
       if (!msg) {
-        result = failure(pipeline_errc::retriable, msg.error().describe());
+        const bool fatal = msg.error().code == wal::replication_errc::publication_missing;
+        result = failure(fatal ? pipeline_errc::fatal : pipeline_errc::retriable,
+                         msg.error().describe());
         break;
       }
       if (!*msg) {
@@ -544,15 +555,13 @@ common::Result<void> Pipeline::Session::handle_event(const wal::Event& ev, wal::
           ++p_.stats_.transactions;
           return {};
         } else if constexpr (std::is_same_v<T, wal::Relation>) {
-          RelationDesc desc = to_relation_desc(m);
-          if (!router_.matches(desc)) {
-            outbox_relids_.erase(m.relid);
-            return {};
-          }
-          if (auto r = router_.bind(desc); !r) {
+          // Not the outbox: its rows stop the slot, unless it is listed in
+          // outbox.ignore_relations.
+          auto desc = p_.guard_->on_relation(to_relation_desc(m));
+          if (!desc) return {};
+          if (auto r = router_.bind(*desc); !r) {
             return failure(pipeline_errc::fatal, r.error().describe());
           }
-          outbox_relids_.insert(m.relid);
           return {};
         } else if constexpr (std::is_same_v<T, wal::Insert>) {
           return handle_insert(m, lsn);
@@ -573,7 +582,9 @@ common::Result<void> Pipeline::Session::handle_event(const wal::Event& ev, wal::
 }
 
 common::Result<void> Pipeline::Session::handle_insert(const wal::Insert& ins, wal::Lsn lsn) {
-  if (!outbox_relids_.count(ins.relid)) return {};
+  auto is_outbox = p_.guard_->on_row(ins.relid, lsn);
+  if (!is_outbox) return failure(pipeline_errc::fatal, is_outbox.error().describe());
+  if (!*is_outbox) return {};
   if (!txn_) {
     return failure(pipeline_errc::retriable, "Insert outside a transaction at lsn=" + lsn.to_string());
   }

@@ -9,9 +9,11 @@
 
 #include "common/result.h"
 #include "config/config.h"
+#include "relay/catalog_alarm.h"
 #include "relay/lease.h"
 #include "relay/publisher.h"
 #include "relay/record.h"
+#include "relay/relation_guard.h"
 #include "relay/stats.h"
 #include "wal/lsn.h"
 
@@ -60,6 +62,10 @@ struct PipelineStats {
   std::atomic<int64_t> last_loop_unix_ms{0};
   // Written by the slot monitor's thread; -1 until its first answer.
   std::atomic<int64_t> retained_wal_bytes{-1};
+  // The outbox OID the pipeline streams, set at each connect (0 before);
+  // the monitor's publication check raises catalog_alarm, the loop stops.
+  std::atomic<uint32_t> outbox_oid{0};
+  CatalogAlarm catalog_alarm;
   TopicStatsRegistry topics;
   LatencyHistogram commit_to_ack;
 
@@ -121,6 +127,8 @@ class Pipeline {
   // streaming.
   std::optional<std::chrono::steady_clock::time_point> slot_busy_since_;
   uint64_t takeover_requests_ = 0;
+  // Which relations of the stream are the outbox; made at each connect.
+  std::optional<RelationGuard> guard_;
 };
 
 }  // namespace relay
