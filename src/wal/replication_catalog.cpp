@@ -157,6 +157,12 @@ common::Result<OutboxRelation> read_outbox_relation(const CatalogQuery& query,
   }
   if (auto r = read_columns(query, rel, server_version); !r) return r.error();
   if (rel.relkind == OutboxRelation::kPartitioned) {
+    if (server_version < 130000) {
+      return error(replication_errc::publication_invalid,
+                   "outbox table " + rel.qualified_name() +
+                       " is partitioned, and PostgreSQL before 13 cannot publish a partitioned "
+                       "table through its root (publish_via_partition_root)");
+    }
     if (auto r = read_partitions(query, rel); !r) return r.error();
   }
   return rel;

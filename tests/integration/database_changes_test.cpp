@@ -291,6 +291,48 @@ TEST_F(DatabaseChangesTest, MappedColumnsMissingAreAllReportedAtStartup) {
   EXPECT_EQ(relay->log_contents().find("streaming from"), std::string::npos);
 }
 
+// The kernel's keepalive timer on the relay's end of its replication
+// connection, as ss prints it ("29sec", "14min"); empty when none.
+std::string keepalive_timer(harness::PostgresServer& server, const OutboxDb& db,
+                            const std::string& slot) {
+  auto port = server.query_scalar(
+      "SELECT r.client_port::text FROM pg_stat_replication r JOIN pg_replication_slots s ON "
+      "s.active_pid = r.pid WHERE s.slot_name = '" +
+          slot + "'",
+      db.name);
+  if (!port) return "";
+  auto ss =
+      harness::run_command({"ss", "-tnoH", "state", "established", "( sport = :" + *port + " )"});
+  const std::string key = "timer:(keepalive,";
+  const size_t at = ss.out.find(key);
+  if (at == std::string::npos) return "";
+  const size_t start = at + key.size();
+  return ss.out.substr(start, ss.out.find(',', start) - start);
+}
+
+TEST_F(DatabaseChangesTest, ReplicationConnectionProbesADeadPathWithinAMinute) {
+  Scene s = new_scene(1);
+  auto relay = start_relay(config(s));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  // keepalives_idle=30: the first probe is due within 30 s of silence, not
+  // after the kernel's two hours.
+  const std::string timer = keepalive_timer(pg(), s.db, s.slot);
+  ASSERT_NE(timer.find("sec"), std::string::npos) << "timer: '" << timer << "'";
+  EXPECT_LE(std::stoi(timer), 30) << timer;
+  expect_clean_stop(*relay);
+}
+
+TEST_F(DatabaseChangesTest, KeepaliveSettingsInTheDsnWin) {
+  Scene s = new_scene(1);
+  OutboxDb db = s.db;
+  db.dsn += " keepalives_idle=900";
+  auto relay = start_relay(write_config(basic_config(db, s.slot)));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  const std::string timer = keepalive_timer(pg(), s.db, s.slot);
+  EXPECT_NE(timer.find("min"), std::string::npos) << "timer: '" << timer << "'";
+  expect_clean_stop(*relay);
+}
+
 TEST_F(DatabaseChangesTest, SlotIsAFailoverSlotOnPostgres17) {
   if (pg().major_version() < 17) {
     GTEST_SKIP() << "failover slots arrived with PostgreSQL 17; this server is "
