@@ -1,6 +1,7 @@
 #include "wal/replication_stream.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <chrono>
 #include <string>
@@ -13,6 +14,9 @@
 namespace wal {
 
 namespace {
+
+// How long close() waits for the server to end the copy.
+constexpr std::chrono::milliseconds kCopyDoneWait{2000};
 
 // TCP keepalives and tcp_user_timeout for the replication connection.
 constexpr const char* kKeepalivesIdle = "30";
@@ -495,10 +499,37 @@ void ReplicationStream::close() {
     PQsetnonblocking(conn_->pg, 0);
     PQputCopyEnd(conn_->pg, nullptr);
     PQflush(conn_->pg);
+    await_copy_done();
     streaming_ = false;
   }
   PQfinish(conn_->pg);
   conn_->pg = nullptr;
+}
+
+// The walsender answers CopyDone with its own only once it has read what came
+// before it, the final status update included. Closing at once, with the
+// walsender's data still unread, makes the kernel reset the connection, and a
+// walsender busy sending may die of the reset before it reads the update:
+// the slot then keeps an older position and the next start sends again what
+// Kafka already has. What arrives meanwhile is discarded.
+void ReplicationStream::await_copy_done() {
+  const auto deadline = std::chrono::steady_clock::now() + kCopyDoneWait;
+  PQsetnonblocking(conn_->pg, 1);
+  while (true) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(conn_->pg, &buf, 1);
+    if (n > 0) {
+      PQfreemem(buf);
+      continue;
+    }
+    if (n < 0) return;  // -1: the server's CopyDone; -2: the connection failed
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    struct pollfd pfd = {PQsocket(conn_->pg), POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return;
+    if (PQconsumeInput(conn_->pg) == 0) return;
+  }
 }
 
 }  // namespace wal

@@ -135,6 +135,7 @@ class ReplicationStream {
   common::Result<void> ensure_publication(bool slot_exists);
   common::Result<SlotState> ensure_slot();
   common::Result<bool> slot_exists();
+  void await_copy_done();
 
   struct Conn;
   std::unique_ptr<Conn> conn_;

@@ -59,12 +59,10 @@ class DatabaseChangesTest : public RelayTest {
   }
 
   // The last `rows` inserts, written after the change that stopped the
-  // relay, are still in the slot: it did not confirm past them. At least, as
-  // the relay's last status update before it closes the connection may not
-  // reach a walsender still busy sending; the position only ever moves in
-  // order, so the later rows are pending whenever the count is reached.
+  // relay, are still in the slot, and nothing before them: it confirmed up to
+  // them and not past them.
   void expect_still_in_slot(const Scene& s, int rows, harness::Process& relay) {
-    EXPECT_GE(pending_inserts(s.db, s.slot), rows) << relay.log_contents();
+    EXPECT_EQ(pending_inserts(s.db, s.slot), rows) << relay.log_contents();
   }
 
   std::string config(const Scene& s, const std::string& postgres_extra = "",
