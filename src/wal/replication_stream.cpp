@@ -236,12 +236,11 @@ common::Result<void> ReplicationStream::ensure_publication(bool slot_exists) {
   const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
   auto state = read_publication(q, options_.publication, outbox_, server_version_);
   if (!state) return state.error();
-  if (state->exists) {
-    return check_publication(*state, options_.publication, options_.slot, outbox_, server_version_);
-  }
-  // The slot's unconfirmed changes predate any publication made now: they
-  // would fail to decode, or a retry would skip them. Never paper over that.
-  if (slot_exists) {
+  // A missing publication is created only before the slot: the slot's
+  // unconfirmed changes predate any publication made now, and would fail to
+  // decode (or a retry that moves on would skip them). check_publication
+  // refuses it with the explanation.
+  if (state->exists || slot_exists) {
     return check_publication(*state, options_.publication, options_.slot, outbox_, server_version_);
   }
   const std::string create = create_publication_sql(options_.publication, outbox_);
