@@ -274,8 +274,20 @@ std::string lost_confirmed(const std::vector<std::optional<std::string>>& row) {
 
 }  // namespace
 
+// FAILOVER (17+): a standby with sync_replication_slots keeps a copy, so a
+// promotion does not lose the slot. A standby itself (logical decoding on a
+// standby, 16+) cannot create one.
+common::Result<bool> ReplicationStream::wants_failover_slot() {
+  if (!options_.failover_slot || server_version_ < 170000) return false;
+  auto rows = conn_->query("SELECT pg_catalog.pg_is_in_recovery()");
+  if (!rows) return rows.error();
+  return rows->empty() || (*rows)[0][0] != std::optional<std::string>("t");
+}
+
 common::Result<SlotState> ReplicationStream::ensure_slot() {
   const bool has_wal_status = server_version_ >= 130000;
+  auto failover = wants_failover_slot();
+  if (!failover) return failover.error();
   auto lookup = [&]() {
     return conn_->query(
         std::string("SELECT plugin, slot_type, database = current_database(), active_pid, "
@@ -314,13 +326,10 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
     }
     // PG15 replaced NOEXPORT_SNAPSHOT with the option list; both need no
     // snapshot since the outbox is streamed from now on, never copied.
-    // FAILOVER (17+): a standby with sync_replication_slots keeps a copy,
-    // so a promotion does not lose the slot.
-    const bool failover = options_.failover_slot && server_version_ >= 170000;
     std::string sql =
         "CREATE_REPLICATION_SLOT " + quote_identifier(options_.slot) + " LOGICAL pgoutput" +
         (server_version_ >= 150000
-             ? (failover ? " (SNAPSHOT 'nothing', FAILOVER)" : " (SNAPSHOT 'nothing')")
+             ? (*failover ? " (SNAPSHOT 'nothing', FAILOVER)" : " (SNAPSHOT 'nothing')")
              : " NOEXPORT_SNAPSHOT");
     auto created = conn_->query(sql);
     if (!created) return created.error();
@@ -368,7 +377,7 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
   }
   if (row[6]) state.wal_status = *row[6];
   state.failover = row[7] == std::optional<std::string>("t");
-  if (options_.failover_slot && server_version_ >= 170000 && !state.failover) {
+  if (*failover && !state.failover) {
     // A slot made before this setting (or by hand) becomes one too.
     auto altered = conn_->query(
         "ALTER_REPLICATION_SLOT " + quote_identifier(options_.slot) + " (FAILOVER true)",

@@ -50,7 +50,8 @@ struct ReplicationOptions {
   bool recreate_lost_slot = false;
   // Create the slot with FAILOVER on PostgreSQL 17 and later, so that a
   // standby with sync_replication_slots keeps a copy to resume from after a
-  // promotion. Harmless on a primary without standbys.
+  // promotion. Harmless on a primary without standbys; skipped on a standby,
+  // which cannot create one.
   bool failover_slot = true;
   std::string application_name = "outbox-relay";
 };
@@ -135,6 +136,7 @@ class ReplicationStream {
   common::Result<void> ensure_publication(bool slot_exists);
   common::Result<SlotState> ensure_slot();
   common::Result<bool> slot_exists();
+  common::Result<bool> wants_failover_slot();
   void await_copy_done();
 
   struct Conn;
