@@ -154,6 +154,29 @@ TEST_F(DatabaseChangesTest, UserPublicationWithoutPartitionRootFailsNamingTheOpt
   EXPECT_EQ(slot_active(s.db, s.slot), std::nullopt);
 }
 
+// Rows written while the publication lacked the option are decoded as
+// before it: under the partition's own name and OID. Once the publication is
+// fixed, the relay maps them to the outbox by that OID rather than stop.
+TEST_F(DatabaseChangesTest, PartitionRowsWrittenBeforeThePublicationWasFixedAreDelivered) {
+  Scene s = new_scene(1);
+  pg().exec(kPartitionedOutbox, s.db.name);
+  pg().exec("CREATE PUBLICATION outbox_pub FOR TABLE outbox WITH (publish = 'insert')", s.db.name);
+  pg().exec("SELECT pg_create_logical_replication_slot('" + s.slot + "', 'pgoutput')", s.db.name);
+  pg().exec(insert_rows_sql(s.topic, 0, 3), s.db.name);
+  auto refused = start_relay(config(s));
+  expect_halt_naming(*refused, {"publish_via_partition_root"});
+
+  pg().exec("ALTER PUBLICATION outbox_pub SET (publish_via_partition_root = true)", s.db.name);
+  pg().exec(insert_rows_sql(s.topic, 3, 3), s.db.name);
+  const std::string end = current_wal_lsn(s.db);
+  auto relay = start_relay(config(s));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 60s)), ids(0, 6));
+  EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(s.db, s.slot, end); }, 30s));
+  EXPECT_TRUE(relay->running()) << relay->log_contents();
+  expect_clean_stop(*relay);
+}
+
 TEST_F(DatabaseChangesTest, OutboxRenamedWhileRunningHaltsBeforeConfirmingItsRows) {
   Scene s = new_scene(1);
   auto relay = streaming_with_three_rows(s, config(s));
@@ -246,6 +269,21 @@ TEST_F(DatabaseChangesTest, PublicationThatStopsPublishingInsertsHaltsWithTheFix
   pg().exec("ALTER PUBLICATION outbox_pub SET (publish = 'delete')", s.db.name);
   expect_halt_naming(*relay, {"slot=" + s.slot, "does not publish inserts",
                               "ALTER PUBLICATION \"outbox_pub\" SET (publish = 'insert')"});
+}
+
+TEST_F(DatabaseChangesTest, PublicationDroppedWhileRunningIsFatalAtTheNextRow) {
+  Scene s = new_scene(1);
+  // The periodic check is not due: the server's decoding error stops it.
+  auto relay = streaming_with_three_rows(s, config(s, "  publication_check_interval: 1h\n"));
+  pg().exec("DROP PUBLICATION outbox_pub", s.db.name);
+  pg().exec(insert_rows_sql(s.topic, 3, 2), s.db.name);
+  expect_halt_naming(
+      *relay, {"slot=" + s.slot, "SQLSTATE 42704", "publication \"outbox_pub\" did not exist"});
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 10s)), ids(0, 3));
+  EXPECT_EQ(relay->log_contents().find("reconnecting"), std::string::npos) << relay->log_contents();
+  // The rows after the drop are not confirmed past: the slot's position is
+  // still before them (its changes cannot be peeked without the publication).
+  EXPECT_FALSE(slot_confirmed_at_least(s.db, s.slot, current_wal_lsn(s.db)));
 }
 
 TEST_F(DatabaseChangesTest, PublicationCreatedAfterTheSlotIsFatalAndConfirmsNothing) {
