@@ -14,6 +14,13 @@ CREATE TABLE IF NOT EXISTS public.outbox (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- A partitioned outbox (PARTITION BY RANGE (created_at), say, to drop old
+-- events by partition) needs publish_via_partition_root = true in the
+-- publication below, so that rows arrive under the outbox's own name and OID
+-- rather than each partition's; the relay refuses a publication without it.
+-- The primary key must then include the partition key: PRIMARY KEY (id,
+-- created_at).
+--
 -- Publishes inserts only. With UPDATE or DELETE published, a table without a
 -- replica identity makes the application's cleanup DELETEs fail on the
 -- primary. The publication must exist before the relay's slot: decoding reads

@@ -264,10 +264,13 @@ int run(const std::string& config_path) {
 
   relay::Lease lease;
   driver::Supervisor supervisor(cfg, cfg.group ? &lease : nullptr, identity);
-  // The retained WAL of each slot, read only while this instance streams it.
+  // The retained WAL of each slot, and its publication checked, only while
+  // this instance streams it.
   supervisor.set_companion([](const config::Config& slot, relay::PipelineStats& stats) {
-    auto monitor = std::make_shared<app::SlotMonitor>(stats, slot.postgres.dsn, slot.postgres.slot,
-                                                      kSlotMonitorInterval);
+    auto monitor = std::make_shared<app::SlotMonitor>(
+        stats, slot.postgres.dsn, slot.postgres.slot, kSlotMonitorInterval,
+        app::PublicationCheck{slot.outbox.table, slot.postgres.publication,
+                              slot.postgres.publication_check_interval});
     monitor->start();
     return std::shared_ptr<void>(std::move(monitor));
   });

@@ -2,13 +2,40 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "wal/replication_catalog.h"
 #include "wal/replication_slot_stats.h"
 
 namespace app {
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Once per outage, not once per interval.
+class WarnOnce {
+ public:
+  template <typename... Args>
+  void warn(fmt::format_string<Args...> format, Args&&... args) {
+    if (!failing_) spdlog::warn(format, std::forward<Args>(args)...);
+    failing_ = true;
+  }
+  void ok() { failing_ = false; }
+
+ private:
+  bool failing_ = false;
+};
+
+}  // namespace
+
 SlotMonitor::SlotMonitor(relay::PipelineStats& stats, std::string dsn, std::string slot,
-                         std::chrono::milliseconds interval)
-    : stats_(stats), dsn_(std::move(dsn)), slot_(std::move(slot)), interval_(interval) {}
+                         std::chrono::milliseconds interval, std::optional<PublicationCheck> check)
+    : stats_(stats),
+      dsn_(std::move(dsn)),
+      slot_(std::move(slot)),
+      interval_(interval),
+      check_(std::move(check)) {}
 
 SlotMonitor::~SlotMonitor() { stop(); }
 
@@ -25,25 +52,47 @@ void SlotMonitor::stop() {
 
 void SlotMonitor::run() {
   wal::SlotStatsReader reader(dsn_);
-  bool failing = false;
+  wal::CatalogWatch watch(dsn_);
+  WarnOnce wal_warning;
+  WarnOnce check_warning;
+  auto next_usage = Clock::now();
+  auto next_check = Clock::now() + (check_ ? check_->interval : interval_);
   std::unique_lock lock(mu_);
   while (!stopping_) {
     lock.unlock();
-    auto usage = reader.read(slot_);
-    if (!usage) {
-      // Once per outage, not once per interval.
-      if (!failing) {
-        spdlog::warn("slot={} cannot read the slot's retained WAL: {}", slot_,
-                     usage.error().describe());
+    const auto now = Clock::now();
+    if (now >= next_usage) {
+      next_usage = now + interval_;
+      auto usage = reader.read(slot_);
+      if (!usage) {
+        wal_warning.warn("slot={} cannot read the slot's retained WAL: {}", slot_,
+                         usage.error().describe());
+      } else {
+        wal_warning.ok();
+        const auto& u = *usage;
+        stats_.retained_wal_bytes = u && u->retained_wal_bytes ? *u->retained_wal_bytes : -1;
       }
-      failing = true;
-    } else {
-      failing = false;
-      const auto& u = *usage;
-      stats_.retained_wal_bytes = u && u->retained_wal_bytes ? *u->retained_wal_bytes : -1;
+    }
+    // Only a streaming pipeline is judged: at every connect it checks the
+    // same things itself, before START_REPLICATION.
+    const uint32_t oid = stats_.outbox_oid.load();
+    if (check_ && now >= next_check) {
+      next_check = now + check_->interval;
+      if (oid != 0 && stats_.state.load() == static_cast<int>(relay::PipelineState::kStreaming)) {
+        auto checked = watch.check(check_->table, check_->publication, slot_, oid);
+        if (checked) {
+          check_warning.ok();
+        } else if (wal::is_catalog_verdict(checked.error())) {
+          stats_.catalog_alarm.raise(checked.error().describe());
+        } else {
+          check_warning.warn("slot={} cannot check the publication: {}", slot_,
+                             checked.error().describe());
+        }
+      }
     }
     lock.lock();
-    cv_.wait_for(lock, interval_, [this] { return stopping_; });
+    const auto wake = check_ ? std::min(next_usage, next_check) : next_usage;
+    cv_.wait_until(lock, wake, [this] { return stopping_; });
   }
 }
 

@@ -36,6 +36,13 @@ struct PostgresConfig {
   std::chrono::milliseconds receive_timeout{60000};
   std::chrono::milliseconds reconnect_backoff_min{200};
   std::chrono::milliseconds reconnect_backoff_max{10000};
+  // How often, while streaming, a separate connection checks that the outbox
+  // is still in the publication and the publication still publishes
+  // inserts: ALTER PUBLICATION ... DROP TABLE leaves no trace in the stream.
+  std::chrono::milliseconds publication_check_interval{30000};
+  // Create the slot as a failover slot (PostgreSQL 17+), and turn an
+  // existing one into one.
+  bool failover_slot = true;
 
   bool operator==(const PostgresConfig&) const = default;
 };
@@ -76,6 +83,9 @@ struct OutboxConfig {
   std::vector<std::string> header_columns;    // extra columns copied into headers
   BadRowPolicy on_bad_row = BadRowPolicy::kDeadLetter;
   std::string dead_letter_topic = "outbox.dead-letter";
+  // Schema-qualified tables that share the publication with the outbox and
+  // whose changes the relay skips; any other relation in the stream stops it.
+  std::vector<std::string> ignore_relations;
 
   bool operator==(const OutboxConfig&) const = default;
 };

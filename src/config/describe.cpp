@@ -78,7 +78,11 @@ void emit_postgres(YAML::Emitter& out, const PostgresConfig& pg) {
   out << YAML::Key << "reconnect_backoff" << YAML::Value << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "min" << YAML::Value << format_duration(pg.reconnect_backoff_min);
   out << YAML::Key << "max" << YAML::Value << format_duration(pg.reconnect_backoff_max);
-  out << YAML::EndMap << YAML::EndMap;
+  out << YAML::EndMap;
+  out << YAML::Key << "publication_check_interval" << YAML::Value
+      << format_duration(pg.publication_check_interval);
+  out << YAML::Key << "failover_slot" << YAML::Value << pg.failover_slot;
+  out << YAML::EndMap;
 }
 
 void emit_kafka(YAML::Emitter& out, const KafkaConfig& kafka) {
@@ -131,6 +135,9 @@ void emit_outbox(YAML::Emitter& out, const OutboxConfig& outbox) {
   out << YAML::Key << "on_bad_row" << YAML::Value
       << std::string(kBadRowPolicyNames[static_cast<size_t>(outbox.on_bad_row)]);
   out << YAML::Key << "dead_letter_topic" << YAML::Value << literal(outbox.dead_letter_topic);
+  out << YAML::Key << "ignore_relations" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& name : outbox.ignore_relations) out << literal(name);
+  out << YAML::EndSeq;
   out << YAML::EndMap;
 }
 

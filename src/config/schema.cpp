@@ -27,7 +27,9 @@ constexpr std::string_view kPostgresKeys[] = {"dsn",
                                               "on_slot_lost",
                                               "status_interval",
                                               "receive_timeout",
-                                              "reconnect_backoff"};
+                                              "reconnect_backoff",
+                                              "publication_check_interval",
+                                              "failover_slot"};
 constexpr std::string_view kBackoffKeys[] = {"min", "max"};
 constexpr std::string_view kKafkaKeys[] = {"brokers",
                                            "properties",
@@ -38,8 +40,9 @@ constexpr std::string_view kKafkaKeys[] = {"brokers",
                                            "transaction_max_records",
                                            "transaction_timeout",
                                            "transactional_id_prefix"};
-constexpr std::string_view kOutboxKeys[] = {"table",          "columns",    "topic_template",
-                                            "header_columns", "on_bad_row", "dead_letter_topic"};
+constexpr std::string_view kOutboxKeys[] = {"table",           "columns",    "topic_template",
+                                            "header_columns",  "on_bad_row", "dead_letter_topic",
+                                            "ignore_relations"};
 constexpr std::string_view kColumnKeys[] = {"id",        "topic",   "key",
                                             "partition", "headers", "payload"};
 constexpr std::string_view kLimitsKeys[] = {"max_inflight_messages", "max_inflight_bytes"};
@@ -186,6 +189,11 @@ void read_postgres(const Mapping& root, PostgresConfig& pg) {
   read_key(m, "receive_timeout", pg.receive_timeout,
            duration_within(milliseconds(100), kMaxDuration));
   if (const Field* backoff = m.find("reconnect_backoff")) read_backoff(ctx, *backoff, pg);
+  // Each check is a catalog query on its own connection; more often than
+  // this is load on the server that finds nothing sooner.
+  read_key(m, "publication_check_interval", pg.publication_check_interval,
+           duration_within(milliseconds(100), kMaxDuration));
+  read_key(m, "failover_slot", pg.failover_slot, read_bool);
 }
 
 // Property values are passed to librdkafka as strings and may be secrets,
@@ -296,6 +304,29 @@ void read_header_columns(Context& ctx, const Field& field, std::vector<std::stri
   out = std::move(columns);
 }
 
+// Listed explicitly, schema included: skipping a table's changes is a
+// decision, and a name that resolves by search_path could skip another one.
+void read_ignore_relations(Context& ctx, const Field& field, const std::string& outbox_table,
+                           std::vector<std::string>& out) {
+  auto items = read_sequence(ctx, field);
+  if (!items) return;
+  std::vector<std::string> names;
+  for (const Field& item : *items) {
+    auto name = read_checked(ctx, item, check_table_name);
+    if (!name) continue;
+    if (name->find('.') == std::string::npos) {
+      report_value(ctx, item, "must be schema-qualified (schema.table)", *name);
+    } else if (*name == outbox_table) {
+      report_value(ctx, item, "is the outbox table itself", *name);
+    } else if (std::find(names.begin(), names.end(), *name) != names.end()) {
+      report_value(ctx, item, "is listed twice", *name);
+    } else {
+      names.push_back(std::move(*name));
+    }
+  }
+  out = std::move(names);
+}
+
 // The template's ${column} placeholders name columns of the outbox row, not
 // environment variables, so the value is read verbatim.
 void read_topic_template(Context& ctx, const Field& field, std::optional<std::string>& out) {
@@ -327,6 +358,9 @@ void read_outbox(const Mapping& root, OutboxConfig& outbox) {
     }
   }
   read_key(m, "dead_letter_topic", outbox.dead_letter_topic, checked(check_topic_name));
+  if (const Field* ignore = m.find("ignore_relations")) {
+    read_ignore_relations(ctx, *ignore, outbox.table, outbox.ignore_relations);
+  }
 }
 
 void read_limits(const Mapping& root, LimitsConfig& limits) {

@@ -78,6 +78,8 @@ errc disposition(const common::Error& error) {
       // reconnecting would meet it again.
       case relay::errc::invalid_mapping:
       case relay::errc::invalid_config:
+      case relay::errc::unmapped_relation:
+      case relay::errc::unknown_relation:
       case relay::errc::unsupported_message:
       case relay::errc::producer_failed:
         return errc::fatal;
@@ -87,6 +89,9 @@ errc disposition(const common::Error& error) {
         return errc::retriable;
     }
   }
+  // The publication vanished under the slot: reconnecting would skip what it
+  // should have carried.
+  if (error.code == wal::replication_errc::publication_missing) return errc::fatal;
   return errc::retriable;
 }
 
@@ -147,6 +152,7 @@ wal::ReplicationOptions replication_options(const config::Config& cfg,
   ro.create_publication = pg.create_publication;
   ro.binary = pg.binary;
   ro.recreate_lost_slot = pg.on_slot_lost == config::SlotLostPolicy::kRecreate;
+  ro.failover_slot = pg.failover_slot;
   return ro;
 }
 
@@ -220,7 +226,11 @@ common::Result<void> Pipeline::run() {
                       "the two positions were NOT published)",
                       lost_slot_message(), slot->confirmed_flush.to_string());
       }
-      const wal::Lsn from = core.start_session(slot->confirmed_flush);
+      auto guard = relay::RelationGuard::create(cfg_.outbox, (*stream)->outbox(),
+                                                relay::GuardContext{pg.slot, pg.publication});
+      if (!guard) return failure(errc::fatal, guard.error().describe());
+      stats_.outbox_oid = guard->outbox_oid();
+      const wal::Lsn from = core.start_session(slot->confirmed_flush, std::move(*guard));
       auto start = (*stream)->start(from, pg.binary, true);
       if (!start) {
         if (start.error().code == wal::replication_errc::slot_in_use) {
@@ -372,11 +382,12 @@ common::Result<void> Pipeline::Session::run() {
 // until the socket, Kafka or the next feedback deadline wakes us.
 common::Result<void> Pipeline::Session::turn() {
   if (auto r = core_.serve(milliseconds(0)); !r) return r;
+  if (auto alarm = p_.stats_.catalog_alarm.take()) return failure(errc::fatal, *alarm);
   int read = 0;
   bool socket_drained = false;
   while (!core_.backpressured() && read < kReadBudget) {
     auto msg = stream_.read();
-    if (!msg) return failure(errc::retriable, msg.error().describe());
+    if (!msg) return msg.error();
     if (!*msg) {
       socket_drained = true;
       break;

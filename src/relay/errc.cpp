@@ -39,6 +39,8 @@ struct Category final : std::error_category {
         return "fenced";
       case errc::unacknowledged:
         return "records left unacknowledged";
+      case errc::unmapped_relation:
+        return "relation in the stream not mapped to the outbox";
     }
     return "relay::errc " + std::to_string(ev);
   }

@@ -52,6 +52,10 @@ enum class errc {
   fenced,
   // Kafka had not acknowledged every record when the session had to end.
   unacknowledged,
+  // A relation in the stream that the relay cannot map to the configured
+  // outbox: the outbox renamed, another table under its name, or a table
+  // neither the outbox nor listed in outbox.ignore_relations.
+  unmapped_relation,
 };
 
 const std::error_category& error_category();

@@ -31,17 +31,10 @@ int find_column(const std::vector<ColumnDesc>& columns, std::string_view name) {
 
 common::Result<Router> Router::create(const config::OutboxConfig& cfg) {
   Router r;
-  const std::string_view table = cfg.table;
-  const size_t dot = find_qualifying_dot(table);
-  auto schema = dot == std::string_view::npos
-                    ? common::Result<std::string>(std::string(kDefaultSchema))
-                    : resolve_identifier(table.substr(0, dot), "outbox.table's schema");
-  auto relname = resolve_identifier(dot == std::string_view::npos ? table : table.substr(dot + 1),
-                                    "outbox.table's name");
-  if (!schema) return schema.error();
-  if (!relname) return relname.error();
-  r.nspname_ = std::move(*schema);
-  r.relname_ = std::move(*relname);
+  auto table = resolve_table_name(cfg.table, "outbox.table");
+  if (!table) return table.error();
+  r.nspname_ = std::move(table->nspname);
+  r.relname_ = std::move(table->relname);
 
   const config::OutboxColumns defaults;
   const config::OutboxColumns& c = cfg.columns;
@@ -91,6 +84,18 @@ common::Result<Router> Router::create(const config::OutboxConfig& cfg) {
     r.header_columns_.push_back(std::move(*name));
   }
   return r;
+}
+
+common::Result<QualifiedName> resolve_table_name(std::string_view text, std::string_view what) {
+  const size_t dot = find_qualifying_dot(text);
+  auto schema = dot == std::string_view::npos
+                    ? common::Result<std::string>(std::string(kDefaultSchema))
+                    : resolve_identifier(text.substr(0, dot), fmt::format("{}'s schema", what));
+  auto relname = resolve_identifier(dot == std::string_view::npos ? text : text.substr(dot + 1),
+                                    fmt::format("{}'s name", what));
+  if (!schema) return schema.error();
+  if (!relname) return relname.error();
+  return QualifiedName{std::move(*schema), std::move(*relname)};
 }
 
 bool Router::matches(const RelationDesc& relation) const {

@@ -66,6 +66,19 @@ struct BadRow {
 
 using RouteOutcome = std::variant<OutboxRecord, BadRow>;
 
+// A table name as the catalog spells it.
+struct QualifiedName {
+  std::string nspname;
+  std::string relname;
+  bool operator==(const QualifiedName&) const = default;
+};
+
+// Resolves "table" or "schema.table" by SQL identifier rules, as in the
+// CREATE TABLE that made it: unquoted names fold to lower case, "quoted" ones
+// are taken as written; an unqualified name is in schema public. `what`
+// names the setting in errors.
+common::Result<QualifiedName> resolve_table_name(std::string_view text, std::string_view what);
+
 // The headers the relay adds to every record, after the row's own.
 inline constexpr std::string_view kHeaderId = "outbox-id";
 inline constexpr std::string_view kHeaderLsn = "outbox-lsn";

@@ -67,11 +67,11 @@ SlotCore::SlotCore(const config::Config& cfg, Router& router, Publisher& publish
       ledger_(cfg.outbox.on_bad_row, feedback_times(cfg), options_.transactions != nullptr),
       topic_counters_(stats.topics) {}
 
-wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed) {
+wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed, RelationGuard guard) {
   // The server sends Relation messages again on a new connection; the router
   // keeps what it learned about the table's columns.
   router_.clear_bindings();
-  outbox_relids_.clear();
+  guard_ = std::move(guard);
   pending_.clear();
   stop_error_.reset();
   fenced_ = false;
@@ -128,15 +128,13 @@ common::Result<void> SlotCore::on_message(const wal::Event& event, wal::Lsn lsn)
       event);
 }
 
+// Not the outbox: its rows stop the slot, unless it is listed in
+// outbox.ignore_relations (RelationGuard::on_row).
 common::Result<void> SlotCore::on_relation(const wal::Relation& relation) {
-  RelationDesc desc = to_relation_desc(relation);
-  if (!router_.matches(desc)) {
-    outbox_relids_.erase(relation.relid);
-    return {};
-  }
-  if (auto r = router_.bind(desc); !r) return r;
-  outbox_relids_.insert(relation.relid);
-  return {};
+  OUTBOX_ASSERT(guard_.has_value());
+  auto desc = guard_->on_relation(to_relation_desc(relation));
+  if (!desc) return {};
+  return router_.bind(*desc);
 }
 
 RowContext SlotCore::row_context(wal::Lsn lsn) const {
@@ -145,7 +143,10 @@ RowContext SlotCore::row_context(wal::Lsn lsn) const {
 }
 
 common::Result<void> SlotCore::on_insert(const wal::Insert& insert, wal::Lsn lsn) {
-  if (!outbox_relids_.count(insert.relid)) return {};
+  OUTBOX_ASSERT(guard_.has_value());
+  auto is_outbox = guard_->on_row(insert.relid, lsn);
+  if (!is_outbox) return is_outbox.error();
+  if (!*is_outbox) return {};
   if (!ledger_.in_transaction()) {
     return make_error(errc::stream_out_of_order,
                       "Insert outside a transaction at lsn=" + lsn.to_string());

@@ -18,6 +18,7 @@
 #include "relay/log_budget.h"
 #include "relay/publisher.h"
 #include "relay/record.h"
+#include "relay/relation_guard.h"
 #include "relay/router.h"
 #include "relay/stats.h"
 #include "wal/pgoutput.h"
@@ -58,7 +59,8 @@ class SlotCore {
   // A new replication connection: forgets what the server sends again
   // (relation bindings, unfinished transactions, records not yet handed to
   // the producer). Returns the position to start streaming from.
-  wal::Lsn start_session(wal::Lsn slot_confirmed);
+  // `guard` says which relations of this session's stream are the outbox.
+  wal::Lsn start_session(wal::Lsn slot_confirmed, RelationGuard guard);
 
   // One decoded message at `lsn` (the XLogData's wal_start).
   common::Result<void> on_message(const wal::Event& event, wal::Lsn lsn);
@@ -134,7 +136,7 @@ class SlotCore {
   SlotCoreOptions options_;
   DeliveryLedger ledger_;
   TopicCountersCache topic_counters_;
-  std::unordered_set<wal::RelId> outbox_relids_;
+  std::optional<RelationGuard> guard_;
 
   // Records the producer's queue had no room for yet, retried from serve().
   std::deque<std::pair<OutboxRecord, DeliveryLedger::Token>> pending_;

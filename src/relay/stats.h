@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "relay/catalog_alarm.h"
+
 namespace relay {
 
 // Per-topic delivery counters. Written by the pipeline's thread only, read by
@@ -102,6 +104,10 @@ struct PipelineStats {
   std::atomic<int64_t> last_loop_unix_ms{0};
   // Written by the slot monitor's thread; -1 until its first answer.
   std::atomic<int64_t> retained_wal_bytes{-1};
+  // The outbox OID the pipeline streams, set at each connect (0 before);
+  // the monitor's publication check raises catalog_alarm, the loop stops.
+  std::atomic<uint32_t> outbox_oid{0};
+  CatalogAlarm catalog_alarm;
   TopicStatsRegistry topics;
   LatencyHistogram commit_to_ack;
 

@@ -1,6 +1,7 @@
 #include "wal/replication_stream.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <chrono>
 #include <string>
@@ -8,10 +9,20 @@
 
 #include "config/config.h"
 #include "wal/copy_protocol.h"
+#include "wal/replication_catalog.h"
 
 namespace wal {
 
 namespace {
+
+// How long close() waits for the server to end the copy.
+constexpr std::chrono::milliseconds kCopyDoneWait{2000};
+
+// TCP keepalives and tcp_user_timeout for the replication connection.
+constexpr const char* kKeepalivesIdle = "30";
+constexpr const char* kKeepalivesInterval = "10";
+constexpr const char* kKeepalivesCount = "3";
+constexpr const char* kTcpUserTimeoutMs = "60000";
 
 struct ReplicationCategory : std::error_category {
   const char* name() const noexcept override { return "replication"; }
@@ -31,6 +42,12 @@ struct ReplicationCategory : std::error_category {
       case replication_errc::copy_ended: return "server ended the replication stream";
       case replication_errc::send_failed: return "sending to the server failed";
       case replication_errc::dsn_invalid: return "invalid connection string";
+      case replication_errc::outbox_missing:
+        return "outbox table missing";
+      case replication_errc::outbox_replaced:
+        return "outbox table replaced by another";
+      case replication_errc::lsn_invalid:
+        return "invalid LSN from the server";
     }
     return "unknown replication error";
   }
@@ -55,12 +72,6 @@ struct ResultGuard {
   ResultGuard& operator=(const ResultGuard&) = delete;
 };
 
-std::pair<std::string, std::string> split_table(const std::string& table) {
-  auto dot = table.find('.');
-  if (dot == std::string::npos) return {"public", table};
-  return {table.substr(0, dot), table.substr(dot + 1)};
-}
-
 }  // namespace
 
 const std::error_category& replication_category() {
@@ -76,34 +87,8 @@ struct ReplicationStream::Conn {
 
   // Simple-query protocol only: a walsender in database mode does not speak
   // the extended protocol, so values are quoted, never interpolated raw.
-  common::Result<std::vector<std::vector<std::optional<std::string>>>> query(
-      const std::string& sql, ExecStatusType want = PGRES_TUPLES_OK) {
-    ResultGuard r(PQexec(pg, sql.c_str()));
-    if (PQresultStatus(r.res) != want) {
-      const char* state = PQresultErrorField(r.res, PG_DIAG_SQLSTATE);
-      std::string msg = trim(PQresultErrorMessage(r.res));
-      if (msg.empty()) {
-        msg = std::string("unexpected result ") + PQresStatus(PQresultStatus(r.res)) + " for " +
-              sql.substr(0, sql.find(' '));
-      }
-      if (state && std::string(state) == "55006") {
-        return error(replication_errc::slot_in_use, msg);
-      }
-      return error(replication_errc::query_failed, msg);
-    }
-    std::vector<std::vector<std::optional<std::string>>> rows;
-    for (int i = 0; i < PQntuples(r.res); ++i) {
-      auto& row = rows.emplace_back();
-      for (int j = 0; j < PQnfields(r.res); ++j) {
-        if (PQgetisnull(r.res, i, j)) {
-          row.emplace_back(std::nullopt);
-        } else {
-          row.emplace_back(std::string(PQgetvalue(r.res, i, j),
-                                       static_cast<size_t>(PQgetlength(r.res, i, j))));
-        }
-      }
-    }
-    return rows;
+  common::Result<CatalogRows> query(const std::string& sql, ExecStatusType want = PGRES_TUPLES_OK) {
+    return run_simple_query(pg, sql, want == PGRES_TUPLES_OK);
   }
 };
 
@@ -153,6 +138,13 @@ common::Result<void> check_conninfo(const std::string& dsn) {
                    config::redact_libpq_message(msg, dsn));
 }
 
+common::Result<Lsn> parse_server_lsn(std::string_view text, std::string_view what) {
+  if (auto lsn = Lsn::parse(text)) return *lsn;
+  return error(replication_errc::lsn_invalid, "the server sent " + std::string(what) + " '" +
+                                                  std::string(text) +
+                                                  "', which is not an LSN (X/X)");
+}
+
 common::Result<std::unique_ptr<ReplicationStream>> ReplicationStream::connect(
     const ReplicationOptions& o) {
   // Text-mode values depend on session settings; pin the ones the router
@@ -171,10 +163,32 @@ common::Result<std::unique_ptr<ReplicationStream>> ReplicationStream::connect(
   session_options +=
       "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 "
       "-c bytea_output=hex -c client_encoding=UTF8";
-  const char* keywords[] = {"dbname", "replication", "fallback_application_name", "options",
+  // A path to the server that dies without a reset is invisible to a socket
+  // that only reads: without keepalives the relay would hold the slot (and
+  // in group mode its lease) for the whole TCP retry time, about 15 minutes.
+  // Idle probes find a dead path within idle + interval * count (60 s);
+  // tcp_user_timeout ends one where our status updates go unacknowledged.
+  // These come before the DSN so that the user's own settings win.
+  const char* keywords[] = {"keepalives",
+                            "keepalives_idle",
+                            "keepalives_interval",
+                            "keepalives_count",
+                            "tcp_user_timeout",
+                            "dbname",
+                            "replication",
+                            "fallback_application_name",
+                            "options",
                             nullptr};
-  const char* values[] = {o.dsn.c_str(), "database", o.application_name.c_str(),
-                          session_options.c_str(), nullptr};
+  const char* values[] = {"1",
+                          kKeepalivesIdle,
+                          kKeepalivesInterval,
+                          kKeepalivesCount,
+                          kTcpUserTimeoutMs,
+                          o.dsn.c_str(),
+                          "database",
+                          o.application_name.c_str(),
+                          session_options.c_str(),
+                          nullptr};
   std::unique_ptr<ReplicationStream> s(new ReplicationStream());
   s->options_ = o;
   s->conn_ = std::make_unique<Conn>();
@@ -212,48 +226,38 @@ common::Result<void> ReplicationStream::check_server() {
   return {};
 }
 
-common::Result<void> ReplicationStream::ensure_publication() {
-  auto [schema, table] = split_table(options_.table);
-  auto rows = conn_->query(
-      "SELECT p.pubinsert, EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = "
-      "p.pubname AND t.schemaname = " +
-      quote_literal(schema) + " AND t.tablename = " + quote_literal(table) +
-      ") FROM pg_publication p WHERE p.pubname = " + quote_literal(options_.publication));
-  if (!rows) return rows.error();
-  if (rows->empty()) {
-    if (!options_.create_publication) {
-      return error(replication_errc::publication_missing,
-                   "publication \"" + options_.publication +
-                       "\" does not exist and create_publication is false; create it with: "
-                       "CREATE PUBLICATION " +
-                       quote_identifier(options_.publication) + " FOR TABLE " +
-                       quote_identifier(schema) + "." + quote_identifier(table) +
-                       " WITH (publish = 'insert')");
-    }
-    // Inserts only: with UPDATE/DELETE published, a table without a replica
-    // identity makes the application's cleanup DELETEs fail on the primary.
-    auto created = conn_->query("CREATE PUBLICATION " + quote_identifier(options_.publication) +
-                                    " FOR TABLE " + quote_identifier(schema) + "." +
-                                    quote_identifier(table) + " WITH (publish = 'insert')",
-                                PGRES_COMMAND_OK);
-    if (!created) {
-      return error(replication_errc::publication_invalid,
-                   "cannot create publication \"" + options_.publication +
-                       "\": " + created.error().message);
-    }
-    return {};
+common::Result<void> ReplicationStream::ensure_publication(bool slot_exists) {
+  const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
+  auto state = read_publication(q, options_.publication, outbox_, server_version_);
+  if (!state) return state.error();
+  // A missing publication is created only before the slot: the slot's
+  // unconfirmed changes predate any publication made now, and would fail to
+  // decode (or a retry that moves on would skip them). check_publication
+  // refuses it with the explanation.
+  if (state->exists || slot_exists) {
+    return check_publication(*state, options_.publication, options_.slot, outbox_, server_version_);
   }
-  const auto& row = (*rows)[0];
-  if (row[0] != std::optional<std::string>("t")) {
-    return error(replication_errc::publication_invalid,
-                 "publication \"" + options_.publication + "\" does not publish inserts");
+  const std::string create = create_publication_sql(options_.publication, outbox_);
+  if (!options_.create_publication) {
+    return error(
+        replication_errc::publication_missing,
+        "slot=" + options_.slot + " publication \"" + options_.publication +
+            "\" does not exist and create_publication is false; create it with: " + create);
   }
-  if (row[1] != std::optional<std::string>("t")) {
+  auto created = conn_->query(create, PGRES_COMMAND_OK);
+  if (!created) {
     return error(replication_errc::publication_invalid,
-                 "publication \"" + options_.publication + "\" does not include table " +
-                     schema + "." + table);
+                 "slot=" + options_.slot + " cannot create publication \"" + options_.publication +
+                     "\": " + created.error().message);
   }
   return {};
+}
+
+common::Result<bool> ReplicationStream::slot_exists() {
+  auto rows = conn_->query("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
+                           quote_literal(options_.slot));
+  if (!rows) return rows.error();
+  return !rows->empty();
 }
 
 namespace {
@@ -264,13 +268,26 @@ std::string lost_confirmed(const std::vector<std::optional<std::string>>& row) {
 
 }  // namespace
 
+// FAILOVER (17+): a standby with sync_replication_slots keeps a copy, so a
+// promotion does not lose the slot. A standby itself (logical decoding on a
+// standby, 16+) cannot create one.
+common::Result<bool> ReplicationStream::wants_failover_slot() {
+  if (!options_.failover_slot || server_version_ < 170000) return false;
+  auto rows = conn_->query("SELECT pg_catalog.pg_is_in_recovery()");
+  if (!rows) return rows.error();
+  return rows->empty() || (*rows)[0][0] != std::optional<std::string>("t");
+}
+
 common::Result<SlotState> ReplicationStream::ensure_slot() {
   const bool has_wal_status = server_version_ >= 130000;
+  auto failover = wants_failover_slot();
+  if (!failover) return failover.error();
   auto lookup = [&]() {
     return conn_->query(
         std::string("SELECT plugin, slot_type, database = current_database(), active_pid, "
                     "confirmed_flush_lsn, restart_lsn, ") +
-        (has_wal_status ? "wal_status" : "NULL") +
+        (has_wal_status ? "wal_status" : "NULL") + ", " +
+        (server_version_ >= 170000 ? "failover" : "false") +
         " FROM pg_replication_slots WHERE slot_name = " + quote_literal(options_.slot));
   };
   auto rows = lookup();
@@ -283,7 +300,12 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
       return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +
                                                       "\" is active for PID " + *lost[3]);
     }
-    state.recreated_after = lost[4] ? Lsn::parse(*lost[4]).value_or(Lsn()) : Lsn();
+    state.recreated_after = Lsn();
+    if (lost[4]) {
+      auto lsn = parse_server_lsn(*lost[4], "confirmed_flush_lsn of slot " + options_.slot);
+      if (!lsn) return lsn.error();
+      state.recreated_after = *lsn;
+    }
     auto dropped = conn_->query("DROP_REPLICATION_SLOT " + quote_identifier(options_.slot),
                                 PGRES_COMMAND_OK);
     if (!dropped) return dropped.error();
@@ -298,9 +320,11 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
     }
     // PG15 replaced NOEXPORT_SNAPSHOT with the option list; both need no
     // snapshot since the outbox is streamed from now on, never copied.
-    std::string sql = "CREATE_REPLICATION_SLOT " + quote_identifier(options_.slot) +
-                      " LOGICAL pgoutput" +
-                      (server_version_ >= 150000 ? " (SNAPSHOT 'nothing')" : " NOEXPORT_SNAPSHOT");
+    std::string sql =
+        "CREATE_REPLICATION_SLOT " + quote_identifier(options_.slot) + " LOGICAL pgoutput" +
+        (server_version_ >= 150000
+             ? (*failover ? " (SNAPSHOT 'nothing', FAILOVER)" : " (SNAPSHOT 'nothing')")
+             : " NOEXPORT_SNAPSHOT");
     auto created = conn_->query(sql);
     if (!created) return created.error();
     state.created = true;
@@ -335,9 +359,26 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
     return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +
                                                     "\" is active for PID " + *row[3]);
   }
-  if (row[4]) state.confirmed_flush = Lsn::parse(*row[4]).value_or(Lsn());
-  if (row[5]) state.restart_lsn = Lsn::parse(*row[5]).value_or(Lsn());
+  if (row[4]) {
+    auto lsn = parse_server_lsn(*row[4], "confirmed_flush_lsn of slot " + options_.slot);
+    if (!lsn) return lsn.error();
+    state.confirmed_flush = *lsn;
+  }
+  if (row[5]) {
+    auto lsn = parse_server_lsn(*row[5], "restart_lsn of slot " + options_.slot);
+    if (!lsn) return lsn.error();
+    state.restart_lsn = *lsn;
+  }
   if (row[6]) state.wal_status = *row[6];
+  state.failover = row[7] == std::optional<std::string>("t");
+  if (*failover && !state.failover) {
+    // A slot made before this setting (or by hand) becomes one too.
+    auto altered = conn_->query(
+        "ALTER_REPLICATION_SLOT " + quote_identifier(options_.slot) + " (FAILOVER true)",
+        PGRES_COMMAND_OK);
+    if (!altered) return altered.error();
+    state.failover = true;
+  }
   return state;
 }
 
@@ -358,7 +399,13 @@ common::Result<std::optional<std::string>> ReplicationStream::terminate_relay_ho
 }
 
 common::Result<SlotState> ReplicationStream::prepare() {
-  if (auto r = ensure_publication(); !r) return r.error();
+  const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
+  auto outbox = read_outbox_relation(q, options_.table, server_version_);
+  if (!outbox) return outbox.error();
+  outbox_ = std::move(*outbox);
+  auto exists = slot_exists();
+  if (!exists) return exists.error();
+  if (auto r = ensure_publication(*exists); !r) return r.error();
   return ensure_slot();
 }
 
@@ -402,9 +449,28 @@ common::Result<std::optional<CopyBuffer>> ReplicationStream::read() {
       // exist at the change's LSN) comes as the following result.
       streaming_ = false;
       std::string msg = "server ended the replication stream";
+      std::string sqlstate;
       while (PGresult* res = PQgetResult(conn_->pg)) {
-        if (PQresultStatus(res) == PGRES_FATAL_ERROR) msg = trim(PQresultErrorMessage(res));
+        if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+          msg = trim(PQresultErrorMessage(res));
+          const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+          sqlstate = state ? state : "";
+        }
         PQclear(res);
+      }
+      // undefined_object while decoding: the publication did not exist at a
+      // change's LSN (created after the slot, or dropped). A retry reads the
+      // same change again, and one that moves on skips it: neither helps.
+      if (sqlstate == "42704") {
+        return error(replication_errc::publication_missing,
+                     "slot=" + options_.slot + " the server cannot decode the stream (" + msg +
+                         ", SQLSTATE 42704): publication \"" + options_.publication +
+                         "\" did not exist at a change the slot has yet to send, either created "
+                         "after the slot or dropped. Decoding reads the catalog as of each "
+                         "change, so this never resolves by itself: create the publication, "
+                         "then drop the slot so that the relay creates it again (rows committed "
+                         "in between are not published), or create the publication before the "
+                         "slot next time");
       }
       return error(replication_errc::copy_ended, msg);
     }
@@ -435,10 +501,37 @@ void ReplicationStream::close() {
     PQsetnonblocking(conn_->pg, 0);
     PQputCopyEnd(conn_->pg, nullptr);
     PQflush(conn_->pg);
+    await_copy_done();
     streaming_ = false;
   }
   PQfinish(conn_->pg);
   conn_->pg = nullptr;
+}
+
+// The walsender answers CopyDone with its own only once it has read what came
+// before it, the final status update included. Closing at once, with the
+// walsender's data still unread, makes the kernel reset the connection, and a
+// walsender busy sending may die of the reset before it reads the update:
+// the slot then keeps an older position and the next start sends again what
+// Kafka already has. What arrives meanwhile is discarded.
+void ReplicationStream::await_copy_done() {
+  const auto deadline = std::chrono::steady_clock::now() + kCopyDoneWait;
+  PQsetnonblocking(conn_->pg, 1);
+  while (true) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(conn_->pg, &buf, 1);
+    if (n > 0) {
+      PQfreemem(buf);
+      continue;
+    }
+    if (n < 0) return;  // -1: the server's CopyDone; -2: the connection failed
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    struct pollfd pfd = {PQsocket(conn_->pg), POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return;
+    if (PQconsumeInput(conn_->pg) == 0) return;
+  }
 }
 
 }  // namespace wal

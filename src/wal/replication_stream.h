@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "common/result.h"
+#include "wal/catalog.h"
 #include "wal/lsn.h"
 
 namespace wal {
@@ -26,6 +27,9 @@ enum class replication_errc {
   copy_ended,
   send_failed,
   dsn_invalid,
+  outbox_missing,   // outbox.table names no table
+  outbox_replaced,  // outbox.table names another table than the one streamed
+  lsn_invalid,      // the server sent an LSN that does not parse
 };
 
 const std::error_category& replication_category();
@@ -44,6 +48,11 @@ struct ReplicationOptions {
   // Drop and create again a slot invalidated for lack of WAL, instead of
   // failing with replication_errc::slot_lost.
   bool recreate_lost_slot = false;
+  // Create the slot with FAILOVER on PostgreSQL 17 and later, so that a
+  // standby with sync_replication_slots keeps a copy to resume from after a
+  // promotion. Harmless on a primary without standbys; skipped on a standby,
+  // which cannot create one.
+  bool failover_slot = true;
   std::string application_name = "outbox-relay";
 };
 
@@ -55,6 +64,7 @@ struct SlotState {
   // had confirmed, the start of the gap that was skipped.
   std::optional<Lsn> recreated_after;
   std::string wal_status;
+  bool failover = false;  // pg_replication_slots.failover (PostgreSQL 17+)
 };
 
 // One CopyData message from the server, owning libpq's buffer.
@@ -85,11 +95,15 @@ class ReplicationStream {
   int server_version() const { return server_version_; }
   const std::string& system_identifier() const { return system_identifier_; }
 
-  // Checks wal_level, creates the publication before the slot (decoding reads
-  // the catalog as of each change, so a publication created after the slot is
-  // "not found" for earlier changes), then the slot; fails if the slot is lost
-  // or held by another backend.
+  // Reads the outbox from the catalog; checks that the publication delivers
+  // it (creating the publication, before the slot, only when the slot does
+  // not exist yet: decoding reads the catalog as of each change, so a
+  // publication created after the slot is "not found" for earlier changes),
+  // then the slot; fails if the slot is lost or held by another backend.
   common::Result<SlotState> prepare();
+
+  // The outbox as the catalog described it in prepare().
+  const OutboxRelation& outbox() const { return outbox_; }
 
   // START_REPLICATION at `from` (0/0 means the slot's confirmed_flush_lsn; the
   // server starts at max(from, confirmed_flush_lsn) anyway).
@@ -119,14 +133,18 @@ class ReplicationStream {
  private:
   ReplicationStream() = default;
   common::Result<void> check_server();
-  common::Result<void> ensure_publication();
+  common::Result<void> ensure_publication(bool slot_exists);
   common::Result<SlotState> ensure_slot();
+  common::Result<bool> slot_exists();
+  common::Result<bool> wants_failover_slot();
+  void await_copy_done();
 
   struct Conn;
   std::unique_ptr<Conn> conn_;
   ReplicationOptions options_;
   int server_version_ = 0;
   std::string system_identifier_;
+  OutboxRelation outbox_;
   bool streaming_ = false;
 };
 
@@ -134,6 +152,10 @@ class ReplicationStream {
 // malformed DSN is a configuration error, not a reason to reconnect forever.
 // The error quotes no password (config::redact_libpq_message).
 common::Result<void> check_conninfo(const std::string& dsn);
+
+// An LSN the server sent as text; replication_errc::lsn_invalid naming the
+// text and where it came from when it does not parse, never 0/0.
+common::Result<Lsn> parse_server_lsn(std::string_view text, std::string_view what);
 
 std::string quote_identifier(std::string_view ident);
 std::string quote_literal(std::string_view text);

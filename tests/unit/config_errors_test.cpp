@@ -182,6 +182,27 @@ TEST(ConfigErrors, TableWithAnEmptyPartIsInvalid) {
                    "outbox.table: expected 'table' or 'schema.table', with no empty part");
 }
 
+TEST(ConfigErrors, IgnoredRelationWithoutSchemaMustBeQualified) {
+  expect_one_error(kDsn + "outbox: {ignore_relations: [public.audit, audit]}\n", 3, 43,
+                   "outbox.ignore_relations[1]: must be schema-qualified (schema.table), got "
+                   "'audit'");
+}
+
+TEST(ConfigErrors, IgnoredRelationThatIsTheOutboxIsRejected) {
+  expect_one_error(kDsn + "outbox: {ignore_relations: [public.outbox]}\n", 3, 29,
+                   "is the outbox table itself, got 'public.outbox'");
+}
+
+TEST(ConfigErrors, IgnoredRelationListedTwiceIsRejected) {
+  expect_one_error(kDsn + "outbox: {ignore_relations: [s.a, s.a]}\n", 3, 34,
+                   "is listed twice, got 's.a'");
+}
+
+TEST(ConfigErrors, PublicationCheckIntervalBelow100msIsOutOfRange) {
+  expect_one_error(kDsn + "  publication_check_interval: 10ms\n", 3, 31,
+                   "postgres.publication_check_interval: must be at least 100ms, got '10ms'");
+}
+
 TEST(ConfigErrors, ColumnMappedTwiceIsReportedAtTheSecondRole) {
   expect_one_error(kDsn + "outbox:\n  columns:\n    id: event_id\n    key: event_id\n", 6, 10,
                    "outbox.columns.key: column 'event_id' is mapped twice, also as columns.id");

@@ -127,6 +127,8 @@ postgres:
   binary: False
   status_interval: 250
   reconnect_backoff: {min: 1s, max: 2m}
+  publication_check_interval: 5s
+  failover_slot: false
 kafka:
   brokers: "k1:9092,k2:9092"
   properties:
@@ -142,6 +144,7 @@ outbox:
   header_columns: [tenant_id, trace_id]
   on_bad_row: halt
   dead_letter_topic: orders_DLQ-1
+  ignore_relations: [public.audit_log, '"Billing"."Invoices"']
 limits:
   max_inflight_messages: 10000000
   max_inflight_bytes: 64MB
@@ -160,6 +163,8 @@ log:
   EXPECT_EQ(cfg.postgres.status_interval, 250ms);
   EXPECT_EQ(cfg.postgres.reconnect_backoff_min, 1s);
   EXPECT_EQ(cfg.postgres.reconnect_backoff_max, 2min);
+  EXPECT_EQ(cfg.postgres.publication_check_interval, 5s);
+  EXPECT_FALSE(cfg.postgres.failover_slot);
   EXPECT_EQ(cfg.kafka.brokers, "k1:9092,k2:9092");
   const std::map<std::string, std::string> properties = {
       {"linger.ms", "20"},
@@ -179,6 +184,8 @@ log:
   EXPECT_EQ(cfg.outbox.header_columns, (std::vector<std::string>{"tenant_id", "trace_id"}));
   EXPECT_EQ(cfg.outbox.on_bad_row, config::BadRowPolicy::kHalt);
   EXPECT_EQ(cfg.outbox.dead_letter_topic, "orders_DLQ-1");
+  EXPECT_EQ(cfg.outbox.ignore_relations,
+            (std::vector<std::string>{"public.audit_log", "\"Billing\".\"Invoices\""}));
   EXPECT_EQ(cfg.limits.max_inflight_messages, 10000000u);
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 64000000u);
   EXPECT_EQ(cfg.http.listen, "");

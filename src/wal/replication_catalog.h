@@ -1,0 +1,95 @@
+#pragma once
+
+// The catalog queries behind the relay's checks of the outbox and its
+// publication, shared by the replication connection (at every connect, before
+// START_REPLICATION: a walsender in database mode runs plain SQL over the
+// simple-query protocol) and the monitor's ordinary connection (periodically
+// while streaming: ALTER PUBLICATION ... DROP TABLE leaves no trace in the
+// stream, the server just stops sending the table).
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "wal/catalog.h"
+
+struct pg_conn;
+
+namespace wal {
+
+using CatalogRows = std::vector<std::vector<std::optional<std::string>>>;
+using CatalogQuery = std::function<common::Result<CatalogRows>(const std::string& sql)>;
+
+// Runs one statement over the simple-query protocol. `expect_rows` false: a
+// command (CREATE ...) that returns none. SQLSTATE 55006 (object in use)
+// becomes replication_errc::slot_in_use, anything else query_failed.
+common::Result<CatalogRows> run_simple_query(pg_conn* conn, const std::string& sql,
+                                             bool expect_rows = true);
+
+// Resolves outbox.table as CREATE TABLE would have (unquoted names fold to
+// lower case; an unqualified name is in schema public) and reads what the
+// relay needs of it. replication_errc::outbox_missing when no such table.
+common::Result<OutboxRelation> read_outbox_relation(const CatalogQuery& query,
+                                                    std::string_view table, int server_version);
+
+// The relation with this OID, as "schema.table"; nullopt when it was dropped.
+common::Result<std::optional<std::string>> relation_name(const CatalogQuery& query, RelId oid);
+
+struct PublicationState {
+  bool exists = false;
+  bool publishes_insert = false;
+  bool via_partition_root = false;
+  // The outbox is in the publication: listed by OID, its schema is
+  // (FOR TABLES IN SCHEMA), or the publication is FOR ALL TABLES.
+  bool includes_outbox = false;
+};
+
+common::Result<PublicationState> read_publication(const CatalogQuery& query,
+                                                  const std::string& publication,
+                                                  const OutboxRelation& outbox, int server_version);
+
+// Whether an existing publication delivers every outbox row to the slot
+// under the outbox's own OID; otherwise replication_errc::publication_invalid
+// with the SQL that fixes it.
+common::Result<void> check_publication(const PublicationState& state,
+                                       const std::string& publication, const std::string& slot,
+                                       const OutboxRelation& outbox, int server_version);
+
+// CREATE PUBLICATION for the outbox: inserts only, and through the root of a
+// partitioned outbox.
+std::string create_publication_sql(const std::string& publication, const OutboxRelation& outbox);
+
+// The periodic check, on its own ordinary connection (connects on first use
+// and again after a failure). Errors with replication_errc::outbox_missing,
+// outbox_replaced, publication_missing or publication_invalid are verdicts:
+// the stream no longer carries the outbox. connect_failed and query_failed
+// are the check's own trouble, to be retried.
+class CatalogWatch {
+ public:
+  explicit CatalogWatch(std::string dsn);
+  ~CatalogWatch();
+  CatalogWatch(const CatalogWatch&) = delete;
+  CatalogWatch& operator=(const CatalogWatch&) = delete;
+
+  // `streamed_oid`: the outbox OID the stream is judged against; 0 when not
+  // known yet (only name and publication are checked then).
+  common::Result<void> check(std::string_view table, const std::string& publication,
+                             const std::string& slot, RelId streamed_oid);
+
+ private:
+  common::Result<CatalogRows> query(const std::string& sql);
+
+  struct Conn;
+  std::string dsn_;
+  std::unique_ptr<Conn> conn_;
+  int server_version_ = 0;
+};
+
+// True for the codes CatalogWatch::check returns as verdicts.
+bool is_catalog_verdict(const common::Error& e);
+
+}  // namespace wal
