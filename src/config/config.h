@@ -59,7 +59,7 @@ struct KafkaConfig {
   DeliveryGuarantee delivery = DeliveryGuarantee::kExactlyOnce;
   std::chrono::milliseconds transaction_interval{100};
   uint64_t transaction_max_records = 10000;
-  std::chrono::milliseconds transaction_timeout{60000};
+  std::chrono::milliseconds transaction_timeout{300000};
   std::string transactional_id_prefix = "outbox-relay-";
 
   bool operator==(const KafkaConfig&) const = default;

@@ -184,7 +184,8 @@ common::Result<void> Pipeline::run() {
   core_options.transactions = options_.transactions;
   core_options.transaction_interval = cfg_.kafka.transaction_interval;
   core_options.transaction_max_records = cfg_.kafka.transaction_max_records;
-  core_options.transaction_timeout = cfg_.kafka.transaction_timeout;
+  // How long an abort may block the loop.
+  core_options.transaction_timeout = std::min(cfg_.kafka.transaction_timeout, milliseconds(30000));
   relay::SlotCore core(cfg_, *router, publisher_, stats_, core_options);
 
   while (!stop_.load()) {

@@ -159,9 +159,12 @@ void Supervisor::start(int index) {
       // init_transactions fences every earlier producer of the slot, and
       // completes or aborts what it left open, before the checkpoint is read.
       options.take_output = [txn, &cfg, place]() -> common::Result<std::optional<relay::Checkpoint>> {
-        if (auto r = txn->init(cfg.kafka.transaction_timeout); !r) return r.error();
+        // Bounded, so that a stop is not held up while Kafka is away; a
+        // timeout is retried with backoff.
+        constexpr std::chrono::milliseconds kTakeTimeout{30000};
+        if (auto r = txn->init(kTakeTimeout); !r) return r.error();
         return kafka::read_checkpoint(cfg.kafka.brokers, cfg.kafka.properties, place,
-                                      cfg.kafka.transaction_timeout);
+                                      kTakeTimeout);
       };
     }
     Pipeline pipeline(cfg, *r->producer, stats, r->stop, r->stop_fd, options);

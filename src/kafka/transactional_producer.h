@@ -111,6 +111,7 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
   common::Result<void> abort(std::chrono::milliseconds timeout) override;
 
   bool in_transaction() const override { return state_ == State::kInTransaction; }
+  bool commit_pending() const override { return state_ == State::kCommitPending; }
   // A delivery of the open transaction failed, or librdkafka refused a
   // record because of an earlier failure: it can only abort.
   bool must_abort() const;

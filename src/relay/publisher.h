@@ -84,10 +84,12 @@ class TransactionalPublisher : public Publisher {
  public:
   virtual common::Result<void> begin() = 0;
   // Waits for every delivery of the open transaction, then commits it with
-  // `checkpoint`. On failure the transaction was aborted (or its outcome is
-  // unknown); the error's code says which.
+  // `checkpoint`. On failure the transaction was aborted, unless it is still
+  // open or commit_pending(): then the time ran out, and commit() with the
+  // same checkpoint resumes it.
   virtual common::Result<void> commit(const Checkpoint& checkpoint,
                                       std::chrono::milliseconds timeout) = 0;
+  virtual bool commit_pending() const = 0;
   // Nothing of the open transaction ever becomes visible.
   virtual common::Result<void> abort(std::chrono::milliseconds timeout) = 0;
   virtual bool in_transaction() const = 0;

@@ -78,6 +78,7 @@ wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed, RelationGuard guard) {
   // What the open Kafka transaction holds is streamed again from the
   // checkpoint; none of it may become visible.
   abort_transaction();
+  committing_.reset();
   const wal::Lsn from = ledger_.start_session(slot_confirmed);
   stats_.confirmed_lsn = from.value();
   return from;
@@ -357,7 +358,7 @@ common::Result<void> SlotCore::serve(milliseconds timeout) {
 }
 
 bool SlotCore::backpressured() const {
-  return !pending_.empty() || publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
+  return !pending_.empty() || committing_.has_value() || publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
          publisher_.in_flight_bytes() >= cfg_.limits.max_inflight_bytes;
 }
 
@@ -405,13 +406,16 @@ void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeou
 
 common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout) {
   auto* txns = options_.transactions;
-  if (!txns || !txns->in_transaction() || stop_error_ || fenced_) return {};
+  if (!txns || stop_error_ || fenced_) return {};
+  if (!committing_ && !txns->in_transaction()) return {};
   const uint64_t records = ledger_.records_since_commit();
+  const Checkpoint checkpoint = committing_.value_or(ledger_.checkpoint());
   common::Result<void> committed =
-      pending_.empty() ? txns->commit(ledger_.checkpoint(), timeout)
+      pending_.empty() ? txns->commit(checkpoint, timeout)
                        : common::Result<void>(make_error(errc::unacknowledged, "records waiting"));
   if (committed) {
-    ledger_.on_committed(ledger_.checkpoint());
+    committing_.reset();
+    ledger_.on_committed(checkpoint);
     ++stats_.kafka_transactions;
     return {};
   }
@@ -425,13 +429,23 @@ common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout)
 
 common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
   auto* txns = options_.transactions;
-  if (!txns || !txns->in_transaction() || !pending_.empty() || stop_error_ || fenced_) return {};
-  const bool due = now - transaction_began_ >= options_.transaction_interval ||
-                   ledger_.records_since_commit() >= options_.transaction_max_records;
-  if (!force && !due) return {};
+  if (!txns || stop_error_ || fenced_) return {};
+  if (!committing_) {
+    if (!txns->in_transaction() || !pending_.empty()) return {};
+    const bool due = now - transaction_began_ >= options_.transaction_interval ||
+                     ledger_.records_since_commit() >= options_.transaction_max_records;
+    if (!force && !due) return {};
+  }
   if (!lease_held()) return fence("lease expired before committing");
-  const Checkpoint checkpoint = ledger_.checkpoint();
-  if (auto r = txns->commit(checkpoint, options_.transaction_timeout); !r) {
+  const Checkpoint checkpoint = committing_.value_or(ledger_.checkpoint());
+  if (auto r = txns->commit(checkpoint, options_.commit_slice); !r) {
+    // Kafka is slow or away: the loop goes back to answering the server and
+    // reads nothing more until this commit is done (backpressured()).
+    if (txns->in_transaction() || txns->commit_pending()) {
+      committing_ = checkpoint;
+      return {};
+    }
+    committing_.reset();
     // The deliveries that doomed the transaction are reported now, before
     // the replay makes their tokens stale: the records Kafka refused are
     // learned here, so that the replay sends their dead letters instead.
@@ -439,6 +453,7 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
     publisher_.poll(std::chrono::milliseconds(0), [this](const DeliveryReport& rep) { on_report(rep); });
     return r;
   }
+  committing_.reset();
   ledger_.on_committed(checkpoint);
   ++stats_.kafka_transactions;
   return {};

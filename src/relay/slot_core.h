@@ -41,6 +41,9 @@ struct SlotCoreOptions {
   std::chrono::milliseconds transaction_interval{100};
   uint64_t transaction_max_records = 10000;
   std::chrono::milliseconds transaction_timeout{30000};
+  // How long one commit() may block the loop before it returns to answer
+  // the server; a commit not done by then is resumed on the next turn.
+  std::chrono::milliseconds commit_slice{500};
 };
 
 // One slot's path from decoded pgoutput messages to Kafka and back to a
@@ -125,6 +128,8 @@ class SlotCore {
   static RowKey key_of(const OutboxRecord& record);
   std::map<RowKey, std::pair<DeliveryReason, std::string>> refused_;
   Clock::time_point transaction_began_{};
+  // A commit that ran out of its time slice, resumed with this checkpoint.
+  std::optional<Checkpoint> committing_;
 
   template <typename... Args>
   void log_dead_letter(fmt::format_string<Args...> format, Args&&... args);

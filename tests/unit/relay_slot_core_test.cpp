@@ -160,6 +160,18 @@ class Stream {
   std::deque<std::string> storage_;
 };
 
+// The outbox as the catalog describes it at connect.
+RelationGuard outbox_guard(const config::Config& cfg) {
+  wal::OutboxRelation r;
+  r.oid = kOutbox;
+  r.nspname = "public";
+  r.relname = "outbox";
+  r.columns = {{"id", pg_type::kUuid, -1},       {"topic", pg_type::kText, -1},
+               {"key", pg_type::kText, -1},      {"partition", pg_type::kInt4, -1},
+               {"headers", pg_type::kJsonb, -1}, {"payload", pg_type::kBytea, -1}};
+  return *RelationGuard::create(cfg.outbox, r, GuardContext{cfg.postgres.slot, "outbox_pub"});
+}
+
 config::Config test_config(config::BadRowPolicy policy = config::BadRowPolicy::kDeadLetter) {
   config::Config cfg;
   cfg.postgres.slot = "test_slot";
@@ -175,7 +187,7 @@ class SlotCoreTest : public ::testing::Test {
         core_(cfg_, router_, publisher_, stats_) {}
 
   void SetUp() override {
-    core_.start_session(wal::Lsn(0x1000));
+    core_.start_session(wal::Lsn(0x1000), outbox_guard(cfg_));
     ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(0x1000)).ok());
   }
 
@@ -321,7 +333,7 @@ TEST_F(SlotCoreTest, AFullQueueHoldsRecordsInOrderAndAppliesBackpressure) {
 TEST_F(SlotCoreTest, ReportsOfAPreviousSessionConfirmNothingInTheNextOne) {
   ASSERT_TRUE(txn(0x2000, {1}).ok());
   // Reconnect: the server replays the transaction.
-  EXPECT_EQ(core_.start_session(wal::Lsn(0x1000)), wal::Lsn(0x1000));
+  EXPECT_EQ(core_.start_session(wal::Lsn(0x1000), outbox_guard(cfg_)), wal::Lsn(0x1000));
   ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(0x1000)).ok());
   ASSERT_TRUE(txn(0x2000, {1}).ok());
   ASSERT_EQ(publisher_.sent().size(), 2u);
@@ -444,7 +456,7 @@ TEST(SlotCoreModel, ReportedPositionNeverPassesAnUndeliveredRowNorGoesBackwards)
     auto restart = [&] {
       // Sometimes the server restarts with an older copy of the slot.
       const uint64_t slot = chance(20) ? server_confirmed / 2 : server_confirmed;
-      const wal::Lsn from = core.start_session(wal::Lsn(slot));
+      const wal::Lsn from = core.start_session(wal::Lsn(slot), outbox_guard(cfg));
       ASSERT_GE(from, last_reported);
       next = 0;
       while (next < db.size() && db[next].end <= from.value()) ++next;
@@ -575,6 +587,7 @@ class ScriptedTransactions final : public TransactionalPublisher {
     return {};
   }
   bool in_transaction() const override { return open_; }
+  bool commit_pending() const override { return false; }
 
   ProduceResult produce(const OutboxRecord& record, uint64_t token) override {
     EXPECT_TRUE(open_) << "produce() outside a transaction";
@@ -735,7 +748,7 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
         last_reported = wal::Lsn();
       }
       const uint64_t slot = chance(20) ? told[rng() % told.size()] : server_confirmed;
-      const wal::Lsn from = core->start_session(wal::Lsn(slot));
+      const wal::Lsn from = core->start_session(wal::Lsn(slot), outbox_guard(cfg));
       ASSERT_GE(from.value(), slot);
       next = 0;
       while (next < db.size() && db[next].end <= from.value()) ++next;
