@@ -123,9 +123,15 @@ def run_ceiling(servers, wl, slot, binary, timeout, result):
 
 # Experiments with the relay's configuration and environment only (no code
 # change): contenders "outbox-relay+<variant>", selected with --contenders.
-# "kafka" adds kafka.properties, "limits" replaces limits, "env" is added to
-# the relay's environment.
+# "kafka" adds kafka.properties, "kafka_keys" adds keys of the kafka section,
+# "limits" replaces limits, "env" is added to the relay's environment, "bin"
+# runs another build of the relay (a path, or the name of an environment
+# variable holding one, for side-by-side runs against an earlier build).
 RELAY_VARIANTS = {
+    # The delivery guarantee: exactly_once is the default.
+    "alo": {"kafka_keys": {"delivery": "at_least_once"}},
+    # The build named by OUTBOX_BENCH_PREV_RELAY, with its own defaults.
+    "prev": {"bin": "OUTBOX_BENCH_PREV_RELAY"},
     # The payloads are incompressible; lz4 (the relay's default) costs the
     # relay and the broker CPU for nothing here.
     "nolz4": {"kafka": {"compression.type": "none"}},
@@ -156,6 +162,9 @@ def relay_variant(contender):
     variant = name.split("+", 1)[1]
     if variant not in RELAY_VARIANTS:
         raise RuntimeError(f"unknown relay variant {variant!r}: {', '.join(RELAY_VARIANTS)}")
+    binary = RELAY_VARIANTS[variant].get("bin")
+    if binary and not os.path.exists(os.environ.get(binary, binary)):
+        raise RuntimeError(f"relay variant {variant!r}: set {binary} to a relay executable")
     preload = RELAY_VARIANTS[variant].get("env", {}).get("LD_PRELOAD")
     # The dynamic loader only warns about a missing preload and runs the
     # relay as it is: the variant would silently measure the default.
@@ -168,6 +177,7 @@ def relay_config(servers, slot, topic_prefix, path, variant=None):
     variant = variant or {}
     kafka_props = "".join(f"\n    {k}: \"{v}\"" for k, v in variant.get("kafka", {}).items())
     limits = "".join(f"\n  {k}: {v}" for k, v in variant.get("limits", {}).items())
+    kafka_keys = "".join(f"\n  {k}: {v}" for k, v in variant.get("kafka_keys", {}).items())
     with open(path, "w") as f:
         f.write(f"""postgres:
   dsn: "{servers.dsn('outbox_relay')}"
@@ -180,7 +190,7 @@ def relay_config(servers, slot, topic_prefix, path, variant=None):
   status_interval: 100ms
 kafka:
   brokers: "{servers.brokers}"
-  create_topics: true
+  create_topics: true{kafka_keys}
   properties:{kafka_props or " {}"}
 outbox:
   table: public.outbox
@@ -216,7 +226,9 @@ class RelayRun:
         self.logf = open(self.log_path, "w")
 
     def start(self):
-        return subprocess.Popen([common.RELAY, "run", "--config", self.cfg], stdout=self.logf,
+        binary = self.variant.get("bin")
+        relay = os.environ.get(binary, binary) if binary else common.RELAY
+        return subprocess.Popen([relay, "run", "--config", self.cfg], stdout=self.logf,
                                 stderr=subprocess.STDOUT,
                                 env=dict(os.environ, **self.variant.get("env", {})))
 

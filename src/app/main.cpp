@@ -236,6 +236,36 @@ class SystemdNotifier {
   int64_t last_watchdog_ms_ = 0;
 };
 
+// The main loop, the same for both modes: the group's poll (its rebalance
+// callbacks start and stop slots) or a wait on the stop signal, and what
+// systemd is told. Returns on SIGTERM/SIGINT or a slot's failure.
+void supervise_until_stopped(driver::Supervisor& supervisor, kafka::GroupMember* member,
+                             relay::PipelineStats& group_loop) {
+  SystemdNotifier notifier;
+  while (!g_stop.load() && !supervisor.failure()) {
+    if (member) {
+      member->poll(std::chrono::milliseconds(100));
+    } else {
+      struct pollfd pfd = {g_stop_fd, POLLIN, 0};
+      ::poll(&pfd, 1, 100);
+    }
+    const int64_t now = unix_ms_now();
+    group_loop.last_loop_unix_ms = now;
+    bool stalled = false;
+    bool streaming = true;
+    for (const auto& v : supervisor.view()) {
+      if (!v.assigned) continue;
+      stalled = stalled || v.stats->loop_stalled(std::chrono::system_clock::now());
+      streaming = streaming && v.state == static_cast<int>(relay::PipelineState::kStreaming);
+    }
+    if (member) {
+      notifier.update(member->joined(), "member of the group", stalled, now);
+    } else {
+      notifier.update(streaming, streaming ? "streaming" : "reconnecting", stalled, now);
+    }
+  }
+}
+
 // One run path for both modes: the supervisor streams the slots assigned to
 // this instance, by the group's partition assignment or, without a group,
 // the one configured slot for good.
@@ -299,29 +329,7 @@ int run(const std::string& config_path) {
     supervisor.on_assigned({0});
   }
 
-  SystemdNotifier notifier;
-  while (!g_stop.load() && !supervisor.failure()) {
-    if (member) {
-      member->poll(std::chrono::milliseconds(100));
-    } else {
-      struct pollfd pfd = {g_stop_fd, POLLIN, 0};
-      ::poll(&pfd, 1, 100);
-    }
-    const int64_t now = unix_ms_now();
-    group_loop.last_loop_unix_ms = now;
-    bool stalled = false;
-    bool streaming = true;
-    for (const auto& v : supervisor.view()) {
-      if (!v.assigned) continue;
-      stalled = stalled || v.stats->loop_stalled(std::chrono::system_clock::now());
-      streaming = streaming && v.state == static_cast<int>(relay::PipelineState::kStreaming);
-    }
-    if (member) {
-      notifier.update(member->joined(), "member of the group", stalled, now);
-    } else {
-      notifier.update(streaming, streaming ? "streaming" : "reconnecting", stalled, now);
-    }
-  }
+  supervise_until_stopped(supervisor, member.get(), group_loop);
   sd_notify(0, "STOPPING=1");
   // Slots first (drained, confirmed, connections closed), then the group:
   // the next owner is assigned a slot only once it is released here.

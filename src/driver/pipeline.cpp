@@ -195,63 +195,19 @@ common::Result<void> Pipeline::run() {
       if (failed) return *failed;
       break;
     }
-    stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
-
-    common::Result<void> outcome;
-    wal::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
-    // A slot with a checkpoint has streamed before: if it is gone, creating
-    // it again would skip every row committed since, silently.
-    if (checkpoint_ && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
-    auto stream = wal::ReplicationStream::connect(ro);
-    if (!stream) {
-      outcome = failure(errc::retriable, stream.error().describe());
-    } else if (auto slot = (*stream)->prepare(); !slot) {
-      const auto& code = slot.error().code;
-      if (code == wal::replication_errc::slot_in_use) {
-        stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
-        spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
-        maybe_take_over(**stream);
-        outcome = failure(errc::retriable, slot.error().describe());
-      } else if (code == wal::replication_errc::query_failed) {
-        outcome = failure(errc::retriable, slot.error().describe());
-      } else if (code == wal::replication_errc::slot_missing && checkpoint_) {
-        return failure(errc::fatal, lost_slot_message());
-      } else {
-        return failure(errc::fatal, slot.error().describe());
-      }
-    } else {
-      log_slot_prepared(cfg_, *slot, stats_);
-      if (slot->created && checkpoint_) {
-        ++stats_.slots_recreated;
-        spdlog::error("{} (on_slot_lost: recreate: created again at lsn={}; rows committed between "
-                      "the two positions were NOT published)",
-                      lost_slot_message(), slot->confirmed_flush.to_string());
-      }
-      auto guard = relay::RelationGuard::create(cfg_.outbox, (*stream)->outbox(),
-                                                relay::GuardContext{pg.slot, pg.publication});
-      if (!guard) return failure(errc::fatal, guard.error().describe());
-      stats_.outbox_oid = guard->outbox_oid();
-      const wal::Lsn from = core.start_session(slot->confirmed_flush, std::move(*guard));
-      auto start = (*stream)->start(from, pg.binary, true);
-      if (!start) {
-        if (start.error().code == wal::replication_errc::slot_in_use) {
-          stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
-          spdlog::warn("slot={} waiting for the slot: {}", pg.slot, start.error().describe());
-        }
-        outcome = failure(errc::retriable, start.error().describe());
-      } else {
-        spdlog::info("slot={} streaming from lsn={} slot_confirmed={} server_version={}",
-                     pg.slot, from.to_string(), slot->confirmed_flush.to_string(),
-                     (*stream)->server_version());
-        stats_.state = static_cast<int>(relay::PipelineState::kStreaming);
-        backoff = pg.reconnect_backoff_min;
-        slot_busy_since_.reset();
-        takeover_requests_ = 0;
-        outcome = Session(*this, **stream, core).run();
-      }
-    }
+    bool streamed = false;
+    common::Result<void> outcome = connect_and_stream(core, streamed);
+    if (streamed) backoff = pg.reconnect_backoff_min;
     if (outcome.ok()) break;
-    const errc kind = disposition(outcome.error());
+    errc kind = disposition(outcome.error());
+    if (producer_can_start_over(outcome.error()) && !stop_.load()) {
+      spdlog::error("slot={} the slot's Kafka producer cannot go on ({}); starting over with a new "
+                    "one, which takes the slot's output again and resumes from its checkpoint",
+                    pg.slot, outcome.error().describe());
+      if (auto r = options_.transactions->reset(); !r) return failure(errc::fatal, r.error().describe());
+      output_taken_ = false;
+      kind = errc::retriable;
+    }
     if (kind != errc::retriable && kind != errc::unacknowledged) {
       return failure(kind, outcome.error().describe());
     }
@@ -274,6 +230,75 @@ common::Result<void> Pipeline::run() {
   }
   stats_.state = static_cast<int>(relay::PipelineState::kStopped);
   return {};
+}
+
+// One connection: connect, check the slot and the catalog, start streaming
+// where the core says, and stream until the session ends. `streamed` says
+// whether it got as far as streaming.
+common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& streamed) {
+  const auto& pg = cfg_.postgres;
+  stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
+  wal::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
+  // A slot with a checkpoint has streamed before: if it is gone, creating it
+  // again would skip every row committed since, silently.
+  if (checkpoint_ && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
+  auto stream = wal::ReplicationStream::connect(ro);
+  if (!stream) return failure(errc::retriable, stream.error().describe());
+  auto slot = (*stream)->prepare();
+  if (!slot) {
+    const auto& code = slot.error().code;
+    if (code == wal::replication_errc::slot_in_use) {
+      stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
+      spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
+      maybe_take_over(**stream);
+      return failure(errc::retriable, slot.error().describe());
+    }
+    if (code == wal::replication_errc::query_failed) {
+      return failure(errc::retriable, slot.error().describe());
+    }
+    if (code == wal::replication_errc::slot_missing && checkpoint_) {
+      return failure(errc::fatal, lost_slot_message());
+    }
+    return failure(errc::fatal, slot.error().describe());
+  }
+  log_slot_prepared(cfg_, *slot, stats_);
+  if (slot->created && checkpoint_) {
+    ++stats_.slots_recreated;
+    spdlog::error("{} (on_slot_lost: recreate: created again at lsn={}; rows committed between "
+                  "the two positions were NOT published)",
+                  lost_slot_message(), slot->confirmed_flush.to_string());
+  }
+  auto guard = relay::RelationGuard::create(cfg_.outbox, (*stream)->outbox(),
+                                            relay::GuardContext{pg.slot, pg.publication});
+  if (!guard) return failure(errc::fatal, guard.error().describe());
+  stats_.outbox_oid = guard->outbox_oid();
+  const wal::Lsn from = core.start_session(slot->confirmed_flush, std::move(*guard));
+  if (auto start = (*stream)->start(from, pg.binary, true); !start) {
+    if (start.error().code == wal::replication_errc::slot_in_use) {
+      stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
+      spdlog::warn("slot={} waiting for the slot: {}", pg.slot, start.error().describe());
+    }
+    return failure(errc::retriable, start.error().describe());
+  }
+  spdlog::info("slot={} streaming from lsn={} slot_confirmed={} server_version={}", pg.slot,
+               from.to_string(), slot->confirmed_flush.to_string(), (*stream)->server_version());
+  stats_.state = static_cast<int>(relay::PipelineState::kStreaming);
+  streamed = true;
+  slot_busy_since_.reset();
+  takeover_requests_ = 0;
+  return Session(*this, **stream, core).run();
+}
+
+// Exactly once, a producer fenced or failed for good while this instance
+// still owns the slot (a Kafka outage longer than transaction_timeout, a
+// broker restart that lost the transaction's state) is replaced. Not after a
+// lease ran out: then the fencing producer is the slot's new owner.
+bool Pipeline::producer_can_start_over(const common::Error& error) const {
+  if (!options_.transactions || !lease_held()) return false;
+  if (error.code == relay::errc::producer_failed) return true;
+  if (error.code.category() != kafka::txn_category()) return false;
+  return error.code == kafka::txn_errc::fenced || error.code == kafka::txn_errc::fatal ||
+         error.code == kafka::txn_errc::timed_out;
 }
 
 // The slot is gone though Kafka holds its checkpoint: it was dropped, or a

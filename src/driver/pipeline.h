@@ -77,11 +77,13 @@ class Pipeline {
  private:
   class Session;
   bool wait_for_lease();
+  common::Result<void> connect_and_stream(relay::SlotCore& core, bool& streamed);
   // Exactly once: fences earlier producers and reads the checkpoint, with
   // backoff while Kafka is away. False when stopped or on a failure that
   // retrying cannot fix (`failure` says which).
   bool take_output(relay::SlotCore& core, std::optional<common::Error>& failure);
   std::string lost_slot_message() const;
+  bool producer_can_start_over(const common::Error& error) const;
   void maybe_take_over(wal::ReplicationStream& stream);
   bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
 

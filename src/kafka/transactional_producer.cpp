@@ -376,6 +376,19 @@ common::Result<void> TransactionalProducer::abort_because(common::Error cause,
 // OUT_OF_ORDER_SEQUENCE_NUMBER, which would abort the replay once more. A
 // new handle gets a new epoch from init_transactions, and every sequence
 // starts afresh. Should that fail, the next call reports it.
+common::Result<void> TransactionalProducer::reset() {
+  auto core =
+      detail::ProducerCore::replace(std::move(core_), properties_, "transactional Kafka producer");
+  if (!core) return fail(make_txn_error(txn_errc::fatal, core.error().describe()));
+  core_ = std::move(*core);
+  state_ = State::kNew;
+  failure_.reset();
+  pending_checkpoint_.reset();
+  refused_for_abort_ = false;
+  transactions_initialized_ = false;
+  return {};
+}
+
 void TransactionalProducer::renew_handle(Clock::time_point deadline) {
   auto core =
       detail::ProducerCore::replace(std::move(core_), properties_, "transactional Kafka producer");

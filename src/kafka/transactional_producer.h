@@ -112,6 +112,9 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
 
   bool in_transaction() const override { return state_ == State::kInTransaction; }
   bool commit_pending() const override { return state_ == State::kCommitPending; }
+  // A new librdkafka handle and the state of a producer just created: init()
+  // may be called again. Reports still held are kept for the next poll().
+  common::Result<void> reset() override;
   // A delivery of the open transaction failed, or librdkafka refused a
   // record because of an earlier failure: it can only abort.
   bool must_abort() const;

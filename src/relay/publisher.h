@@ -90,6 +90,9 @@ class TransactionalPublisher : public Publisher {
   virtual common::Result<void> commit(const Checkpoint& checkpoint,
                                       std::chrono::milliseconds timeout) = 0;
   virtual bool commit_pending() const = 0;
+  // Starts over as if just created, after the producer was fenced or failed
+  // for good: taking the slot's output again fences whoever took it over.
+  virtual common::Result<void> reset() = 0;
   // Nothing of the open transaction ever becomes visible.
   virtual common::Result<void> abort(std::chrono::milliseconds timeout) = 0;
   virtual bool in_transaction() const = 0;

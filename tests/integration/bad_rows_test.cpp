@@ -51,13 +51,13 @@ TEST_F(BadRowsTest, DeadLetterPolicyDivertsBadRowsAndKeepsOrderOfTheRest) {
   insert(db, 6, "'" + topic + "-missing'", "NULL", "'unknown-topic'");
   const std::string end = current_wal_lsn(db);
 
-  auto good = kafka().consume(topic, 2, 60s);
+  auto good = kafka().consume(read_committed(), topic, 2, 60s);
   ASSERT_EQ(good.size(), 2u);
   EXPECT_EQ(good[0].value, "good-1");
   EXPECT_EQ(good[1].value, "good-2");
   EXPECT_LT(good[0].offset, good[1].offset);
 
-  auto dead = kafka().consume(dlq, 4, 60s);
+  auto dead = kafka().consume(read_committed(), dlq, 4, 60s);
   ASSERT_EQ(dead.size(), 4u);
   std::map<std::string, harness::ConsumedRecord> by_id;
   for (const auto& r : dead) by_id[*header(r, "outbox-id").value_or("")] = r;
@@ -109,7 +109,7 @@ TEST_F(BadRowsTest, HaltPolicyExitsWithoutConfirmingPastTheBadRow) {
   EXPECT_NE(log.find(row_id(2)), std::string::npos) << log;
   EXPECT_NE(log.find("lsn="), std::string::npos) << log;
 
-  auto got = kafka().consume_all_until_quiet(topic, 2s, 20s);
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 2s, 20s);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].value, "good-1");
   auto past = pg().query_scalar("SELECT confirmed_flush_lsn > '" + before_bad +
@@ -121,7 +121,7 @@ TEST_F(BadRowsTest, HaltPolicyExitsWithoutConfirmingPastTheBadRow) {
   // Restarted, it halts again at the same row: nothing after it is skipped.
   auto again = start_relay(write_config(basic_config(db, slot, "outbox:\n  on_bad_row: halt\n")));
   EXPECT_EQ(again->wait_exit(60s), std::optional<int>(1)) << again->log_contents();
-  EXPECT_EQ(kafka().consume_all_until_quiet(topic, 2s, 20s).size(), 1u);
+  EXPECT_EQ(kafka().consume_all_until_quiet(read_committed(), topic, 2s, 20s).size(), 1u);
 }
 
 }  // namespace

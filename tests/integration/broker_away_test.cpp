@@ -16,7 +16,7 @@ class BrokerAwayTest : public RelayTest {
   std::string deliver_then_stop_broker(const OutboxDb& db, const std::string& slot,
                                        const std::string& topic, int before, int during) {
     for (int t = 0; t < before; ++t) pg().exec(insert_rows_sql(topic, t * 100, 100), db.name);
-    EXPECT_EQ(kafka().consume(topic, before * 100, 60s).size(), static_cast<size_t>(before * 100));
+    EXPECT_EQ(kafka().consume(read_committed(), topic, before * 100, 60s).size(), static_cast<size_t>(before * 100));
     const std::string before_outage = current_wal_lsn(db);
     EXPECT_TRUE(harness::wait_until(
         [&] { return slot_confirmed_at_least(db, slot, before_outage); }, 20s));
@@ -70,7 +70,7 @@ TEST_F(BrokerAwayTest, ConfirmedLsnHoldsWhileBrokerIsDownAndCatchesUpAfter) {
   EXPECT_GT(samples.size(), 40u);
 
   kafka().start_again();
-  auto [ids, first_outage_commit] = read_back(kafka().consume(topic, 3000, 120s), 1000);
+  auto [ids, first_outage_commit] = read_back(kafka().consume(read_committed(), topic, 3000, 120s), 1000);
   EXPECT_EQ(ids.size(), 3000u);
   for (int i = 0; i < 3000; ++i) ASSERT_TRUE(ids.count(row_id(i))) << row_id(i) << " lost";
   ASSERT_FALSE(first_outage_commit.empty());
@@ -115,7 +115,7 @@ TEST_F(BrokerAwayTest, SigtermWhileBrokerIsDownLeavesUnacknowledgedRowsForTheNex
   relay = start_relay(config);
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
   auto [ids, first_outage_commit] =
-      read_back(kafka().consume_all_until_quiet(topic, 3s, 120s), 500);
+      read_back(kafka().consume_all_until_quiet(read_committed(), topic, 3s, 120s), 500);
   for (int i = 0; i < 1000; ++i) ASSERT_TRUE(ids.count(row_id(i))) << row_id(i) << " lost";
   ASSERT_FALSE(first_outage_commit.empty());
   EXPECT_LT(lsn_position(confirmed_at_stop), lsn_position(first_outage_commit))

@@ -79,7 +79,7 @@ class DatabaseChangesTest : public RelayTest {
     auto relay = start_relay(path);
     EXPECT_TRUE(wait_streaming(*relay)) << relay->log_contents();
     pg().exec(insert_rows_sql(s.topic, 0, 3), s.db.name);
-    EXPECT_EQ(ids_of(kafka().consume(s.topic, 3, 60s)), ids(0, 3));
+    EXPECT_EQ(ids_of(kafka().consume(read_committed(), s.topic, 3, 60s)), ids(0, 3));
     return relay;
   }
 
@@ -104,7 +104,7 @@ TEST_F(DatabaseChangesTest, PartitionedOutboxWithTheRelaysPublicationDeliversEve
 
   pg().exec(insert_rows_sql(s.topic, 0, 10), s.db.name);
   const std::string end = current_wal_lsn(s.db);
-  EXPECT_EQ(ids_of(kafka().consume(s.topic, 10, 60s)), ids(0, 10));
+  EXPECT_EQ(ids_of(kafka().consume(read_committed(), s.topic, 10, 60s)), ids(0, 10));
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(s.db, s.slot, end); }, 30s));
   EXPECT_TRUE(relay->running()) << relay->log_contents();
   expect_clean_stop(*relay);
@@ -135,7 +135,7 @@ TEST_F(DatabaseChangesTest, PartitionsCreatedAttachedAndDetachedWhileRunningKeep
   pg().exec(insert_rows_sql(s.topic, 9, 3), s.db.name);
   const std::string end = current_wal_lsn(s.db);
 
-  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 60s)), ids(0, 12));
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 60s)), ids(0, 12));
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(s.db, s.slot, end); }, 30s));
   EXPECT_TRUE(relay->running()) << relay->log_contents();
   expect_clean_stop(*relay);
@@ -171,7 +171,7 @@ TEST_F(DatabaseChangesTest, PartitionRowsWrittenBeforeThePublicationWasFixedAreD
   const std::string end = current_wal_lsn(s.db);
   auto relay = start_relay(config(s));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 60s)), ids(0, 6));
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 60s)), ids(0, 6));
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(s.db, s.slot, end); }, 30s));
   EXPECT_TRUE(relay->running()) << relay->log_contents();
   expect_clean_stop(*relay);
@@ -185,7 +185,7 @@ TEST_F(DatabaseChangesTest, OutboxRenamedWhileRunningHaltsBeforeConfirmingItsRow
   expect_halt_naming(*relay,
                      {"slot=" + s.slot,
                       "outbox table renamed from public.outbox to public.outbox_old (oid", "lsn="});
-  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 10s)), ids(0, 3));
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 10s)), ids(0, 3));
   expect_still_in_slot(s, 2, *relay);
 }
 
@@ -201,7 +201,7 @@ TEST_F(DatabaseChangesTest, OutboxSwappedAndTheNewTablePublishedHaltsNamingBothO
   pg().exec(insert_rows_sql(s.topic, 3, 2), s.db.name);
   expect_halt_naming(*relay, {"slot=" + s.slot, "relation public.outbox is oid",
                               "not the outbox's oid " + old_oid, "swapped", "lsn="});
-  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 10s)), ids(0, 3));
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 10s)), ids(0, 3));
   expect_still_in_slot(s, 2, *relay);
 }
 
@@ -232,7 +232,7 @@ TEST_F(DatabaseChangesTest, UnknownRelationInThePublicationHaltsNamingItAndItsLs
   expect_halt_naming(*relay,
                      {"slot=" + s.slot, "relation public.audit_log (oid",
                       "is in publication \"outbox_pub\"", "lsn=", "outbox.ignore_relations"});
-  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 10s)), ids(0, 3));
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 10s)), ids(0, 3));
   expect_still_in_slot(s, 3, *relay);  // the audit row and both outbox rows
 }
 
@@ -247,7 +247,7 @@ TEST_F(DatabaseChangesTest, RelationListedInIgnoreRelationsIsSkippedAndTheOutbox
             s.db.name);
   pg().exec(insert_rows_sql(s.topic, 5, 1), s.db.name);
   const std::string end = current_wal_lsn(s.db);
-  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 60s)), ids(0, 6));
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 60s)), ids(0, 6));
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(s.db, s.slot, end); }, 30s));
   EXPECT_TRUE(relay->running()) << relay->log_contents();
   expect_clean_stop(*relay);
@@ -279,7 +279,7 @@ TEST_F(DatabaseChangesTest, PublicationDroppedWhileRunningIsFatalAtTheNextRow) {
   pg().exec(insert_rows_sql(s.topic, 3, 2), s.db.name);
   expect_halt_naming(
       *relay, {"slot=" + s.slot, "SQLSTATE 42704", "publication \"outbox_pub\" did not exist"});
-  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(s.topic, 2s, 10s)), ids(0, 3));
+  EXPECT_EQ(ids_of(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 10s)), ids(0, 3));
   EXPECT_EQ(relay->log_contents().find("reconnecting"), std::string::npos) << relay->log_contents();
   // The rows after the drop are not confirmed past: the slot's position is
   // still before them (its changes cannot be peeked without the publication).
@@ -301,7 +301,7 @@ TEST_F(DatabaseChangesTest, PublicationCreatedAfterTheSlotIsFatalAndConfirmsNoth
                "create the publication before the slot"});
   // Fatal at the first row: nothing skipped, nothing confirmed.
   EXPECT_EQ(confirmed_flush(s.db, s.slot), std::optional<std::string>(created_at));
-  EXPECT_TRUE(kafka().consume_all_until_quiet(s.topic, 2s, 10s).empty());
+  EXPECT_TRUE(kafka().consume_all_until_quiet(read_committed(), s.topic, 2s, 10s).empty());
   EXPECT_EQ(relay->log_contents().find("reconnecting"), std::string::npos) << relay->log_contents();
 }
 
@@ -329,8 +329,8 @@ TEST_F(DatabaseChangesTest, MappedColumnsMissingAreAllReportedAtStartup) {
 
 // The kernel's keepalive timer on the relay's end of its replication
 // connection, as ss prints it ("29sec", "14min"); empty when none.
-std::string keepalive_timer(harness::PostgresServer& server, const OutboxDb& db,
-                            const std::string& slot) {
+std::string keepalive_timer_now(harness::PostgresServer& server, const OutboxDb& db,
+                                const std::string& slot) {
   auto port = server.query_scalar(
       "SELECT r.client_port::text FROM pg_stat_replication r JOIN pg_replication_slots s ON "
       "s.active_pid = r.pid WHERE s.slot_name = '" +
@@ -344,6 +344,20 @@ std::string keepalive_timer(harness::PostgresServer& server, const OutboxDb& db,
   if (at == std::string::npos) return "";
   const size_t start = at + key.size();
   return ss.out.substr(start, ss.out.find(',', start) - start);
+}
+
+// While a status update is unacknowledged ss shows the retransmission timer
+// instead: ask until the keepalive timer shows, within a deadline.
+std::string keepalive_timer(harness::PostgresServer& server, const OutboxDb& db,
+                            const std::string& slot) {
+  std::string timer;
+  harness::wait_until(
+      [&] {
+        timer = keepalive_timer_now(server, db, slot);
+        return !timer.empty();
+      },
+      10s, 20ms);
+  return timer;
 }
 
 TEST_F(DatabaseChangesTest, ReplicationConnectionProbesADeadPathWithinAMinute) {

@@ -94,7 +94,7 @@ TEST_F(DeliveryTest, TenThousandRowsArriveExactlyOnceInCommitOrderPerKey) {
 
   std::vector<harness::ConsumedRecord> got;
   for (const auto& t : topics) {
-    auto part = kafka().consume_all_until_quiet(t, 3s, 120s);
+    auto part = kafka().consume_all_until_quiet(read_committed(), t, 3s, 120s);
     got.insert(got.end(), part.begin(), part.end());
   }
 
@@ -151,7 +151,7 @@ TEST_F(DeliveryTest, RowInsertedAndDeletedInSameTransactionIsDelivered) {
   pg().exec("BEGIN; INSERT INTO outbox (id, topic, payload) VALUES ('" + row_id(1) + "', '" +
                 topic + "', 'hello'); DELETE FROM outbox; COMMIT;",
             db.name);
-  auto got = kafka().consume(topic, 1, 30s);
+  auto got = kafka().consume(read_committed(), topic, 1, 30s);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].value, "hello");
   EXPECT_EQ(header(got[0], "outbox-id"), std::optional<std::optional<std::string>>(row_id(1)));

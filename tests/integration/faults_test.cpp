@@ -79,7 +79,7 @@ class FaultsTest : public RelayTest {
         << confirmed_flush(scene.db, scene.slot).value_or("?");
 
     std::map<std::string, int> count;
-    for (const auto& r : kafka().consume_all_until_quiet(scene.topic, 3s, 300s)) {
+    for (const auto& r : kafka().consume_all_until_quiet(read_committed(), scene.topic, 3s, 300s)) {
       ++count[*header(r, "outbox-id").value_or(std::nullopt)];
     }
     auto check = [&](int i) {
@@ -152,7 +152,7 @@ TEST_F(FaultsTest, BrokerFrozenForAMinuteKeepsMemoryBoundedAndTheWalsenderConnec
       << confirmed_flush(db, slot).value_or("?");
   const long peak_kib = peak_rss_kib(relay->pid());
   std::map<std::string, int> count;
-  for (const auto& r : kafka().consume_all_until_quiet(topic, 3s, 300s)) {
+  for (const auto& r : kafka().consume_all_until_quiet(read_committed(), topic, 3s, 300s)) {
     ++count[*header(r, "outbox-id").value_or(std::nullopt)];
   }
   int lost = 0, duplicates = 0;
@@ -218,7 +218,7 @@ TEST_F(FaultsTest, SilentServerIsDroppedAfterReceiveTimeoutAndStreamingResumes) 
                                   60s))
       << relay->log_contents();
   std::set<int> ids;
-  for (const auto& r : kafka().consume_all_until_quiet(scene.topic, 2s, 60s)) {
+  for (const auto& r : kafka().consume_all_until_quiet(read_committed(), scene.topic, 2s, 60s)) {
     ids.insert(row_number(*header(r, "outbox-id").value_or(std::nullopt)));
   }
   std::set<int> expected;

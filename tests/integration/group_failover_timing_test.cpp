@@ -53,7 +53,7 @@ TEST_F(GroupFailoverTiming, KillNineAndSigtermMedianAndMaxOfFiveRunsEach) {
   std::this_thread::sleep_for(1s);
   loader.stop();
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
-  auto got = kafka().consume_all_until_quiet(topic, 3s, 120s);
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 3s, 120s);
   expect_nothing_lost(delivered(got), slots, loader.inserted());
 
   for (int signo : {SIGKILL, SIGTERM}) {

@@ -189,7 +189,7 @@ TEST_F(GroupScenario, OneSlotStandbyTakesOverOnLeaderDeathAndReadyzShowsTheLeade
   EXPECT_EQ(sample(page, "outbox_relay_in_flight_records" + s), 0.0) << page;
   EXPECT_EQ(sample(page, "outbox_relay_slots_owned"), 1.0) << page;
   EXPECT_EQ(promtool_findings(page), "") << page;
-  auto got = kafka().consume_all_until_quiet(topic, 3s, 60s);
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s);
   auto d = delivered(got);
   expect_nothing_lost(d, slots, {2000});
   for (const auto& r : got) {
@@ -224,7 +224,7 @@ TEST_F(GroupScenario, SigtermUnderLoadMovesItsSlotWithinFiveSecondsLosingNothing
   loader.stop();
 
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
-  auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
+  auto d = delivered(kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
   int duplicates = 0;
   for (const auto& [id, n] : d.count) duplicates += n - 1;
@@ -261,7 +261,7 @@ TEST_F(GroupScenario, KillNineUnderLoadMovesItsSlotWithinSessionTimeoutPlusFive)
   loader.stop();
 
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
-  auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
+  auto d = delivered(kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
   int duplicates = 0;
   for (const auto& [id, n] : d.count) {
@@ -308,7 +308,7 @@ TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) 
   loader.stop();
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
 
-  auto got = kafka().consume_all_until_quiet(topic, 3s, 60s);
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s);
   expect_nothing_lost(delivered(got), slots, loader.inserted());
   const LateRecords late = late_records(got, *a.process, *b.process, continued_at);
   EXPECT_FALSE(late.first_of_new_owner.empty());
@@ -348,7 +348,7 @@ TEST_F(GroupScenario, TakeoverEndsAFrozenRelaysWalsenderAndTheWokenRelayStaysFen
   loader.stop();
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
 
-  auto got = kafka().consume_all_until_quiet(topic, 3s, 60s);
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s);
   expect_nothing_lost(delivered(got), slots, loader.inserted());
   const LateRecords late = late_records(got, *a.process, *b.process, continued_at);
   EXPECT_EQ(late.after_move, 0) << "records of the frozen relay after the new owner's first";
@@ -400,7 +400,7 @@ TEST_F(GroupScenario, ThreeInstancesFourSlotsEachSlotStreamedByExactlyOne) {
   std::printf("ownership sampled %d times, %zu conflicts\n", sampler.rounds(),
               sampler.violations().size());
   for (const auto& s : slots) EXPECT_TRUE(holder(s).has_value()) << s.slot << " not streamed";
-  auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
+  auto d = delivered(kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
   for (auto& in : instances) expect_clean_stop(*in.process);
 }
@@ -437,7 +437,7 @@ TEST_F(GroupScenario, ScaleOneToThreeToOneDuringLoadLosesNothingAndNeverStreamsT
   EXPECT_GT(sampler.rounds(), 20);
   std::printf("ownership sampled %d times, %zu conflicts\n", sampler.rounds(),
               sampler.violations().size());
-  auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
+  auto d = delivered(kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
   expect_clean_stop(*instances[0].process);
 }
@@ -473,7 +473,7 @@ TEST_F(GroupScenario, CoordinatorUnreachableFencesBeforeTheSessionTimeoutAndResu
   std::this_thread::sleep_for(1s);
   loader.stop();
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
-  auto d = delivered(kafka().consume_all_until_quiet(topic, 3s, 60s));
+  auto d = delivered(kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
   expect_clean_stop(*a.process);
 }

@@ -18,7 +18,7 @@ TEST_F(LargeAndTypesTest, TwoHundredThousandRowTransactionDeliveredInBoundedMemo
   ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 240s))
       << confirmed_flush(db, slot).value_or("?");
   long rss = peak_rss_kib(relay->pid());
-  auto got = kafka().consume_all_until_quiet(topic, 3s, 120s);
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 3s, 120s);
   std::set<std::string> ids;
   for (const auto& r : got) ids.insert(*header(r, "outbox-id").value_or(std::nullopt));
   EXPECT_EQ(ids.size(), 200000u);
@@ -77,7 +77,7 @@ TEST_P(ColumnTypesTest, EveryRoutedColumnTypeDecodes) {
     pg().exec("INSERT INTO " + table + " VALUES (" + c.id_sql + ", '" + topic + "', " + c.key_sql +
                   ", " + c.partition_sql + ", " + c.headers_sql + ", " + c.payload_sql + ")",
               db.name);
-    auto got = kafka().consume_all_until_quiet(topic, 1s, 30s);
+    auto got = kafka().consume_all_until_quiet(read_committed(), topic, 1s, 30s);
     auto it = std::find_if(got.begin(), got.end(), [&](const auto& r) {
       return r.key == std::optional<std::string>(c.want_key);
     });

@@ -47,7 +47,7 @@ TEST_F(ProtocolTest, StatusUpdatesKeepTheWalsenderAliveWhileBackpressureStopsRea
   EXPECT_EQ(pg().server_log().find("replication timeout"), std::string::npos);
 
   kafka().start_again();
-  auto got = kafka().consume(topic, 2000, 120s);
+  auto got = kafka().consume(read_committed(), topic, 2000, 120s);
   const auto ids = ids_of(got);
   ASSERT_EQ(ids.size(), 2000u);
   for (int i = 0; i < 2000; ++i) ASSERT_EQ(ids[i], row_id(i));
@@ -70,7 +70,7 @@ TEST_F(ProtocolTest, LogicalDecodingMessagesBetweenRowsAreSkipped) {
   pg().exec(insert_rows_sql(topic, 3, 1), db.name);
   const std::string end = current_wal_lsn(db);
 
-  auto got = kafka().consume(topic, 4, 60s);
+  auto got = kafka().consume(read_committed(), topic, 4, 60s);
   EXPECT_EQ(ids_of(got), (std::vector<std::string>{row_id(0), row_id(1), row_id(2), row_id(3)}));
   EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
   EXPECT_TRUE(relay->running()) << relay->log_contents();
@@ -97,7 +97,7 @@ TEST_F(ProtocolTest, MissingPublicationIsCreatedForInsertsOnly) {
                 db.name),
             std::optional<std::string>("1"));
   pg().exec(insert_rows_sql(topic, 0, 3), db.name);
-  EXPECT_EQ(ids_of(kafka().consume(topic, 3, 60s)),
+  EXPECT_EQ(ids_of(kafka().consume(read_committed(), topic, 3, 60s)),
             (std::vector<std::string>{row_id(0), row_id(1), row_id(2)}));
   // A DELETE on a table without replica identity fails when the
   // publication publishes deletes; inserts-only keeps the cleanup working.
@@ -121,7 +121,7 @@ TEST_F(ProtocolTest, LeastPrivilegeRoleFromSqlStreams) {
                               db.name),
             std::optional<std::string>("outbox_relay"));
   pg().exec(insert_rows_sql(topic, 0, 3), db.name);
-  EXPECT_EQ(ids_of(kafka().consume(topic, 3, 60s)),
+  EXPECT_EQ(ids_of(kafka().consume(read_committed(), topic, 3, 60s)),
             (std::vector<std::string>{row_id(0), row_id(1), row_id(2)}));
   expect_clean_stop(*relay);
 }

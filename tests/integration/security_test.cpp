@@ -297,7 +297,7 @@ TEST_F(SecurityTest, PostgresVerifyFullWithPasswordFromEnvironmentStreamsOverTls
   EXPECT_TRUE(walsender_tls && walsender_tls->rfind("true TLS", 0) == 0)
       << walsender_tls.value_or("no walsender");
   tls_pg().exec(insert_rows_sql(topic, 0, 3), db.name);
-  EXPECT_EQ(ids_of(kafka().consume(topic, 3, 60s)),
+  EXPECT_EQ(ids_of(kafka().consume(read_committed(), topic, 3, 60s)),
             (std::vector<std::string>{row_id(0), row_id(1), row_id(2)}));
   expect_clean_stop(*relay);
 }

@@ -39,7 +39,7 @@ TEST_F(SlotAndSchemaTest, SlotHeldByAnotherConsumerIsWaitedForThenStreamed) {
   holder.wait_exit(10s);
   pg().exec(insert_rows_sql(topic, 0, 10), db.name);
   ASSERT_TRUE(wait_streaming(*relay, 30s)) << relay->log_contents();
-  EXPECT_EQ(kafka().consume(topic, 10, 30s).size(), 10u);
+  EXPECT_EQ(kafka().consume(read_committed(), topic, 10, 30s).size(), 10u);
   expect_clean_stop(*relay);
 }
 
@@ -54,7 +54,7 @@ TEST_F(SlotAndSchemaTest, AddColumnMidStreamLosesNothing) {
                 insert_rows_sql(topic, 200, 100) + " COMMIT;",
             db.name);
   pg().exec(insert_rows_sql(topic, 300, 100), db.name);
-  auto got = kafka().consume(topic, 400, 60s);
+  auto got = kafka().consume(read_committed(), topic, 400, 60s);
   ASSERT_EQ(got.size(), 400u);
   for (int i = 0; i < 400; ++i) {
     EXPECT_EQ(*header(got[static_cast<size_t>(i)], "outbox-id").value_or(std::nullopt), row_id(i));
@@ -68,14 +68,14 @@ TEST_F(SlotAndSchemaTest, DroppingAMappedColumnStopsWithAnErrorNamingIt) {
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
 
   pg().exec(insert_rows_sql(topic, 0, 5), db.name);
-  ASSERT_EQ(kafka().consume(topic, 5, 30s).size(), 5u);
+  ASSERT_EQ(kafka().consume(read_committed(), topic, 5, 30s).size(), 5u);
   pg().exec("ALTER TABLE outbox DROP COLUMN key", db.name);
   pg().exec("INSERT INTO outbox (id, topic, payload) VALUES ('" + row_id(5) + "', '" + topic +
                 "', 'x')",
             db.name);
   ASSERT_EQ(relay->wait_exit(30s), std::optional<int>(1)) << relay->log_contents();
   EXPECT_NE(relay->log_contents().find("'key'"), std::string::npos) << relay->log_contents();
-  EXPECT_EQ(kafka().consume_all_until_quiet(topic, 2s, 10s).size(), 5u);
+  EXPECT_EQ(kafka().consume_all_until_quiet(read_committed(), topic, 2s, 10s).size(), 5u);
 }
 
 }  // namespace

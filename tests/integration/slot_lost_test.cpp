@@ -26,7 +26,7 @@ TEST_F(SlotLostTest, LostSlotFailsClearlyByDefaultAndIsRecreatedOnlyWhenConfigur
     auto relay = start_relay(write_config(basic_config(db, slot)));
     ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
     pg().exec(insert_rows_sql(topic, 0, 5), db.name);
-    ASSERT_EQ(kafka().consume(topic, 5, 30s).size(), 5u);
+    ASSERT_EQ(kafka().consume(read_committed(), topic, 5, 30s).size(), 5u);
     expect_clean_stop(*relay);
   }
 
@@ -64,7 +64,7 @@ TEST_F(SlotLostTest, LostSlotFailsClearlyByDefaultAndIsRecreatedOnlyWhenConfigur
   EXPECT_NE(wal_status(db, slot), std::optional<std::string>("lost"));
 
   pg().exec(insert_rows_sql(topic, 10, 5), db.name);
-  auto got = kafka().consume(topic, 10, 30s);
+  auto got = kafka().consume(read_committed(), topic, 10, 30s);
   ASSERT_EQ(got.size(), 10u);
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(header(got[5 + i], "outbox-id"),

@@ -588,6 +588,7 @@ class ScriptedTransactions final : public TransactionalPublisher {
   }
   bool in_transaction() const override { return open_; }
   bool commit_pending() const override { return false; }
+  common::Result<void> reset() override { return {}; }
 
   ProduceResult produce(const OutboxRecord& record, uint64_t token) override {
     EXPECT_TRUE(open_) << "produce() outside a transaction";
