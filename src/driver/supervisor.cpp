@@ -131,6 +131,15 @@ void Supervisor::start(int index) {
     po.properties["message.timeout.ms"] =
         std::to_string(kafka::GroupMember::lease_validity_for(cfg_.group->session_timeout).count());
   }
+  // A transactional producer can block in a checkpoint commit for up to
+  // socket.timeout.ms while the coordinator is silent; under a lease the
+  // pipeline must be back in time to fence itself before it runs out.
+  if (cfg_.group && cfg.kafka.delivery == config::DeliveryGuarantee::kExactlyOnce &&
+      !po.properties.count("socket.timeout.ms")) {
+    const auto lease = kafka::GroupMember::lease_validity_for(cfg_.group->session_timeout);
+    po.properties["socket.timeout.ms"] =
+        std::to_string(std::clamp<int64_t>(lease.count() / 2, 1000, 2000));
+  }
   if (auto made = make_producer(cfg, index, po, *runner); !made) {
     std::lock_guard f(failure_mutex_);
     failure_ = made.error();

@@ -123,9 +123,10 @@ common::Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::cr
   // librdkafka 2.0's send_offsets_to_transaction waits for its request
   // whatever the call's timeout, up to socket.timeout.ms (60 s by default)
   // when the coordinator does not answer; the relay's loop must answer the
-  // walsender well within wal_sender_timeout meanwhile.
+  // walsender well within wal_sender_timeout (and renew nothing it cannot
+  // prove) meanwhile.
   if (!options.producer.properties.count("socket.timeout.ms")) {
-    props["socket.timeout.ms"] = "10000";
+    props["socket.timeout.ms"] = "2000";
   }
   auto core = detail::ProducerCore::create(props, "transactional Kafka producer");
   if (!core) return make_txn_error(txn_errc::invalid_config, core.error().describe());

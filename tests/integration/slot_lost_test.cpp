@@ -77,10 +77,15 @@ TEST_F(SlotLostTest, LostSlotFailsClearlyByDefaultAndIsRecreatedOnlyWhenConfigur
 // slot dropped by an admin while the relay is stopped is a lost slot, never a
 // first start. The relay refuses, names the checkpointed position, and does
 // not create the slot; on_slot_lost: recreate starts again from now, loudly.
+std::string exactly_once(std::string body) {
+  body.replace(body.find("  drain_timeout: 10s\n"), 20, "  drain_timeout: 10s\n  delivery: exactly_once\n");
+  return body;
+}
+
 TEST_F(SlotLostTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
   auto [db, slot, topic] = new_scene(1);
   {
-    auto relay = start_relay(write_config(basic_config(db, slot)));
+    auto relay = start_relay(write_config(exactly_once(basic_config(db, slot))));
     ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
     pg().exec(insert_rows_sql(topic, 0, 5), db.name);
     const std::string end = current_wal_lsn(db);
@@ -90,7 +95,7 @@ TEST_F(SlotLostTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
   pg().exec("SELECT pg_drop_replication_slot('" + slot + "')", db.name);
   pg().exec(insert_rows_sql(topic, 5, 5), db.name);
 
-  auto failing = start_relay(write_config(basic_config(db, slot)));
+  auto failing = start_relay(write_config(exactly_once(basic_config(db, slot))));
   ASSERT_EQ(failing->wait_exit(60s), std::optional<int>(1)) << failing->log_contents();
   const std::string refusal = failing->log_contents();
   EXPECT_NE(refusal.find("does not exist, but Kafka holds its checkpoint at lsn="),
@@ -100,7 +105,7 @@ TEST_F(SlotLostTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
   EXPECT_EQ(refusal.find("streaming from"), std::string::npos) << refusal;
   EXPECT_EQ(slot_active(db, slot), std::nullopt) << "the lost slot was created again";
 
-  std::string body = basic_config(db, slot);
+  std::string body = exactly_once(basic_config(db, slot));
   body.replace(body.find("  status_interval"), 0, "  on_slot_lost: recreate\n");
   auto relay = start_relay(write_config(body));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
@@ -115,7 +120,7 @@ TEST_F(SlotLostTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
 // checkpoint says it existed.
 TEST_F(SlotLostTest, SlotDroppedWhileRunningStopsTheRelay) {
   auto [db, slot, topic] = new_scene(1);
-  std::string body = basic_config(db, slot);
+  std::string body = exactly_once(basic_config(db, slot));
   body.replace(body.find("{min: 100ms, max: 1s}"), 21, "{min: 2s, max: 4s}");
   auto relay = start_relay(write_config(body));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
