@@ -238,6 +238,8 @@ common::Result<void> Pipeline::run() {
 common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& streamed) {
   const auto& pg = cfg_.postgres;
   stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
+  // The latest checkpoint Kafka committed, this process's own included.
+  if (core.ledger().last_checkpoint()) checkpoint_ = core.ledger().last_checkpoint();
   wal::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
   // A slot with a checkpoint has streamed before: if it is gone, creating it
   // again would skip every row committed since, silently.
