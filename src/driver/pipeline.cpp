@@ -1,7 +1,7 @@
 #include "driver/pipeline.h"
 
-#include <poll.h>
 #include <fmt/format.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -29,11 +29,16 @@ struct Category : std::error_category {
   const char* name() const noexcept override { return "driver"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::retriable: return "retriable failure";
-      case errc::halted: return "halted at a bad row";
-      case errc::fatal: return "fatal failure";
-      case errc::unacknowledged: return "records left unacknowledged";
-      case errc::fenced: return "fenced by a newer producer of the slot";
+      case errc::retriable:
+        return "retriable failure";
+      case errc::halted:
+        return "halted at a bad row";
+      case errc::fatal:
+        return "fatal failure";
+      case errc::unacknowledged:
+        return "records left unacknowledged";
+      case errc::fenced:
+        return "fenced by a newer producer of the slot";
     }
     return "unknown driver error";
   }
@@ -72,8 +77,10 @@ errc disposition(const common::Error& error) {
   }
   if (error.code.category() == relay::error_category()) {
     switch (static_cast<relay::errc>(error.code.value())) {
-      case relay::errc::halted: return errc::halted;
-      case relay::errc::unacknowledged: return errc::unacknowledged;
+      case relay::errc::halted:
+        return errc::halted;
+      case relay::errc::unacknowledged:
+        return errc::unacknowledged;
       // The mapping or the server's stream is not what the relay can read:
       // reconnecting would meet it again.
       case relay::errc::invalid_mapping:
@@ -201,10 +208,12 @@ common::Result<void> Pipeline::run() {
     if (outcome.ok()) break;
     errc kind = disposition(outcome.error());
     if (producer_can_start_over(outcome.error()) && !stop_.load()) {
-      spdlog::error("slot={} the slot's Kafka producer cannot go on ({}); starting over with a new "
-                    "one, which takes the slot's output again and resumes from its checkpoint",
-                    pg.slot, outcome.error().describe());
-      if (auto r = options_.transactions->reset(); !r) return failure(errc::fatal, r.error().describe());
+      spdlog::error(
+          "slot={} the slot's Kafka producer cannot go on ({}); starting over with a new "
+          "one, which takes the slot's output again and resumes from its checkpoint",
+          pg.slot, outcome.error().describe());
+      if (auto r = options_.transactions->reset(); !r)
+        return failure(errc::fatal, r.error().describe());
       output_taken_ = false;
       kind = errc::retriable;
     }
@@ -238,12 +247,13 @@ common::Result<void> Pipeline::run() {
 common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& streamed) {
   const auto& pg = cfg_.postgres;
   stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
-  // The latest checkpoint Kafka committed, this process's own included.
-  if (core.ledger().last_checkpoint()) checkpoint_ = core.ledger().last_checkpoint();
+  // The latest checkpoint Kafka committed, this process's own included: a
+  // slot with one has streamed before.
+  const std::optional<relay::Checkpoint>& checkpoint = core.ledger().last_checkpoint();
   wal::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
-  // A slot with a checkpoint has streamed before: if it is gone, creating it
-  // again would skip every row committed since, silently.
-  if (checkpoint_ && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
+  // If it is gone, creating it again would skip every row committed since,
+  // silently.
+  if (checkpoint && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
   auto stream = wal::ReplicationStream::connect(ro);
   if (!stream) return failure(errc::retriable, stream.error().describe());
   auto slot = (*stream)->prepare();
@@ -258,17 +268,18 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
     if (code == wal::replication_errc::query_failed) {
       return failure(errc::retriable, slot.error().describe());
     }
-    if (code == wal::replication_errc::slot_missing && checkpoint_) {
-      return failure(errc::fatal, lost_slot_message());
+    if (code == wal::replication_errc::slot_missing && checkpoint) {
+      return failure(errc::fatal, lost_slot_message(*checkpoint));
     }
     return failure(errc::fatal, slot.error().describe());
   }
   log_slot_prepared(cfg_, *slot, stats_);
-  if (slot->created && checkpoint_) {
+  if (slot->created && checkpoint) {
     ++stats_.slots_recreated;
-    spdlog::error("{} (on_slot_lost: recreate: created again at lsn={}; rows committed between "
-                  "the two positions were NOT published)",
-                  lost_slot_message(), slot->confirmed_flush.to_string());
+    spdlog::error(
+        "{} (on_slot_lost: recreate: created again at lsn={}; rows committed between "
+        "the two positions were NOT published)",
+        lost_slot_message(*checkpoint), slot->confirmed_flush.to_string());
   }
   auto guard = relay::RelationGuard::create(cfg_.outbox, (*stream)->outbox(),
                                             relay::GuardContext{pg.slot, pg.publication});
@@ -305,15 +316,15 @@ bool Pipeline::producer_can_start_over(const common::Error& error) const {
 
 // The slot is gone though Kafka holds its checkpoint: it was dropped, or a
 // failover promoted a server that did not have it.
-std::string Pipeline::lost_slot_message() const {
+std::string Pipeline::lost_slot_message(const relay::Checkpoint& checkpoint) const {
   return fmt::format(
       "slot={} does not exist, but Kafka holds its checkpoint at lsn={} (group {}): the slot was "
       "dropped, or a failover promoted a server without it, and rows committed after that "
       "position were never streamed; compare the outbox with Kafka from lsn={}, then create the "
       "slot by hand or set postgres.on_slot_lost: recreate to start again from the current "
       "position",
-      cfg_.postgres.slot, checkpoint_->end_lsn.to_string(), options_.checkpoint_group,
-      checkpoint_->end_lsn.to_string());
+      cfg_.postgres.slot, checkpoint.end_lsn.to_string(), options_.checkpoint_group,
+      checkpoint.end_lsn.to_string());
 }
 
 bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& failed) {
@@ -323,24 +334,22 @@ bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& 
     stats_.mark_loop_alive();
     auto checkpoint = options_.take_output();
     if (checkpoint) {
-      checkpoint_ = *checkpoint;
-      if (checkpoint_) core.restore(*checkpoint_);
+      if (*checkpoint) core.restore(**checkpoint);
       output_taken_ = true;
       spdlog::info("slot={} took the slot's Kafka output (exactly once); checkpoint {}",
                    cfg_.postgres.slot,
-                   checkpoint_ ? "lsn=" + checkpoint_->end_lsn.to_string() +
-                                     (checkpoint_->last_row
-                                          ? " last_row=" + std::to_string(*checkpoint_->last_row)
+                   *checkpoint ? "lsn=" + (*checkpoint)->end_lsn.to_string() +
+                                     ((*checkpoint)->last_row
+                                          ? " last_row=" + std::to_string(*(*checkpoint)->last_row)
                                           : "")
                                : std::string("none yet (first start)"));
       return true;
     }
-    if (const errc kind = disposition(checkpoint.error()); kind != errc::retriable &&
-                                                          checkpoint.error().code !=
-                                                              kafka::txn_errc::timed_out) {
-      failed = failure(kind, "slot=" + cfg_.postgres.slot +
-                                 " cannot take the slot's Kafka output: " +
-                                 checkpoint.error().describe());
+    if (const errc kind = disposition(checkpoint.error());
+        kind != errc::retriable && checkpoint.error().code != kafka::txn_errc::timed_out) {
+      failed = failure(
+          kind, "slot=" + cfg_.postgres.slot +
+                    " cannot take the slot's Kafka output: " + checkpoint.error().describe());
       return false;
     }
     spdlog::warn("slot={} cannot take the slot's Kafka output yet: {}; retrying in {} ms",
@@ -432,7 +441,8 @@ common::Result<void> Pipeline::Session::turn() {
   // Keep going at once while the socket has more.
   if (read == kReadBudget && !core_.backpressured()) return {};
   auto since = Clock::now() - core_.ledger().last_feedback_at();
-  auto next_status = std::chrono::duration_cast<milliseconds>(cfg_.postgres.status_interval - since);
+  auto next_status =
+      std::chrono::duration_cast<milliseconds>(cfg_.postgres.status_interval - since);
   milliseconds timeout = std::clamp(next_status, milliseconds(1), milliseconds(100));
   return wait_for_io(socket_drained && !core_.backpressured(), timeout);
 }
@@ -474,7 +484,8 @@ common::Result<void> Pipeline::Session::finish(common::Result<void> result) {
 common::Result<void> Pipeline::Session::wait_for_io(bool read_socket, milliseconds timeout) {
   struct pollfd fds[3];
   nfds_t n = 0;
-  short pg_events = static_cast<short>((read_socket ? POLLIN : 0) | (output_pending_ ? POLLOUT : 0));
+  short pg_events =
+      static_cast<short>((read_socket ? POLLIN : 0) | (output_pending_ ? POLLOUT : 0));
   fds[n++] = {stream_.socket(), pg_events, 0};
   if (p_.publisher_.wakeup_fd() >= 0) fds[n++] = {p_.publisher_.wakeup_fd(), POLLIN, 0};
   if (p_.stop_fd_ >= 0) fds[n++] = {p_.stop_fd_, POLLIN, 0};
@@ -506,12 +517,11 @@ common::Result<void> Pipeline::Session::check_receive_timeout() {
   const auto timeout = cfg_.postgres.receive_timeout;
   const auto silent = Clock::now() - last_received_at_;
   if (silent >= timeout) {
-    return failure(
-        errc::retriable,
-        fmt::format("no message from the server for {} ms (postgres.receive_timeout), "
-                    "confirmed lsn={}; the network path to PostgreSQL is presumed dead",
-                    std::chrono::duration_cast<milliseconds>(silent).count(),
-                    core_.watermark().to_string()));
+    return failure(errc::retriable,
+                   fmt::format("no message from the server for {} ms (postgres.receive_timeout), "
+                               "confirmed lsn={}; the network path to PostgreSQL is presumed dead",
+                               std::chrono::duration_cast<milliseconds>(silent).count(),
+                               core_.watermark().to_string()));
   }
   if (silent >= timeout / 2 && !reply_asked_) {
     reply_asked_ = true;

@@ -38,7 +38,9 @@ enum class errc {
   fenced,
 };
 const std::error_category& error_category();
-inline std::error_code make_error_code(errc e) { return {static_cast<int>(e), error_category()}; }
+inline std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), error_category()};
+}
 
 // The driver's reading of an error from the slot core or the replication
 // connection.
@@ -82,7 +84,7 @@ class Pipeline {
   // backoff while Kafka is away. False when stopped or on a failure that
   // retrying cannot fix (`failure` says which).
   bool take_output(relay::SlotCore& core, std::optional<common::Error>& failure);
-  std::string lost_slot_message() const;
+  std::string lost_slot_message(const relay::Checkpoint& checkpoint) const;
   bool producer_can_start_over(const common::Error& error) const;
   void maybe_take_over(wal::ReplicationStream& stream);
   bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
@@ -97,10 +99,6 @@ class Pipeline {
   // streaming.
   std::optional<std::chrono::steady_clock::time_point> slot_busy_since_;
   uint64_t takeover_requests_ = 0;
-  // Exactly once: the checkpoint Kafka held when the slot was taken. Also
-  // the relay's memory of the slot: a checkpoint without its slot is a lost
-  // slot, never a first start.
-  std::optional<relay::Checkpoint> checkpoint_;
   bool output_taken_ = false;
 };
 

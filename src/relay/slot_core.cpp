@@ -27,7 +27,8 @@ RelationDesc to_relation_desc(const wal::Relation& r) {
   d.nspname = r.nspname;
   d.relname = r.relname;
   d.columns.reserve(r.columns.size());
-  for (const auto& c : r.columns) d.columns.push_back(ColumnDesc{c.name, c.type_oid, c.type_modifier});
+  for (const auto& c : r.columns)
+    d.columns.push_back(ColumnDesc{c.name, c.type_oid, c.type_modifier});
   return d;
 }
 
@@ -92,9 +93,10 @@ template <typename... Args>
 void SlotCore::log_dead_letter(fmt::format_string<Args...> format, Args&&... args) {
   if (!dead_letter_log_.allow()) return;
   if (uint64_t held_back = dead_letter_log_.take_suppressed()) {
-    spdlog::warn("slot={} suppressed={} dead-letter log lines held back in the last second; "
-                 "each record carries its outbox-id and outbox-lsn headers",
-                 cfg_.postgres.slot, held_back);
+    spdlog::warn(
+        "slot={} suppressed={} dead-letter log lines held back in the last second; "
+        "each record carries its outbox-id and outbox-lsn headers",
+        cfg_.postgres.slot, held_back);
   }
   spdlog::error(format, std::forward<Args>(args)...);
 }
@@ -252,9 +254,10 @@ common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token
     const auto lsn = header_value(record, "outbox-lsn").value_or("?");
     const auto outcome = ledger_.on_delivery(token, r.status, /*at_produce=*/true);
     if (outcome.verdict == DeliveryLedger::Verdict::kDeadLetter) {
-      log_dead_letter("slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={} "
-                      "({})",
-                      cfg_.postgres.slot, id, lsn, to_string(r.reason), r.error);
+      log_dead_letter(
+          "slot={} record rejected by Kafka, dead-lettering: id={} lsn={} reason={} "
+          "({})",
+          cfg_.postgres.slot, id, lsn, to_string(r.reason), r.error);
       replace_with_dead_letter(record, r.reason, r.error);
       token = outcome.replacement;
       continue;
@@ -263,9 +266,10 @@ common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token
     ++topic_counters_.get(record.topic).failed;
     switch (outcome.verdict) {
       case DeliveryLedger::Verdict::kHalt:
-        spdlog::error("slot={} halting: record rejected by Kafka: id={} lsn={} topic={} reason={} "
-                      "({})",
-                      cfg_.postgres.slot, id, lsn, record.topic, to_string(r.reason), r.error);
+        spdlog::error(
+            "slot={} halting: record rejected by Kafka: id={} lsn={} topic={} reason={} "
+            "({})",
+            cfg_.postgres.slot, id, lsn, record.topic, to_string(r.reason), r.error);
         return make_error(errc::halted,
                           "record id=" + id + " lsn=" + lsn + " rejected by Kafka: " + r.error);
       case DeliveryLedger::Verdict::kFatal:
@@ -273,11 +277,7 @@ common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token
       default:
         // A Kafka transaction doomed by an earlier delivery refuses every
         // record: learn from the reports which one failed before the replay.
-        if (options_.transactions) {
-          reports_now_micros_ = 0;
-          publisher_.poll(std::chrono::milliseconds(0),
-                          [this](const DeliveryReport& rep) { on_report(rep); });
-        }
+        if (options_.transactions) poll_reports(milliseconds(0));
         return make_error(errc::delivery_failed, "producing record id=" + id + ": " + r.error);
     }
   }
@@ -309,22 +309,24 @@ void SlotCore::on_report(const DeliveryReport& report) {
   switch (outcome.verdict) {
     case DeliveryLedger::Verdict::kReplayAsDeadLetter:
       if (report.record) {
-        log_dead_letter("slot={} delivery failed for good inside a Kafka transaction: id={} lsn={} "
-                        "topic={} reason={} ({}); aborting it and replaying from the checkpoint "
-                        "with the record dead-lettered",
-                        cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
+        log_dead_letter(
+            "slot={} delivery failed for good inside a Kafka transaction: id={} lsn={} "
+            "topic={} reason={} ({}); aborting it and replaying from the checkpoint "
+            "with the record dead-lettered",
+            cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
         refused_[key_of(*report.record)] = {report.reason, report.error};
-        stop_error_ = make_error(errc::delivery_failed,
-                                 "record id=" + id + " lsn=" + lsn + " refused by Kafka (" +
-                                     reason + "); replaying the Kafka transaction");
+        stop_error_ = make_error(errc::delivery_failed, "record id=" + id + " lsn=" + lsn +
+                                                            " refused by Kafka (" + reason +
+                                                            "); replaying the Kafka transaction");
         return;
       }
       [[fallthrough]];
     case DeliveryLedger::Verdict::kDeadLetter:
       if (report.record) {
-        log_dead_letter("slot={} delivery failed for good, dead-lettering: id={} lsn={} topic={} "
-                        "reason={} ({})",
-                        cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
+        log_dead_letter(
+            "slot={} delivery failed for good, dead-lettering: id={} lsn={} topic={} "
+            "reason={} ({})",
+            cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
         OutboxRecord replacement = *report.record;
         replace_with_dead_letter(replacement, report.reason, report.error);
         pending_.emplace_back(std::move(replacement), outcome.replacement);
@@ -332,16 +334,18 @@ void SlotCore::on_report(const DeliveryReport& report) {
       }
       [[fallthrough]];  // nothing to dead-letter: never skip it
     case DeliveryLedger::Verdict::kHalt:
-      spdlog::error("slot={} halting: delivery failed for good: id={} lsn={} topic={} reason={} "
-                    "({})",
-                    cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
-      stop_error_ = make_error(errc::halted,
-                               "record id=" + id + " lsn=" + lsn + " failed: " + report.error);
+      spdlog::error(
+          "slot={} halting: delivery failed for good: id={} lsn={} topic={} reason={} "
+          "({})",
+          cfg_.postgres.slot, id, lsn, rec.topic, reason, report.error);
+      stop_error_ =
+          make_error(errc::halted, "record id=" + id + " lsn=" + lsn + " failed: " + report.error);
       return;
     case DeliveryLedger::Verdict::kRestart:
-      stop_error_ = make_error(errc::delivery_failed,
-                               "delivery of id=" + id + " lsn=" + lsn + " failed (" + reason +
-                                   ": " + report.error + "); restarting from the confirmed position");
+      stop_error_ =
+          make_error(errc::delivery_failed, "delivery of id=" + id + " lsn=" + lsn + " failed (" +
+                                                reason + ": " + report.error +
+                                                "); restarting from the confirmed position");
       return;
     default:
       stop_error_ = make_error(errc::producer_failed, std::string("Kafka producer failed (") +
@@ -350,15 +354,20 @@ void SlotCore::on_report(const DeliveryReport& report) {
   }
 }
 
-common::Result<void> SlotCore::serve(milliseconds timeout) {
+void SlotCore::poll_reports(milliseconds timeout) {
   reports_now_micros_ = 0;
   publisher_.poll(timeout, [this](const DeliveryReport& r) { on_report(r); });
+}
+
+common::Result<void> SlotCore::serve(milliseconds timeout) {
+  poll_reports(timeout);
   if (stop_error_) return *stop_error_;
   return retry_pending();
 }
 
 bool SlotCore::backpressured() const {
-  return !pending_.empty() || committing_.has_value() || publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
+  return !pending_.empty() || committing_.has_value() ||
+         publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
          publisher_.in_flight_bytes() >= cfg_.limits.max_inflight_bytes;
 }
 
@@ -374,22 +383,18 @@ common::Error SlotCore::fence(const char* why) {
 
 common::Result<void> SlotCore::drain(milliseconds timeout, milliseconds purge_timeout) {
   const auto deadline = Clock::now() + timeout;
-  auto serve_reports = [this](milliseconds wait) {
-    reports_now_micros_ = 0;
-    publisher_.poll(wait, [this](const DeliveryReport& r) { on_report(r); });
-  };
-  while (publisher_.in_flight() > 0 && Clock::now() < deadline) serve_reports(milliseconds(50));
+  while (publisher_.in_flight() > 0 && Clock::now() < deadline) poll_reports(milliseconds(50));
   if (publisher_.in_flight() == 0) return {};
   // Unconfirmed records are replayed from the slot on the next start, so
   // dropping them here loses nothing.
-  spdlog::warn("slot={} Kafka did not acknowledge {} records within {} ms; they stay unconfirmed "
-               "and are streamed again from lsn={}",
-               cfg_.postgres.slot, publisher_.in_flight(), timeout.count(),
-               ledger_.watermark().to_string());
+  spdlog::warn(
+      "slot={} Kafka did not acknowledge {} records within {} ms; they stay unconfirmed "
+      "and are streamed again from lsn={}",
+      cfg_.postgres.slot, publisher_.in_flight(), timeout.count(), ledger_.watermark().to_string());
   publisher_.purge();
   const auto purge_deadline = Clock::now() + purge_timeout;
   while (publisher_.in_flight() > 0 && Clock::now() < purge_deadline) {
-    serve_reports(milliseconds(50));
+    poll_reports(milliseconds(50));
   }
   return make_error(errc::unacknowledged,
                     "Kafka did not acknowledge all records within drain_timeout");
@@ -398,9 +403,10 @@ common::Result<void> SlotCore::drain(milliseconds timeout, milliseconds purge_ti
 void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeout) {
   if (!options_.transactions || !options_.transactions->in_transaction()) return;
   if (auto r = options_.transactions->abort(timeout.value_or(options_.transaction_timeout)); !r) {
-    spdlog::warn("slot={} aborting the Kafka transaction: {}; its records never become visible "
-                 "once the broker's transaction.timeout.ms passes",
-                 cfg_.postgres.slot, r.error().describe());
+    spdlog::warn(
+        "slot={} aborting the Kafka transaction: {}; its records never become visible "
+        "once the broker's transaction.timeout.ms passes",
+        cfg_.postgres.slot, r.error().describe());
   }
 }
 
@@ -414,15 +420,14 @@ common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout)
       pending_.empty() ? txns->commit(checkpoint, timeout)
                        : common::Result<void>(make_error(errc::unacknowledged, "records waiting"));
   if (committed) {
-    committing_.reset();
-    ledger_.on_committed(checkpoint);
-    ++stats_.kafka_transactions;
+    on_committed(checkpoint);
     return {};
   }
-  spdlog::warn("slot={} Kafka did not acknowledge {} records within {} ms ({}); they stay "
-               "unconfirmed and are streamed again from lsn={}",
-               cfg_.postgres.slot, records, timeout.count(), committed.error().describe(),
-               ledger_.watermark().to_string());
+  spdlog::warn(
+      "slot={} Kafka did not acknowledge {} records within {} ms ({}); they stay "
+      "unconfirmed and are streamed again from lsn={}",
+      cfg_.postgres.slot, records, timeout.count(), committed.error().describe(),
+      ledger_.watermark().to_string());
   return make_error(errc::unacknowledged,
                     "Kafka did not acknowledge all records within drain_timeout");
 }
@@ -449,14 +454,17 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
     // The deliveries that doomed the transaction are reported now, before
     // the replay makes their tokens stale: the records Kafka refused are
     // learned here, so that the replay sends their dead letters instead.
-    reports_now_micros_ = 0;
-    publisher_.poll(std::chrono::milliseconds(0), [this](const DeliveryReport& rep) { on_report(rep); });
+    poll_reports(milliseconds(0));
     return r;
   }
+  on_committed(checkpoint);
+  return {};
+}
+
+void SlotCore::on_committed(const Checkpoint& checkpoint) {
   committing_.reset();
   ledger_.on_committed(checkpoint);
   ++stats_.kafka_transactions;
-  return {};
 }
 
 }  // namespace relay

@@ -1,10 +1,11 @@
 #pragma once
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <fmt/format.h>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -118,6 +119,11 @@ class SlotCore {
   // refuses for good becomes its dead-letter record in place, per policy.
   common::Result<bool> offer(OutboxRecord& record, DeliveryLedger::Token& token);
   void on_report(const DeliveryReport& report);
+  // Serves delivery reports, waiting up to `timeout` for the first; they
+  // share one reading of the clock.
+  void poll_reports(std::chrono::milliseconds timeout);
+  // A Kafka transaction committed with `checkpoint`: it is readable now.
+  void on_committed(const Checkpoint& checkpoint);
   // Turns `record` (failed for `reason`) into its dead-letter replacement.
   void replace_with_dead_letter(OutboxRecord& record, DeliveryReason reason,
                                 const std::string& error);
