@@ -23,8 +23,8 @@
 #include "kafka/group_member.h"
 #include "kafka/producer.h"
 #include "driver/supervisor.h"
-#include "wal/replication_slot_stats.h"
-#include "wal/replication_stream.h"
+#include "pg/replication_slot_stats.h"
+#include "pg/replication_stream.h"
 
 namespace {
 
@@ -64,7 +64,7 @@ std::variant<config::Config, int> load_config(const std::string& path) {
   // The loader knows no libpq; the syntax of the DSN is checked here, so that
   // check-config catches it and run does not retry it forever.
   auto& cfg = std::get<config::Config>(loaded);
-  if (auto r = wal::check_conninfo(cfg.postgres.dsn); !r) {
+  if (auto r = pg::check_conninfo(cfg.postgres.dsn); !r) {
     std::cerr << path << ": " << r.error().describe() << '\n' << path << ": 1 error\n";
     return kExitUsage;
   }
@@ -133,7 +133,7 @@ int ensure_checkpoint_topic(const config::Config& cfg) {
 }
 
 app::BuildInfo build_info() {
-  return app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(), wal::libpq_version()};
+  return app::BuildInfo{OUTBOX_RELAY_VERSION, kafka::library_version(), pg::libpq_version()};
 }
 
 // Starts the endpoints unless http.listen is empty; false when it cannot.

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "wal/replication_catalog.h"
-#include "wal/replication_slot_stats.h"
+#include "pg/replication_catalog.h"
+#include "pg/replication_slot_stats.h"
 
 namespace app {
 
@@ -51,8 +51,8 @@ void SlotMonitor::stop() {
 }
 
 void SlotMonitor::run() {
-  wal::SlotStatsReader reader(dsn_);
-  wal::CatalogWatch watch(dsn_);
+  pg::SlotStatsReader reader(dsn_);
+  pg::CatalogWatch watch(dsn_);
   WarnOnce wal_warning;
   WarnOnce check_warning;
   auto next_usage = Clock::now();
@@ -82,7 +82,7 @@ void SlotMonitor::run() {
         auto checked = watch.check(check_->table, check_->publication, slot_, oid);
         if (checked) {
           check_warning.ok();
-        } else if (wal::is_catalog_verdict(checked.error())) {
+        } else if (pg::is_catalog_verdict(checked.error())) {
           stats_.catalog_alarm.raise(checked.error().describe());
         } else {
           check_warning.warn("slot={} cannot check the publication: {}", slot_,

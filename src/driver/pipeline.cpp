@@ -16,7 +16,7 @@
 #include "relay/slot_core.h"
 #include "wal/copy_protocol.h"
 #include "wal/pgoutput.h"
-#include "wal/replication_stream.h"
+#include "pg/replication_stream.h"
 
 namespace driver {
 
@@ -98,7 +98,7 @@ errc disposition(const common::Error& error) {
   }
   // The publication vanished under the slot: reconnecting would skip what it
   // should have carried.
-  if (error.code == wal::replication_errc::publication_missing) return errc::fatal;
+  if (error.code == pg::replication_errc::publication_missing) return errc::fatal;
   return errc::retriable;
 }
 
@@ -106,7 +106,7 @@ errc disposition(const common::Error& error) {
 // connection and the slot core, and sends the feedback the core decides.
 class Pipeline::Session {
  public:
-  Session(Pipeline& p, wal::ReplicationStream& stream, relay::SlotCore& core)
+  Session(Pipeline& p, pg::ReplicationStream& stream, relay::SlotCore& core)
       : p_(p), cfg_(p.cfg_), stream_(stream), core_(core), decoder_(1) {}
 
   common::Result<void> run();
@@ -121,7 +121,7 @@ class Pipeline::Session {
 
   Pipeline& p_;
   const config::Config& cfg_;
-  wal::ReplicationStream& stream_;
+  pg::ReplicationStream& stream_;
   relay::SlotCore& core_;
   wal::PgOutputDecoder decoder_;
   wal::Lsn received_;
@@ -146,10 +146,10 @@ Pipeline::~Pipeline() = default;
 
 namespace {
 
-wal::ReplicationOptions replication_options(const config::Config& cfg,
+pg::ReplicationOptions replication_options(const config::Config& cfg,
                                             const std::string& application_name) {
   const auto& pg = cfg.postgres;
-  wal::ReplicationOptions ro;
+  pg::ReplicationOptions ro;
   ro.application_name = application_name;
   ro.dsn = pg.dsn;
   ro.slot = pg.slot;
@@ -163,7 +163,7 @@ wal::ReplicationOptions replication_options(const config::Config& cfg,
   return ro;
 }
 
-void log_slot_prepared(const config::Config& cfg, const wal::SlotState& slot,
+void log_slot_prepared(const config::Config& cfg, const pg::SlotState& slot,
                        relay::PipelineStats& stats) {
   if (slot.recreated_after) {
     ++stats.slots_recreated;
@@ -250,25 +250,25 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
   // The latest checkpoint Kafka committed, this process's own included: a
   // slot with one has streamed before.
   const std::optional<relay::Checkpoint>& checkpoint = core.ledger().last_checkpoint();
-  wal::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
+  pg::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
   // If it is gone, creating it again would skip every row committed since,
   // silently.
   if (checkpoint && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
-  auto stream = wal::ReplicationStream::connect(ro);
+  auto stream = pg::ReplicationStream::connect(ro);
   if (!stream) return failure(errc::retriable, stream.error().describe());
   auto slot = (*stream)->prepare();
   if (!slot) {
     const auto& code = slot.error().code;
-    if (code == wal::replication_errc::slot_in_use) {
+    if (code == pg::replication_errc::slot_in_use) {
       stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
       spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
       maybe_take_over(**stream);
       return failure(errc::retriable, slot.error().describe());
     }
-    if (code == wal::replication_errc::query_failed) {
+    if (code == pg::replication_errc::query_failed) {
       return failure(errc::retriable, slot.error().describe());
     }
-    if (code == wal::replication_errc::slot_missing && checkpoint) {
+    if (code == pg::replication_errc::slot_missing && checkpoint) {
       return failure(errc::fatal, lost_slot_message(*checkpoint));
     }
     return failure(errc::fatal, slot.error().describe());
@@ -287,7 +287,7 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
   stats_.outbox_oid = guard->outbox_oid();
   const wal::Lsn from = core.start_session(slot->confirmed_flush, std::move(*guard));
   if (auto start = (*stream)->start(from, pg.binary, true); !start) {
-    if (start.error().code == wal::replication_errc::slot_in_use) {
+    if (start.error().code == pg::replication_errc::slot_in_use) {
       stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
       spdlog::warn("slot={} waiting for the slot: {}", pg.slot, start.error().describe());
     }
@@ -381,7 +381,7 @@ bool Pipeline::wait_for_lease() {
 // wal_sender_timeout; past takeover_after its walsender is terminated, if it
 // is a relay's. By then that relay's lease has long run out, so it can no
 // longer produce when it wakes.
-void Pipeline::maybe_take_over(wal::ReplicationStream& stream) {
+void Pipeline::maybe_take_over(pg::ReplicationStream& stream) {
   if (!options_.takeover_after) return;
   const auto now = Clock::now();
   if (!slot_busy_since_) slot_busy_since_ = now;

@@ -14,7 +14,7 @@
 #include "relay/record.h"
 #include "relay/stats.h"
 
-namespace wal {
+namespace pg {
 class ReplicationStream;
 }
 namespace relay {
@@ -86,7 +86,7 @@ class Pipeline {
   bool take_output(relay::SlotCore& core, std::optional<common::Error>& failure);
   std::string lost_slot_message(const relay::Checkpoint& checkpoint) const;
   bool producer_can_start_over(const common::Error& error) const;
-  void maybe_take_over(wal::ReplicationStream& stream);
+  void maybe_take_over(pg::ReplicationStream& stream);
   bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
 
   const config::Config& cfg_;

@@ -1,4 +1,4 @@
-#include "wal/replication_stream.h"
+#include "pg/replication_stream.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -9,9 +9,9 @@
 
 #include "config/config.h"
 #include "wal/copy_protocol.h"
-#include "wal/replication_catalog.h"
+#include "pg/replication_catalog.h"
 
-namespace wal {
+namespace pg {
 
 namespace {
 
@@ -534,4 +534,4 @@ void ReplicationStream::await_copy_done() {
   }
 }
 
-}  // namespace wal
+}  // namespace pg

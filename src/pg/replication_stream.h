@@ -10,7 +10,15 @@
 #include "wal/catalog.h"
 #include "wal/lsn.h"
 
-namespace wal {
+namespace pg {
+
+using wal::CatalogColumn;
+using wal::Lsn;
+using wal::Oid;
+using wal::OutboxRelation;
+using wal::PgTimestamp;
+using wal::RelId;
+using wal::Xid;
 
 enum class replication_errc {
   connect_failed = 1,
@@ -160,7 +168,7 @@ common::Result<Lsn> parse_server_lsn(std::string_view text, std::string_view wha
 std::string quote_identifier(std::string_view ident);
 std::string quote_literal(std::string_view text);
 
-}  // namespace wal
+}  // namespace pg
 
 template <>
-struct std::is_error_code_enum<wal::replication_errc> : std::true_type {};
+struct std::is_error_code_enum<pg::replication_errc> : std::true_type {};

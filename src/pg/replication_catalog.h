@@ -19,7 +19,15 @@
 
 struct pg_conn;
 
-namespace wal {
+namespace pg {
+
+using wal::CatalogColumn;
+using wal::Lsn;
+using wal::Oid;
+using wal::OutboxRelation;
+using wal::PgTimestamp;
+using wal::RelId;
+using wal::Xid;
 
 using CatalogRows = std::vector<std::vector<std::optional<std::string>>>;
 using CatalogQuery = std::function<common::Result<CatalogRows>(const std::string& sql)>;
@@ -92,4 +100,4 @@ class CatalogWatch {
 // True for the codes CatalogWatch::check returns as verdicts.
 bool is_catalog_verdict(const common::Error& e);
 
-}  // namespace wal
+}  // namespace pg

@@ -1,13 +1,13 @@
-#include "wal/replication_slot_stats.h"
+#include "pg/replication_slot_stats.h"
 
 #include <libpq-fe.h>
 
 #include <charconv>
 
 #include "config/config.h"
-#include "wal/replication_stream.h"
+#include "pg/replication_stream.h"
 
-namespace wal {
+namespace pg {
 
 namespace {
 
@@ -77,4 +77,4 @@ common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string
 
 std::string libpq_version() { return std::to_string(PQlibVersion()); }
 
-}  // namespace wal
+}  // namespace pg

@@ -1,13 +1,13 @@
-#include "wal/replication_catalog.h"
+#include "pg/replication_catalog.h"
 
 #include <libpq-fe.h>
 
 #include <charconv>
 
 #include "config/config.h"
-#include "wal/replication_stream.h"
+#include "pg/replication_stream.h"
 
-namespace wal {
+namespace pg {
 
 namespace {
 
@@ -346,4 +346,4 @@ bool is_catalog_verdict(const common::Error& e) {
          e.code == replication_errc::publication_invalid;
 }
 
-}  // namespace wal
+}  // namespace pg

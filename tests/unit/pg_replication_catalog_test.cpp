@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "wal/replication_catalog.h"
-#include "wal/replication_stream.h"
+#include "pg/replication_catalog.h"
+#include "pg/replication_stream.h"
 
-namespace wal {
+namespace pg {
 namespace {
 
 OutboxRelation outbox(char relkind = OutboxRelation::kTable) {
@@ -192,4 +192,4 @@ TEST(ServerLsn, TextThatIsNotAnLsnIsAnErrorNamingIt) {
 }
 
 }  // namespace
-}  // namespace wal
+}  // namespace pg

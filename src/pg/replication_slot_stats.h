@@ -7,7 +7,7 @@
 
 #include "common/result.h"
 
-namespace wal {
+namespace pg {
 
 struct SlotUsage {
   bool active = false;
@@ -38,4 +38,4 @@ class SlotStatsReader {
 // libpq's version as PQlibVersion() reports it, e.g. "150013".
 std::string libpq_version();
 
-}  // namespace wal
+}  // namespace pg
