@@ -79,10 +79,10 @@ COMMIT;
 SQL
 done
 
-echo "== reading back from Kafka"
+echo "== reading back from Kafka (isolation.level=read_committed)"
 OUT="$WORK/consumed.txt"
 for _ in $(seq 1 100); do
-  kcat -C -b "$BROKERS" -t demo.orders -o beginning -e -q \
+  kcat -C -b "$BROKERS" -X isolation.level=read_committed -t demo.orders -o beginning -e -q \
     -f 'partition=%p offset=%o key=%k headers=%h value=%s\n' >"$OUT" 2>/dev/null || true
   [[ "$(wc -l <"$OUT")" -ge "$ROWS" ]] && break
   sleep 0.2

@@ -56,7 +56,7 @@ struct KafkaConfig {
   // exactly_once: one transactional producer per slot; records and the
   // position they reach commit together every transaction_interval, or at
   // transaction_max_records.
-  DeliveryGuarantee delivery = DeliveryGuarantee::kAtLeastOnce;
+  DeliveryGuarantee delivery = DeliveryGuarantee::kExactlyOnce;
   std::chrono::milliseconds transaction_interval{100};
   uint64_t transaction_max_records = 10000;
   std::chrono::milliseconds transaction_timeout{300000};

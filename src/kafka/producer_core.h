@@ -78,6 +78,8 @@ class ProducerCore {
   // Serves reports held since the last poll(), then librdkafka's queue.
   int poll(std::chrono::milliseconds timeout, const ReportFn& on_report);
   int wakeup_fd() const { return wake_read_fd_; }
+  // Makes wakeup_fd() readable, from any thread.
+  void wake() { signal_wakeup(); }
   size_t in_flight() const { return in_flight_; }
   uint64_t in_flight_bytes() const { return in_flight_bytes_; }
   // A fatal producer error (idempotence broken, fenced), or empty.

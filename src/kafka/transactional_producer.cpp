@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+
+#include <unistd.h>
 #include <utility>
 
 #include "kafka/producer_core.h"
@@ -133,10 +135,12 @@ common::Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::cr
   std::unique_ptr<TransactionalProducer> p(new TransactionalProducer(options));
   p->properties_ = std::move(props);
   p->core_ = std::move(*core);
+  p->wakeup_fd_ = p->core_->wakeup_fd();
   return p;
 }
 
 TransactionalProducer::~TransactionalProducer() {
+  settle_for_good();
   // Left open, the transaction would hold back read_committed consumers of
   // its partitions until the broker's transaction timeout.
   if (state_ == State::kInTransaction || state_ == State::kAbortPending) {
@@ -213,7 +217,7 @@ void TransactionalProducer::use_group_metadata(GroupMetadata metadata) {
 
 common::Result<void> TransactionalProducer::begin() {
   if (state_ == State::kFailed) return *failure_;
-  OUTBOX_ASSERT(state_ == State::kReady);
+  OUTBOX_ASSERT(!job_.valid() && !job_result_ && state_ == State::kReady);
   core_->reset_first_failure();
   refused_for_abort_ = false;
   if (rd_kafka_error_t* e = rd_kafka_begin_transaction(core_->rk())) {
@@ -228,15 +232,61 @@ common::Result<void> TransactionalProducer::begin() {
 
 common::Result<void> TransactionalProducer::commit(const Checkpoint& checkpoint,
                                                    milliseconds timeout) {
-  if (state_ == State::kFailed) return *failure_;
   const auto deadline = Clock::now() + timeout;
-  if (state_ == State::kCommitPending) {
-    // The checkpoint went into the transaction already; a different one
-    // now would mean the caller lost track of what it committed.
-    OUTBOX_ASSERT(pending_checkpoint_ && *pending_checkpoint_ == checkpoint);
-    return finish_commit(deadline);
+  for (;;) {
+    if (!job_.valid() && !job_result_) {
+      if (state_ == State::kFailed) return *failure_;
+      if (state_ == State::kCommitPending) {
+        // The checkpoint went into the transaction already; a different
+        // one now would mean the caller lost track of what it committed.
+        OUTBOX_ASSERT(pending_checkpoint_ && *pending_checkpoint_ == checkpoint);
+      } else {
+        OUTBOX_ASSERT(state_ == State::kInTransaction);
+      }
+      job_checkpoint_ = checkpoint;
+      job_in_flight_ = core_->in_flight();
+      job_in_flight_bytes_ = core_->in_flight_bytes();
+      job_ = std::async(std::launch::async, [this, checkpoint, deadline] {
+        auto r = commit_until(checkpoint, deadline);
+        core_->wake();
+        return r;
+      });
+    } else if (job_.valid()) {
+      OUTBOX_ASSERT(job_checkpoint_ == checkpoint);
+    }
+    if (!settle(milliseconds(remaining_ms(deadline)))) {
+      return make_txn_error(txn_errc::timed_out,
+                            "transactional.id '" + options_.transactional_id +
+                                "': the commit is still waiting for Kafka after " +
+                                std::to_string(timeout.count()) + " ms");
+    }
+    common::Result<void> r = std::move(*job_result_);
+    job_result_.reset();
+    // A commit that ran out of the time it was started with resumes while
+    // this call has time left.
+    if (r || r.error().code != make_error_code(txn_errc::timed_out) ||
+        Clock::now() >= deadline ||
+        (state_ != State::kInTransaction && state_ != State::kCommitPending)) {
+      return r;
+    }
   }
-  OUTBOX_ASSERT(state_ == State::kInTransaction);
+}
+
+bool TransactionalProducer::settle(milliseconds wait) {
+  if (!job_.valid()) return true;
+  if (job_.wait_for(wait) != std::future_status::ready) return false;
+  job_result_ = job_.get();
+  return true;
+}
+
+void TransactionalProducer::settle_for_good() {
+  if (job_.valid()) job_.wait();
+  settle(milliseconds(0));
+}
+
+common::Result<void> TransactionalProducer::commit_until(const Checkpoint& checkpoint,
+                                                         Clock::time_point deadline) {
+  if (state_ == State::kCommitPending) return finish_commit(deadline);
   // librdkafka would refuse the commit for it anyway (_INCONSISTENT); the
   // report of the failed record tells why.
   if (core_->first_failure() != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -312,6 +362,14 @@ common::Result<void> TransactionalProducer::finish_commit(Clock::time_point dead
 }
 
 common::Result<void> TransactionalProducer::abort(milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  if (!settle(timeout)) {
+    return make_txn_error(txn_errc::timed_out,
+                          "transactional.id '" + options_.transactional_id +
+                              "': a commit is still waiting for Kafka; abort() again later");
+  }
+  // What the commit came to no longer matters to a caller that aborts.
+  job_result_.reset();
   if (state_ == State::kFailed) return *failure_;
   OUTBOX_ASSERT(state_ != State::kNew);
   if (state_ == State::kCommitPending) {
@@ -321,7 +379,7 @@ common::Result<void> TransactionalProducer::abort(milliseconds timeout) {
         "transactional.id '" + options_.transactional_id +
             "': a commit is pending; call commit() again or destroy the producer");
   }
-  return abort_until(Clock::now() + timeout);
+  return abort_until(deadline);
 }
 
 common::Result<void> TransactionalProducer::abort_until(Clock::time_point deadline) {
@@ -385,6 +443,8 @@ common::Result<void> TransactionalProducer::abort_because(common::Error cause,
 // new handle gets a new epoch from init_transactions, and every sequence
 // starts afresh. Should that fail, the next call reports it.
 common::Result<void> TransactionalProducer::reset() {
+  settle_for_good();
+  job_result_.reset();
   auto core =
       detail::ProducerCore::replace(std::move(core_), properties_, "transactional Kafka producer");
   if (!core) return fail(make_txn_error(txn_errc::fatal, core.error().describe()));
@@ -418,6 +478,7 @@ void TransactionalProducer::renew_handle(Clock::time_point deadline) {
 }
 
 bool TransactionalProducer::must_abort() const {
+  if (job_.valid()) return false;
   return refused_for_abort_ || core_->first_failure() != RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
@@ -429,7 +490,7 @@ relay::ProduceResult TransactionalProducer::produce(const relay::OutboxRecord& r
             fenced ? relay::DeliveryReason::kFenced : relay::DeliveryReason::kOther,
             failure_->describe()};
   }
-  OUTBOX_ASSERT(state_ == State::kInTransaction);
+  OUTBOX_ASSERT(!job_.valid() && state_ == State::kInTransaction);
   const rd_kafka_resp_err_t err = core_->produce(record, token);
   if (err == RD_KAFKA_RESP_ERR__STATE) {
     // librdkafka takes no record into a transaction in an abortable error
@@ -443,24 +504,36 @@ relay::ProduceResult TransactionalProducer::produce(const relay::OutboxRecord& r
 }
 
 int TransactionalProducer::poll(milliseconds timeout, const ReportFn& on_report) {
+  if (job_.valid()) {
+    // Emptied before looking at the commit, so that the wakeup of a commit
+    // that ends right after is not lost.
+    char buf[256];
+    while (read(wakeup_fd_, buf, sizeof buf) > 0) {
+    }
+    if (!settle(timeout)) return 0;
+    timeout = milliseconds(0);
+  }
   return core_->poll(timeout, on_report);
 }
 
 int TransactionalProducer::wakeup_fd() const {
-  return core_->wakeup_fd();
+  return wakeup_fd_;
 }
 size_t TransactionalProducer::in_flight() const {
-  return core_->in_flight();
+  return job_.valid() ? job_in_flight_ : core_->in_flight();
 }
 uint64_t TransactionalProducer::in_flight_bytes() const {
-  return core_->in_flight_bytes();
+  return job_.valid() ? job_in_flight_bytes_ : core_->in_flight_bytes();
 }
 
 void TransactionalProducer::purge() {
+  // A running commit flushes what is queued; there is nothing to drop.
+  if (job_.valid()) return;
   rd_kafka_purge(core_->rk(), RD_KAFKA_PURGE_F_QUEUE);
 }
 
 std::string TransactionalProducer::failure() const {
+  if (job_.valid()) return {};
   if (failure_) return failure_->describe();
   return core_->fatal_error();
 }

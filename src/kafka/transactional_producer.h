@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -68,9 +69,18 @@ struct TransactionalProducerOptions {
 // The Publisher side works as the idempotent Producer's does: produce()
 // never blocks, delivery reports come only from poll(), on the caller's
 // thread, once per record. A successful report means written, not visible:
-// a record becomes visible when commit() returns ok, never earlier. commit()
-// and abort() block; the reports librdkafka serves while they flush are held
-// and handed out by the next poll() (the wakeup fd turns readable).
+// a record becomes visible when commit() returns ok, never earlier.
+//
+// A commit runs on a thread of its own, and commit() waits for it at most
+// its timeout: librdkafka 2.0 blocks in send_offsets_to_transaction up to
+// socket.timeout.ms whatever the timeout passed, and the caller's loop must
+// keep answering its server meanwhile. While a commit runs, the producer
+// is the commit's: poll() serves nothing (it only waits, up to its
+// timeout, for the commit to end), purge() does nothing, in_flight() says
+// what was in flight when it began, and abort() and reset() wait for it.
+// The reports librdkafka serves while a commit or an abort flushes are held
+// and handed out by the next poll() (the wakeup fd turns readable, and does
+// again when a commit ends).
 //
 // Every librdkafka error is retried while retriable (with backoff, within
 // the caller's timeout), and otherwise turned into a txn_errc reason; see
@@ -110,8 +120,14 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
   // transaction, does nothing.
   common::Result<void> abort(std::chrono::milliseconds timeout) override;
 
-  bool in_transaction() const override { return state_ == State::kInTransaction; }
-  bool commit_pending() const override { return state_ == State::kCommitPending; }
+  bool in_transaction() const override {
+    return !job_.valid() && state_ == State::kInTransaction;
+  }
+  // A commit still running, or one that timed out after sending the
+  // checkpoint: commit() with the same checkpoint resumes it.
+  bool commit_pending() const override {
+    return job_.valid() || state_ == State::kCommitPending;
+  }
   // A new librdkafka handle and the state of a producer just created: init()
   // may be called again. Reports still held are kept for the next poll().
   common::Result<void> reset() override;
@@ -147,6 +163,13 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
 
   explicit TransactionalProducer(const TransactionalProducerOptions& options);
   common::Result<void> fail(common::Error error);
+  // The commit itself, on the commit thread.
+  common::Result<void> commit_until(const Checkpoint& checkpoint,
+                                    std::chrono::steady_clock::time_point deadline);
+  // Waits up to `wait` for a running commit to end and keeps its result in
+  // job_result_; true when no commit runs any more.
+  bool settle(std::chrono::milliseconds wait);
+  void settle_for_good();
   common::Result<void> send_checkpoint(const Checkpoint& checkpoint,
                                        std::chrono::steady_clock::time_point deadline);
   common::Result<void> finish_commit(std::chrono::steady_clock::time_point deadline);
@@ -167,6 +190,15 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
   std::optional<Checkpoint> last_committed_;
   bool refused_for_abort_ = false;
   bool transactions_initialized_ = false;
+  // The running commit (valid until settled), its checkpoint, and what
+  // was in flight when it began. Only the caller's thread touches these;
+  // while job_ is valid, everything else belongs to the commit thread.
+  std::future<common::Result<void>> job_;
+  std::optional<common::Result<void>> job_result_;
+  Checkpoint job_checkpoint_;
+  size_t job_in_flight_ = 0;
+  uint64_t job_in_flight_bytes_ = 0;
+  int wakeup_fd_ = -1;
 };
 
 }  // namespace kafka

@@ -12,6 +12,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
+constexpr milliseconds kFenceAbortTimeout{1000};
+
 DeliveryLedger::FeedbackTimes feedback_times(const config::Config& cfg) {
   DeliveryLedger::FeedbackTimes t;
   t.status_interval = cfg.postgres.status_interval;
@@ -375,7 +377,9 @@ common::Error SlotCore::fence(const char* why) {
   fenced_ = true;
   publisher_.purge();
   pending_.clear();
-  abort_transaction();
+  // Briefly: whoever takes the slot over fences this producer and aborts
+  // what it left open anyway, and the lease is already gone.
+  abort_transaction(kFenceAbortTimeout);
   spdlog::warn("slot={} fencing: {}; stopped producing with {} records in flight",
                cfg_.postgres.slot, why, publisher_.in_flight());
   return make_error(errc::fenced, std::string("fenced: ") + why);
