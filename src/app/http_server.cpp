@@ -115,6 +115,12 @@ std::string HttpServer::render_ownership_metrics() const {
       << "# TYPE outbox_relay_rebalances_total counter\n"
       << "outbox_relay_rebalances_total " << ownership_.rebalances() << '\n';
   }
+  if (ownership_.yields) {
+    o << "# HELP outbox_relay_group_yields_total Times this instance left the group because an "
+         "assigned slot did not stream for group.yield_after.\n"
+      << "# TYPE outbox_relay_group_yields_total counter\n"
+      << "outbox_relay_group_yields_total " << ownership_.yields() << '\n';
+  }
   o << "# HELP outbox_relay_slot_leader 1 while this instance streams the slot, 0 on standby.\n"
     << "# TYPE outbox_relay_slot_leader gauge\n";
   for (const auto& s : ownership_.slots()) {

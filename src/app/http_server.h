@@ -41,6 +41,7 @@ class HttpServer {
   struct Ownership {
     std::function<bool()> joined;
     std::function<uint64_t()> rebalances;
+    std::function<uint64_t()> yields;
     std::function<std::vector<SlotOwnership>()> slots;
     std::function<std::vector<SlotStats>()> stats;
   };

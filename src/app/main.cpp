@@ -25,6 +25,7 @@
 #include "driver/supervisor.h"
 #include "pg/replication_slot_stats.h"
 #include "pg/replication_stream.h"
+#include "relay/yield_guard.h"
 
 namespace {
 
@@ -119,17 +120,37 @@ int check_dead_letter_topics(const config::Config& cfg) {
 // Exactly once, the checkpoints live as committed offsets on a topic of
 // their own, one partition per slot in group mode; the broker refuses
 // offsets for partitions that do not exist.
-int ensure_checkpoint_topic(const config::Config& cfg) {
+// Waits up to `timeout` for a stop signal; true when one came.
+bool stop_within(std::chrono::milliseconds timeout) {
+  struct pollfd pfd = {g_stop_fd, POLLIN, 0};
+  ::poll(&pfd, 1, static_cast<int>(timeout.count()));
+  return g_stop.load();
+}
+
+// Exactly once: the checkpoint topic exists before any slot starts. A
+// broker that cannot be reached (or refuses the credentials) is waited for,
+// with backoff, as the pipelines wait for theirs; a configuration or
+// authorization error stops the relay. nullopt: stopped while waiting.
+std::optional<int> ensure_checkpoint_topic(const config::Config& cfg) {
   if (cfg.kafka.delivery != config::DeliveryGuarantee::kExactlyOnce) return kExitOk;
   const auto place = driver::checkpoint_place(cfg, cfg, 0);
   const int partitions = cfg.group ? static_cast<int>(config::slots_of(cfg).size()) : 1;
-  auto r = kafka::ensure_checkpoint_topic(cfg.kafka.brokers, cfg.kafka.properties, place.topic,
-                                          partitions, std::chrono::seconds(30));
-  if (!r) {
-    spdlog::error("checkpoint topic={}: {}", place.topic, r.error().describe());
-    return kExitRuntime;
+  std::chrono::milliseconds backoff = cfg.postgres.reconnect_backoff_min;
+  for (;;) {
+    auto r = kafka::ensure_checkpoint_topic(cfg.kafka.brokers, cfg.kafka.properties, place.topic,
+                                            partitions, std::chrono::seconds(10));
+    if (r) return kExitOk;
+    const auto& code = r.error().code;
+    if (code == make_error_code(kafka::txn_errc::invalid_config) ||
+        code == make_error_code(kafka::txn_errc::unauthorized)) {
+      spdlog::error("checkpoint topic={}: {}", place.topic, r.error().describe());
+      return kExitRuntime;
+    }
+    spdlog::error("checkpoint topic={}: {}; retrying in {} ms", place.topic,
+                  r.error().describe(), backoff.count());
+    if (stop_within(backoff)) return std::nullopt;
+    backoff = std::min(backoff * 2, cfg.postgres.reconnect_backoff_max);
   }
-  return kExitOk;
 }
 
 app::BuildInfo build_info() {
@@ -239,12 +260,65 @@ class SystemdNotifier {
 // The main loop, the same for both modes: the group's poll (its rebalance
 // callbacks start and stop slots) or a wait on the stop signal, and what
 // systemd is told. Returns on SIGTERM/SIGINT or a slot's failure.
+// Group mode: an assigned slot this instance cannot stream for
+// group.yield_after (the server unreachable from here, say) is given up,
+// with every other slot of this instance, by leaving the group for a while,
+// so that an instance that can reach the server takes it.
+class Yielder {
+ public:
+  Yielder(const config::GroupConfig& group, kafka::GroupMember& member)
+      : group_id_(group.id), member_(member) {
+    if (group.yield_after) guard_.emplace(*group.yield_after);
+  }
+
+  void turn(const driver::Supervisor& supervisor) {
+    if (!guard_) return;
+    const auto now = relay::YieldGuard::Clock::now();
+    if (away_until_) {
+      if (now < *away_until_) return;
+      away_until_.reset();
+      spdlog::info("group={} joining again after yielding", group_id_);
+      if (auto r = member_.subscribe(); !r) spdlog::error("{}", r.error().describe());
+      return;
+    }
+    std::vector<relay::YieldGuard::Observed> assigned;
+    const auto views = supervisor.view();
+    for (size_t i = 0; i < views.size(); ++i) {
+      if (!views[i].assigned) continue;
+      assigned.push_back({static_cast<int>(i),
+                          views[i].state == static_cast<int>(relay::PipelineState::kStreaming)});
+    }
+    const auto stuck = guard_->observe(now, assigned);
+    if (!stuck) return;
+    const auto stuck_for = guard_->stuck_for(*stuck, now);
+    const auto away = guard_->yielded();
+    ++yields_;
+    spdlog::warn(
+        "group={} slot={} has not streamed for {} ms (group.yield_after): leaving the group for "
+        "{} ms so that another instance can take its slots (yield {} in a row)",
+        group_id_, views[*stuck].slot, stuck_for.count(), away.count(),
+        guard_->consecutive_yields());
+    member_.leave();
+    away_until_ = now + away;
+  }
+
+  uint64_t yields() const { return yields_.load(); }
+
+ private:
+  std::string group_id_;
+  kafka::GroupMember& member_;
+  std::optional<relay::YieldGuard> guard_;
+  std::optional<relay::YieldGuard::Clock::time_point> away_until_;
+  std::atomic<uint64_t> yields_{0};
+};
+
 void supervise_until_stopped(driver::Supervisor& supervisor, kafka::GroupMember* member,
-                             relay::PipelineStats& group_loop) {
+                             Yielder* yielder, relay::PipelineStats& group_loop) {
   SystemdNotifier notifier;
   while (!g_stop.load() && !supervisor.failure()) {
     if (member) {
       member->poll(std::chrono::milliseconds(100));
+      if (yielder) yielder->turn(supervisor);
     } else {
       struct pollfd pfd = {g_stop_fd, POLLIN, 0};
       ::poll(&pfd, 1, 100);
@@ -290,7 +364,6 @@ int run(const std::string& config_path) {
                  cfg.postgres.slot, cfg.postgres.publication, cfg.outbox.table);
   }
   if (int code = check_dead_letter_topics(cfg); code != kExitOk) return code;
-  if (int code = ensure_checkpoint_topic(cfg); code != kExitOk) return code;
 
   relay::Lease lease;
   driver::Supervisor supervisor(cfg, cfg.group ? &lease : nullptr, identity);
@@ -312,14 +385,22 @@ int run(const std::string& config_path) {
   }
 
   relay::PipelineStats group_loop;
+  std::optional<Yielder> yielder;
+  if (member) yielder.emplace(*cfg.group, *member);
   std::optional<app::HttpServer> http;
   if (member) {
     http.emplace(group_loop, cfg.group->id, build_info());
-    http->set_ownership(ownership_of(supervisor, *member));
+    auto ownership = ownership_of(supervisor, *member);
+    ownership.yields = [&yielder] { return yielder->yields(); };
+    http->set_ownership(std::move(ownership));
   } else {
     http.emplace(supervisor.stats(0), cfg.postgres.slot, build_info());
   }
   if (!start_http(*http, cfg.http)) return kExitRuntime;
+  if (auto code = ensure_checkpoint_topic(cfg); !code || *code != kExitOk) {
+    http->stop();
+    return code.value_or(kExitOk);
+  }
   if (member) {
     if (auto r = member->subscribe(); !r) {
       spdlog::error("{}", r.error().describe());
@@ -329,7 +410,7 @@ int run(const std::string& config_path) {
     supervisor.on_assigned({0});
   }
 
-  supervise_until_stopped(supervisor, member.get(), group_loop);
+  supervise_until_stopped(supervisor, member.get(), yielder ? &*yielder : nullptr, group_loop);
   sd_notify(0, "STOPPING=1");
   // Slots first (drained, confirmed, connections closed), then the group:
   // the next owner is assigned a slot only once it is released here.

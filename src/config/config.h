@@ -120,6 +120,10 @@ struct GroupConfig {
   // Terminate a relay that still holds an assigned slot after this long; off
   // when empty.
   std::optional<std::chrono::milliseconds> takeover_after;
+  // Leave the group (giving up every assigned slot) when an assigned slot
+  // has not streamed for this long, so that another instance can try; off
+  // when empty.
+  std::optional<std::chrono::milliseconds> yield_after = std::chrono::milliseconds(60000);
 
   bool operator==(const GroupConfig&) const = default;
 };

@@ -152,6 +152,12 @@ void emit_group(YAML::Emitter& out, const GroupConfig& group) {
   } else {
     out << YAML::Null;
   }
+  out << YAML::Key << "yield_after" << YAML::Value;
+  if (group.yield_after) {
+    out << format_duration(*group.yield_after);
+  } else {
+    out << YAML::Null;
+  }
   out << YAML::EndMap;
 }
 

@@ -16,7 +16,7 @@ using std::chrono::milliseconds;
 constexpr std::string_view kRootKeys[] = {"postgres", "kafka", "outbox", "limits",
                                           "http",     "log",   "group",  "slots"};
 constexpr std::string_view kGroupKeys[] = {"id", "session_timeout", "coordination_topic",
-                                           "takeover_after"};
+                                           "takeover_after", "yield_after"};
 constexpr std::string_view kSlotKeys[] = {"postgres", "outbox"};
 constexpr std::string_view kPostgresKeys[] = {"dsn",
                                               "slot",
@@ -431,6 +431,25 @@ void read_takeover_after(Context& ctx, const Field& field, GroupConfig& group) {
   group.takeover_after = d;
 }
 
+// Shorter than the session timeout, an instance would give a slot up
+// before a rebalance could even have handed it over.
+void read_yield_after(Context& ctx, const Field& field, GroupConfig& group) {
+  if (field.value.IsNull()) {
+    group.yield_after.reset();
+    return;
+  }
+  auto d = duration_within(milliseconds(1), kMaxDuration)(ctx, field);
+  if (!d) return;
+  if (*d < group.session_timeout) {
+    report_value(ctx, field,
+                 "must be at least group.session_timeout (" +
+                     format_duration(group.session_timeout) + "), or null to turn it off",
+                 format_duration(*d));
+    return;
+  }
+  group.yield_after = d;
+}
+
 void read_group(const Mapping& root, std::optional<GroupConfig>& out) {
   const Field* section = root.find("group");
   if (section == nullptr) return;
@@ -447,6 +466,11 @@ void read_group(const Mapping& root, std::optional<GroupConfig>& out) {
            duration_within(kMinSessionTimeout, kMaxSessionTimeout));
   read_coordination_topic(ctx, m, group);
   if (const Field* takeover = m.find("takeover_after")) read_takeover_after(ctx, *takeover, group);
+  if (const Field* yield = m.find("yield_after")) {
+    read_yield_after(ctx, *yield, group);
+  } else {
+    group.yield_after = std::max(*group.yield_after, group.session_timeout);
+  }
   out = std::move(group);
 }
 

@@ -272,6 +272,15 @@ void GroupMember::rebalance(int err, void* partitions_ptr) {
   }
 }
 
+void GroupMember::leave() {
+  if (closed_ || !handle_) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_unsubscribe(handle_->rk)) {
+    spdlog::warn("group={} leaving: {}", options_.group_id, rd_kafka_err2str(err));
+    return;
+  }
+  joined_ = false;
+}
+
 void GroupMember::close() {
   if (closed_ || !handle_) return;
   closed_ = true;

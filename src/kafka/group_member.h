@@ -62,6 +62,10 @@ class GroupMember {
   // Serves rebalances and commit results for up to `timeout`; renews the
   // lease. Call it often: nothing happens between calls.
   void poll(std::chrono::milliseconds timeout);
+  // Leaves the group without closing: every slot is revoked through the
+  // listener on a later poll(), and the others rebalance at once;
+  // subscribe() joins again.
+  void leave();
   // Revokes every slot through the listener and leaves the group, so that
   // the others rebalance now rather than after the session timeout.
   void close();

@@ -4,6 +4,7 @@
 // scaling during a load. Session timeout 6 s throughout.
 #include <algorithm>
 #include <functional>
+#include <regex>
 
 #include "group_fixture.h"
 
@@ -475,6 +476,69 @@ TEST_F(GroupScenario, CoordinatorUnreachableFencesBeforeTheSessionTimeoutAndResu
   ASSERT_TRUE(wait_all_confirmed(slots, 60s));
   auto d = delivered(kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s));
   expect_nothing_lost(d, slots, loader.inserted());
+  expect_clean_stop(*a.process);
+}
+
+// An instance that cannot reach the server of a slot assigned to it gives
+// the slot up after group.yield_after, by leaving the group for a while, and
+// an instance that can reach it streams it; the one that yielded joins again
+// without taking the slot back. Nothing is lost.
+TEST_F(GroupScenario, AnInstanceThatCannotStreamItsSlotYieldsItToOneThatCan) {
+  auto [slots, group, topic] = new_group_scene(1);
+  auto unreachable = slots;
+  const std::regex port("port=[0-9]+");
+  unreachable[0].db.dsn = std::regex_replace(slots[0].db.dsn, port,
+                                             "port=" + std::to_string(harness::free_port()));
+  ASSERT_NE(unreachable[0].db.dsn, slots[0].db.dsn);
+  // Rows written while the slot sits with the instance that cannot stream
+  // it are decodable only from a slot that exists already.
+  pg().exec("SELECT pg_create_logical_replication_slot('" + slots[0].slot + "', 'pgoutput')",
+            slots[0].db.name);
+  const std::string yield = "  yield_after: 6s\n";
+  auto a = start_instance(group, unreachable, yield);
+  ASSERT_TRUE(harness::wait_until([&] { return readyz(a).rfind("acquiring", 0) == 0; }, 60s))
+      << readyz(a) << a.process->log_contents();
+  auto b = start_instance(group, slots, yield);
+  ASSERT_TRUE(harness::wait_until([&] { return readyz(b) == "standby\n"; }, 60s))
+      << readyz(b) << b.process->log_contents();
+  pg().exec(insert_rows_sql(topic, 0, 500), slots[0].db.name);
+
+  const auto b_standby = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_leads(b, slots[0].slot, 6s + kSession + 10s))
+      << readyz(b) << b.process->log_contents() << a.process->log_contents();
+  const auto took = std::chrono::steady_clock::now() - b_standby;
+  std::printf("slot moved to the instance that can reach PostgreSQL %lld ms after it joined "
+              "(yield_after 6 s, session timeout 6 s)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  EXPECT_TRUE(wait_held_by(slots[0], *b.process, 10s));
+  const std::string a_log = a.process->log_contents();
+  EXPECT_NE(a_log.find("slot=" + slots[0].slot + " has not streamed for"), std::string::npos)
+      << a_log;
+  EXPECT_NE(a_log.find("(group.yield_after): leaving the group for 6000 ms"), std::string::npos)
+      << a_log;
+  EXPECT_EQ(sample(http_get(a.http_port, "/metrics").value_or(""),
+                   "outbox_relay_group_yields_total"),
+            std::optional<double>(1.0));
+
+  ASSERT_TRUE(harness::wait_until(
+      [&] {
+        return a.process->log_contents().find("joining again after yielding") !=
+                   std::string::npos &&
+               readyz(a) == "standby\n";
+      },
+      60s))
+      << readyz(a) << a.process->log_contents();
+  pg().exec(insert_rows_sql(topic, 500, 500), slots[0].db.name);
+  ASSERT_TRUE(wait_all_confirmed(slots, 60s));
+  EXPECT_EQ(leading(b), std::set<std::string>{slots[0].slot});
+  EXPECT_TRUE(wait_held_by(slots[0], *b.process, 1s));
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 3s, 60s);
+  auto d = delivered(got);
+  expect_nothing_lost(d, slots, {1000});
+  EXPECT_EQ(got.size(), 1000u);
+  for (const auto& r : got) EXPECT_TRUE(produced_by(r, *b.process)) << instance_header(r);
+  expect_clean_stop(*b.process);
   expect_clean_stop(*a.process);
 }
 

@@ -150,6 +150,7 @@ class SecurityTest : public RelayTest {
     std::map<std::string, std::string> kafka_properties;
     bool http = false;
     std::string log_level = "info";
+    std::string delivery = "exactly_once";
   };
 
   std::string config_text(const RelayConfig& c) {
@@ -165,6 +166,7 @@ class SecurityTest : public RelayTest {
     line("kafka:");
     line("  brokers: \"" + c.brokers + "\"");
     line("  drain_timeout: 2s");
+    line("  delivery: " + c.delivery);
     if (!c.kafka_properties.empty()) line("  properties:");
     for (const auto& [k, v] : c.kafka_properties) line("    " + k + ": " + v);
     line("outbox:");
@@ -221,6 +223,14 @@ class SecurityTest : public RelayTest {
         },
         30s);
     return m.empty() ? -1 : std::stoi(m[1].str());
+  }
+
+  static int http_get_status(int port, const char* path) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(5);
+    c.set_read_timeout(5);
+    auto r = c.Get(path);
+    return r ? r->status : -1;
   }
 
   // Every endpoint's body, for a search for secrets.
@@ -343,12 +353,15 @@ TEST_F(SecurityTest, KafkaSaslSslScramStreamsRows) {
   EXPECT_EQ(relay->log_contents().find("Authentication failed"), std::string::npos);
 }
 
+// At least once, the relay streams while Kafka refuses its credentials and
+// holds back what it read; exactly once, it first waits for the checkpoint.
 TEST_F(SecurityTest, KafkaWrongPasswordLogsAuthenticationErrorRetriesAndConfirmsNothing) {
   auto db = make_outbox_db();
   const std::string slot = unique("slot"), topic = unique("events");
   sasl_kafka().create_topic(topic, 1);
-  const std::string path = write_config(
-      config_text({db.dsn, slot, sasl_kafka().secure_bootstrap(), relay_sasl_properties()}));
+  RelayConfig rc{db.dsn, slot, sasl_kafka().secure_bootstrap(), relay_sasl_properties()};
+  rc.delivery = "at_least_once";
+  const std::string path = write_config(config_text(rc));
   auto relay = start_relay(path, {{"KAFKA_PASSWORD", kKafkaWrongPassword}});
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
   pg().exec(insert_rows_sql(topic, 0, 5), db.name);
@@ -373,6 +386,37 @@ TEST_F(SecurityTest, KafkaWrongPasswordLogsAuthenticationErrorRetriesAndConfirms
   expect_clean_stop(*fixed);
 }
 
+TEST_F(SecurityTest, KafkaWrongPasswordExactlyOnceWaitsForKafkaWithEndpointsUpAndConfirmsNothing) {
+  auto db = make_outbox_db();
+  const std::string slot = unique("slot"), topic = unique("events");
+  sasl_kafka().create_topic(topic, 1);
+  RelayConfig rc{db.dsn, slot, sasl_kafka().secure_bootstrap(), relay_sasl_properties(), true};
+  const std::string path = write_config(config_text(rc));
+  // The slot exists already, so the rows below are held for the relay.
+  pg().exec("SELECT pg_create_logical_replication_slot('" + slot + "', 'pgoutput')", db.name);
+  pg().exec(insert_rows_sql(topic, 0, 5), db.name);
+  const std::string end_lsn = current_wal_lsn(db);
+  auto relay = start_relay(path, {{"KAFKA_PASSWORD", kKafkaWrongPassword}});
+  const int port = wait_http_port(*relay);
+  ASSERT_GT(port, 0) << relay->log_contents();
+  ASSERT_TRUE(wait_log(*relay, "retrying in", 2)) << relay->log_contents();
+  EXPECT_TRUE(relay->running()) << relay->log_contents();
+  EXPECT_EQ(http_get_status(port, "/readyz"), 503);
+  EXPECT_EQ(http_get_status(port, "/healthz"), 200);
+  EXPECT_FALSE(slot_confirmed_at_least(db, slot, end_lsn));
+  relay->signal(SIGTERM);
+  EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
+
+  auto fixed = start_relay(path, {{"KAFKA_PASSWORD", kKafkaPassword}});
+  auto consumer = sasl_client();
+  consumer.properties["isolation.level"] = "read_committed";
+  std::set<std::string> ids;
+  for (const auto& id : ids_of(sasl_kafka().consume(consumer, topic, 5, 60s))) ids.insert(id);
+  EXPECT_EQ(ids, (std::set<std::string>{row_id(0), row_id(1), row_id(2), row_id(3), row_id(4)}));
+  EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end_lsn); }, 30s));
+  expect_clean_stop(*fixed);
+}
+
 TEST_F(SecurityTest, PasswordsAppearInNoLogLineMetricOrErrorThroughFailuresAndStreaming) {
   auto db = make_outbox_db(tls_pg());
   // The server expects another password than the relay's at first.
@@ -387,7 +431,8 @@ TEST_F(SecurityTest, PasswordsAppearInNoLogLineMetricOrErrorThroughFailuresAndSt
                  sasl_kafka().secure_bootstrap(),
                  kafka_props,
                  true,
-                 "debug"};
+                 "debug",
+                 "at_least_once"};
   const std::string path = write_config(config_text(rc));
   std::string scraped;
 

@@ -78,14 +78,34 @@ TEST(ConfigGroup, GroupDefaultsDeriveTheCoordinationTopicFromTheId) {
   EXPECT_EQ(cfg.group->session_timeout, 10s);
   EXPECT_EQ(cfg.group->coordination_topic, "orders-relay.slots");
   EXPECT_FALSE(cfg.group->takeover_after.has_value());
+  EXPECT_EQ(cfg.group->yield_after, std::optional<std::chrono::milliseconds>(60s));
   EXPECT_EQ(config::slots_of(cfg).size(), 1u);
+}
+
+TEST(ConfigGroup, YieldAfterDefaultsToNoLessThanTheSessionTimeout) {
+  const auto cfg = load_ok("postgres: {dsn: x}\ngroup: {id: g, session_timeout: 90s}\n");
+  EXPECT_EQ(cfg.group->yield_after, std::optional<std::chrono::milliseconds>(90s));
+}
+
+TEST(ConfigGroup, YieldAfterNullTurnsItOff) {
+  const auto cfg = load_ok("postgres: {dsn: x}\ngroup:\n  id: g\n  yield_after:\n");
+  EXPECT_FALSE(cfg.group->yield_after.has_value());
+}
+
+TEST(ConfigGroup, YieldAfterShorterThanTheSessionTimeoutIsRefused) {
+  expect_one_error(
+      "postgres: {dsn: x}\ngroup:\n  id: g\n  session_timeout: 10s\n  yield_after: 5s\n", 5, 16,
+      "group.yield_after: must be at least group.session_timeout (10s), or null to turn it off, "
+      "got '5s'");
 }
 
 TEST(ConfigGroup, EveryGroupKeyIsRead) {
   const auto cfg = load_ok(
       "postgres: {dsn: x}\n"
-      "group: {id: g, session_timeout: 6s, coordination_topic: coord, takeover_after: 30s}\n");
+      "group: {id: g, session_timeout: 6s, coordination_topic: coord, takeover_after: 30s, "
+      "yield_after: 20s}\n");
   ASSERT_TRUE(cfg.group.has_value());
+  EXPECT_EQ(cfg.group->yield_after, std::optional<std::chrono::milliseconds>(20s));
   EXPECT_EQ(cfg.group->session_timeout, 6s);
   EXPECT_EQ(cfg.group->coordination_topic, "coord");
   EXPECT_EQ(cfg.group->takeover_after, std::optional<std::chrono::milliseconds>(30s));
