@@ -304,6 +304,11 @@ TEST_F(NetnsScenario, LeaderCutFromKafkaForFortySecondsUnderLoadLosesNothingAndN
       << "fenced after " << fenced_ms << " ms, slot moved after " << moved_ms << " ms\n--- a\n"
       << a.process->log_contents() << "--- b\n"
       << b.process->log_contents();
+  // The old leader gives the slot up before its session times out; the new
+  // one streams soon after the coordinator hands it over.
+  EXPECT_LT(fenced_ms, std::chrono::milliseconds(kSession).count()) << a.process->log_contents();
+  EXPECT_LT(moved_ms, std::chrono::milliseconds(kSession + 10s).count())
+      << b.process->log_contents();
   // The new leader delivers while the old one is still cut off.
   ASSERT_TRUE(wait_delivered(slots[0], 30s)) << b.process->log_contents();
   const long long delivering_ms = ms_since(cut_at);
