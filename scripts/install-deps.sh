@@ -31,6 +31,7 @@ PACKAGES=(
   kafkacat # provides kcat
   prometheus # for promtool, which checks the alerting rules
   python3 python3-venv
+  iproute2 iptables # the network-namespace fault tests
   # tests/deploy/container-image.sh: makes the base images with mmdebstrap,
   # builds the Dockerfile with buildah, runs the image with podman (on runc:
   # crun refuses hybrid cgroup hosts)

@@ -8,7 +8,8 @@
 #      (the consumer-group scenarios, which time leases that the sanitizers'
 #      slowdown would distort, run there unsanitized), then the soak
 #      variants (ctest -L soak) on 15, then the benchmark's smoke modes
-#      (drain and live latency);
+#      (drain and live latency); the network-namespace fault scenarios run
+#      on 15 only;
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit,
 #      Dockerfile, Helm chart, the container image built and run), then
 #      build the .deb, install it and run the relay from it;
@@ -33,7 +34,7 @@ for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     *)
-      sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -173,6 +174,9 @@ SOAK_SCALED_TESTS='crash_restart_test'
 SOAK_SCALED_CASES='-FaultsTest.BrokerRestartedFiveTimesDuringTheLoad'
 # Scenarios that time leases and failovers; never under the sanitizers.
 TIMED_TESTS='group_test|harness_smoke'
+# Network faults in namespaces (minutes of cuts and takeovers): on
+# PostgreSQL 15 only.
+NETNS_TESTS='netns_'
 
 step_integration_pg15() {
   say "integration tests on PostgreSQL 15 ($PG15_BINDIR)"
@@ -191,7 +195,7 @@ step_integration_pg17() {
     OUTBOX_PG_BINDIR="$PG17_BINDIR" OUTBOX_RELAY_SANITIZED_BIN="$ASAN_BUILD/src/app/outbox-relay" \
       ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
       UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-      run_ctest integration-pg17-asan "$BUILD" -L integration -E "$TIMED_TESTS" || rc=1
+      run_ctest integration-pg17-asan "$BUILD" -L integration -E "$TIMED_TESTS|$NETNS_TESTS" || rc=1
   else
     step_failed "integration-pg17-asan: not run, the ASan build failed"
     rc=1

@@ -130,6 +130,8 @@ class Pipeline::Session {
   // reply since.
   Clock::time_point last_received_at_ = Clock::now();
   bool reply_asked_ = false;
+  // Ended by postgres.receive_timeout: nothing sent now would arrive.
+  bool path_dead_ = false;
 };
 
 Pipeline::Pipeline(const config::Config& cfg, relay::Publisher& publisher,
@@ -466,17 +468,26 @@ common::Result<void> Pipeline::Session::finish(common::Result<void> result) {
   // the next owner redelivers whatever was not confirmed.
   auto drained = core_.fenced() ? core_.drain(kFencedDrain, kFencedPurgeWait)
                                 : core_.drain(cfg_.kafka.drain_timeout, kPurgeWait);
-  if (auto r = send_feedback(true); r.ok()) {
-    for (int i = 0; i < 50; ++i) {
-      auto f = stream_.flush();
-      if (!f || *f) break;
-      std::this_thread::sleep_for(milliseconds(10));
+  // On a dead path (postgres.receive_timeout) the final status update and the
+  // CopyDone handshake would only hold the reconnect back, by kCopyDoneWait or
+  // until TCP gives up; the slot keeps the position last confirmed.
+  if (!path_dead_) {
+    if (auto r = send_feedback(true); r.ok()) {
+      for (int i = 0; i < 50; ++i) {
+        auto f = stream_.flush();
+        if (!f || *f) break;
+        std::this_thread::sleep_for(milliseconds(10));
+      }
     }
   }
   spdlog::info("slot={} {} with confirmed lsn={} ({} records still in flight)", cfg_.postgres.slot,
                halted ? "halted" : (result.ok() ? "stopped" : "paused"),
                core_.watermark().to_string(), p_.publisher_.in_flight());
-  stream_.close();
+  if (path_dead_) {
+    stream_.abandon();
+  } else {
+    stream_.close();
+  }
   if (!drained.ok() && result.ok()) return drained;
   return result;
 }
@@ -517,6 +528,7 @@ common::Result<void> Pipeline::Session::check_receive_timeout() {
   const auto timeout = cfg_.postgres.receive_timeout;
   const auto silent = Clock::now() - last_received_at_;
   if (silent >= timeout) {
+    path_dead_ = true;
     return failure(errc::retriable,
                    fmt::format("no message from the server for {} ms (postgres.receive_timeout), "
                                "confirmed lsn={}; the network path to PostgreSQL is presumed dead",

@@ -508,6 +508,15 @@ void ReplicationStream::close() {
   conn_->pg = nullptr;
 }
 
+void ReplicationStream::abandon() {
+  if (!conn_ || !conn_->pg) return;
+  // PQfinish still sends a Terminate message; non-blocking, it only queues it.
+  PQsetnonblocking(conn_->pg, 1);
+  streaming_ = false;
+  PQfinish(conn_->pg);
+  conn_->pg = nullptr;
+}
+
 // The walsender answers CopyDone with its own only once it has read what came
 // before it, the final status update included. Closing at once, with the
 // walsender's data still unread, makes the kernel reset the connection, and a

@@ -137,6 +137,9 @@ class ReplicationStream {
   // Ends the copy cleanly (CopyDone) so the walsender releases the slot now
   // rather than after wal_sender_timeout.
   void close();
+  // Drops a connection whose network path is presumed dead: nothing would
+  // answer a CopyDone, and a blocking flush could wait for TCP to give up.
+  void abandon();
 
  private:
   ReplicationStream() = default;

@@ -12,7 +12,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr milliseconds kFenceAbortTimeout{1000};
+// How long a fenced slot tries to abort its open Kafka transaction.
+constexpr milliseconds kFencedAbort{1000};
 
 DeliveryLedger::FeedbackTimes feedback_times(const config::Config& cfg) {
   DeliveryLedger::FeedbackTimes t;
@@ -377,9 +378,7 @@ common::Error SlotCore::fence(const char* why) {
   fenced_ = true;
   publisher_.purge();
   pending_.clear();
-  // Briefly: whoever takes the slot over fences this producer and aborts
-  // what it left open anyway, and the lease is already gone.
-  abort_transaction(kFenceAbortTimeout);
+  abort_transaction();
   spdlog::warn("slot={} fencing: {}; stopped producing with {} records in flight",
                cfg_.postgres.slot, why, publisher_.in_flight());
   return make_error(errc::fenced, std::string("fenced: ") + why);
@@ -406,7 +405,13 @@ common::Result<void> SlotCore::drain(milliseconds timeout, milliseconds purge_ti
 
 void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeout) {
   if (!options_.transactions || !options_.transactions->in_transaction()) return;
-  if (auto r = options_.transactions->abort(timeout.value_or(options_.transaction_timeout)); !r) {
+  // A fenced slot has, or is about to have, another owner, whose
+  // init_transactions aborts what this one left open. Waiting here for a
+  // coordinator that may be unreachable (a partition) would only keep the
+  // walsender, and so the slot, from that owner for up to transaction_timeout.
+  milliseconds wait = timeout.value_or(options_.transaction_timeout);
+  if (fenced_) wait = std::min(wait, kFencedAbort);
+  if (auto r = options_.transactions->abort(wait); !r) {
     spdlog::warn(
         "slot={} aborting the Kafka transaction: {}; its records never become visible "
         "once the broker's transaction.timeout.ms passes",

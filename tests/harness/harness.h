@@ -11,6 +11,7 @@
 #include "harness/kafka_broker.h"
 #include "harness/murmur2.h"
 #include "harness/net.h"
+#include "harness/netns.h"
 #include "harness/postgres_server.h"
 #include "harness/process.h"
 #include "harness/servers.h"

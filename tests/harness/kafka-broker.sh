@@ -2,7 +2,7 @@
 # A throwaway single-node Kafka (KRaft, broker and controller in one JVM) for
 # tests, from the jars scripts/install-deps.sh caches.
 #
-#   kafka-broker.sh start DIR        format + start; prints 127.0.0.1:<port>
+#   kafka-broker.sh start DIR        format + start; prints <address>:<port>
 #   kafka-broker.sh stop DIR         SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT (30 s)
 #   kafka-broker.sh start-again DIR  after stop or kill: same ports, same data
 #   kafka-broker.sh kill DIR         SIGKILL
@@ -10,6 +10,10 @@
 #   kafka-broker.sh thaw DIR         SIGCONT
 #   kafka-broker.sh destroy DIR      SIGKILL and remove DIR
 #
+# KAFKA_LISTEN_ADDRESS: the IPv4 address the client listeners bind and
+#   advertise (default 127.0.0.1), e.g. a network namespace's own address so
+#   that clients in other namespaces can follow the metadata; the controller
+#   stays on 127.0.0.1.
 # KAFKA_EXTRA_PROPS: lines appended to server.properties (later keys win).
 # KAFKA_SECURE_PROTOCOL: SSL, SASL_SSL or SASL_PLAINTEXT adds a listener named
 #   SECURE with that security protocol on a third port (DIR/secure.bootstrap);
@@ -23,7 +27,7 @@
 # binary killed by a timeout leaves no JVM behind.
 #
 # Layout: DIR/server.properties, DIR/log4j.properties, DIR/server.log,
-# DIR/data (log.dirs), DIR/pid, DIR/port, DIR/controller.port, DIR/bootstrap,
+# DIR/data (log.dirs), DIR/pid, DIR/address, DIR/port, DIR/controller.port, DIR/bootstrap,
 # DIR/secure.port and DIR/secure.bootstrap with KAFKA_SECURE_PROTOCOL.
 set -euo pipefail
 
@@ -74,13 +78,13 @@ log_tail() {
 }
 
 write_config() {
-  local port="$1" cport="$2" sport="${3:-}"
-  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
-  local advertised="PLAINTEXT://127.0.0.1:$port"
+  local port="$1" cport="$2" sport="${3:-}" addr="${KAFKA_LISTEN_ADDRESS:-127.0.0.1}"
+  local listeners="PLAINTEXT://$addr:$port,CONTROLLER://127.0.0.1:$cport"
+  local advertised="PLAINTEXT://$addr:$port"
   local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if [[ -n $sport ]]; then
-    listeners+=",SECURE://127.0.0.1:$sport"
-    advertised+=",SECURE://127.0.0.1:$sport"
+    listeners+=",SECURE://$addr:$sport"
+    advertised+=",SECURE://$addr:$sport"
     protocols+=",SECURE:$KAFKA_SECURE_PROTOCOL"
   fi
   cat >"$DIR/server.properties" <<EOF
@@ -123,12 +127,13 @@ log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 # The readiness line "Kafka Server started" is logged at INFO by this class.
 log4j.logger.kafka.server.KafkaRaftServer=INFO
 EOF
+  echo "$addr" >"$DIR/address"
   echo "$port" >"$DIR/port"
   echo "$cport" >"$DIR/controller.port"
-  echo "127.0.0.1:$port" >"$DIR/bootstrap"
+  echo "$addr:$port" >"$DIR/bootstrap"
   if [[ -n $sport ]]; then
     echo "$sport" >"$DIR/secure.port"
-    echo "127.0.0.1:$sport" >"$DIR/secure.bootstrap"
+    echo "$addr:$sport" >"$DIR/secure.bootstrap"
   fi
 }
 
@@ -165,7 +170,7 @@ launch() {
   echo $! >"$DIR/pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$(cat "$DIR/address")/$1") 2>/dev/null; }
 
 # Ready when the broker logs that it started (after this launch: the log is
 # appended across restarts, so only bytes past `from` count) and its port

@@ -214,8 +214,9 @@ std::unique_ptr<KafkaBroker> KafkaBroker::start(Options options) {
   b->bootstrap_ = detail::run_script(kScript, {"start", b->broker_dir_},
                                      {{"KAFKA_EXTRA_PROPS", extra},
                                       {"KAFKA_SECURE_PROTOCOL", options.secure_protocol},
-                                      {"KAFKA_FORMAT_ARGS", format_args}});
-  if (b->bootstrap_.rfind("127.0.0.1:", 0) != 0) {
+                                      {"KAFKA_FORMAT_ARGS", format_args},
+                                      {"KAFKA_LISTEN_ADDRESS", options.listen_address}});
+  if (b->bootstrap_.rfind(options.listen_address + ":", 0) != 0) {
     throw std::runtime_error("kafka-broker.sh start printed no address: " + b->bootstrap_);
   }
   if (!options.secure_protocol.empty()) {

@@ -33,7 +33,8 @@ struct ClientSettings {
   std::map<std::string, std::string> properties;
 };
 
-// A throwaway single-node Kafka broker (KRaft) on free loopback ports
+// A throwaway single-node Kafka broker (KRaft) on free ports, loopback unless
+// told otherwise
 // (tests/harness/kafka-broker.sh). Topics are never auto-created.
 class KafkaBroker {
  public:
@@ -47,6 +48,9 @@ class KafkaBroker {
     // Extra arguments of the storage format step, e.g. {"--add-scram",
     // "SCRAM-SHA-512=[name=relay,password=...]"} to create SASL/SCRAM users.
     std::vector<std::string> format_args;
+    // The address the client listeners bind and advertise; clients in other
+    // network namespaces need one they can route to.
+    std::string listen_address = "127.0.0.1";
   };
 
   // Throws std::runtime_error with the broker's log tail if it cannot start.
@@ -56,9 +60,9 @@ class KafkaBroker {
   KafkaBroker(const KafkaBroker&) = delete;
   KafkaBroker& operator=(const KafkaBroker&) = delete;
 
-  // "127.0.0.1:<port>"; the same across stop/start_again and kill.
+  // "<listen_address>:<port>"; the same across stop/start_again and kill.
   const std::string& bootstrap() const { return bootstrap_; }
-  // "127.0.0.1:<port>" of the SECURE listener; empty without one.
+  // "<listen_address>:<port>" of the SECURE listener; empty without one.
   const std::string& secure_bootstrap() const { return secure_bootstrap_; }
   const std::string& dir() const { return broker_dir_; }
   std::string server_log() const;

@@ -65,6 +65,7 @@ std::string quote_literal(const std::string& text) {
 std::unique_ptr<PostgresServer> PostgresServer::start(Options options) {
   std::unique_ptr<PostgresServer> s(new PostgresServer());
   s->bin_dir_ = options.bin_dir.empty() ? default_bin_dir() : options.bin_dir;
+  s->host_ = options.host;
   s->dir_ = std::make_unique<TempDir>("outbox-pg");
   // The server runs as an unprivileged user, which must be able to reach the
   // cluster directory inside this root-owned one.
@@ -109,7 +110,7 @@ std::string PostgresServer::server_log() const {
 }
 
 std::string PostgresServer::dsn(const std::string& db, const std::string& user) const {
-  return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + conninfo_value(db) +
+  return "host=" + host_ + " port=" + std::to_string(port_) + " dbname=" + conninfo_value(db) +
          " user=" + conninfo_value(user) + " connect_timeout=10";
 }
 

@@ -33,6 +33,9 @@ class PostgresServer {
     // (PEM files; copied, so the originals keep their owner and mode).
     std::string ssl_cert_file;
     std::string ssl_key_file;
+    // The address dsn() names. The server listens there only if extra_conf
+    // sets listen_addresses to include it (and extra_hba lets it in).
+    std::string host = "127.0.0.1";
   };
 
   // Throws std::runtime_error with the script's output if it cannot start.
@@ -49,7 +52,7 @@ class PostgresServer {
   const std::string& dir() const { return cluster_dir_; }
   std::string server_log() const;
 
-  // keyword=value conninfo for TCP on 127.0.0.1.
+  // keyword=value conninfo for TCP on Options::host (127.0.0.1 by default).
   std::string dsn(const std::string& db = "postgres", const std::string& user = "postgres") const;
 
   // Runs one or more statements; throws std::runtime_error carrying the
@@ -85,6 +88,7 @@ class PostgresServer {
   std::unique_ptr<TempDir> dir_;
   std::string cluster_dir_;
   std::string bin_dir_;
+  std::string host_;
   int port_ = 0;
   std::mutex mutex_;
   std::vector<std::pair<std::string, pg_conn*>> connections_;

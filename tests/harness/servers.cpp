@@ -18,6 +18,8 @@ struct Slot {
 std::mutex mutex;
 Slot<PostgresServer> postgres_slot;
 Slot<KafkaBroker> kafka_slot;
+PostgresServer::Options postgres_options;
+KafkaBroker::Options kafka_options;
 
 template <typename Server, typename Start>
 Server& get(Slot<Server>& slot, const char* what, Start start) {
@@ -47,19 +49,27 @@ class ServersEnvironment : public ::testing::Environment {
 
 PostgresServer& Servers::postgres() {
   return get(postgres_slot, "PostgreSQL", [] {
-    auto pg = PostgresServer::start();
-    std::fprintf(stderr, "harness: PostgreSQL %d on 127.0.0.1:%d (%s)\n", pg->major_version(),
-                 pg->port(), pg->bin_dir().c_str());
+    auto pg = PostgresServer::start(postgres_options);
+    std::fprintf(stderr, "harness: PostgreSQL %d on %s:%d (%s)\n", pg->major_version(),
+                 postgres_options.host.c_str(), pg->port(), pg->bin_dir().c_str());
     return pg;
   });
 }
 
 KafkaBroker& Servers::kafka() {
   return get(kafka_slot, "Kafka", [] {
-    auto kafka = KafkaBroker::start();
+    auto kafka = KafkaBroker::start(kafka_options);
     std::fprintf(stderr, "harness: Kafka on %s\n", kafka->bootstrap().c_str());
     return kafka;
   });
+}
+
+void Servers::configure(PostgresServer::Options postgres, KafkaBroker::Options kafka) {
+  std::lock_guard lock(mutex);
+  postgres_options = std::move(postgres);
+  kafka_options = std::move(kafka);
+  postgres_slot.failure.clear();
+  kafka_slot.failure.clear();
 }
 
 void Servers::shutdown() {

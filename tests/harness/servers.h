@@ -18,6 +18,11 @@ class Servers {
  public:
   static PostgresServer& postgres();
   static KafkaBroker& kafka();
+  // The options the next start uses (by default, each server's defaults):
+  // for a binary whose servers run elsewhere than on loopback, e.g. in a
+  // network namespace. Call before the first postgres()/kafka() or after
+  // shutdown().
+  static void configure(PostgresServer::Options postgres, KafkaBroker::Options kafka);
   // Stops and removes both; later calls to postgres()/kafka() start anew.
   static void shutdown();
 };

@@ -30,20 +30,25 @@ struct GroupSlot {
 
 struct Instance {
   std::unique_ptr<harness::Process> process;
+  std::string http_host = "127.0.0.1";
   int http_port = 0;
   std::string config_path;
 };
 
-// GET http://127.0.0.1:port/path; the body, or nullopt when nothing answered
-// within a second (a frozen or dead instance).
-inline std::optional<std::string> http_get(int port, const std::string& path) {
+// GET http://host:port/path (host an IPv4 address); the body, or nullopt
+// when nothing answered within a second (a frozen or dead instance).
+inline std::optional<std::string> http_get(const std::string& host, int port,
+                                           const std::string& path) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    return std::nullopt;
+  }
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
@@ -64,6 +69,10 @@ inline std::optional<std::string> http_get(int port, const std::string& path) {
   return resp.substr(body + 4);
 }
 
+inline std::optional<std::string> http_get(int port, const std::string& path) {
+  return http_get("127.0.0.1", port, path);
+}
+
 inline int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -71,7 +80,7 @@ inline int64_t wall_ms() {
 }
 
 inline std::string readyz(const Instance& in) {
-  return http_get(in.http_port, "/readyz").value_or("");
+  return http_get(in.http_host, in.http_port, "/readyz").value_or("");
 }
 
 // The slots an instance says it streams ("leader slots=a,b").
@@ -214,14 +223,15 @@ class GroupTest : public RelayTest {
   class Loader {
    public:
     Loader(GroupTest& t, std::vector<GroupSlot> slots, std::string topic, int rows_per_txn = 50,
-           std::chrono::milliseconds pause = std::chrono::milliseconds(10))
+           std::chrono::milliseconds pause = std::chrono::milliseconds(10), int keys = 17)
         : slots_(std::move(slots)), inserted_(slots_.size(), 0) {
-      thread_ = std::thread([this, &t, topic, rows_per_txn, pause] {
+      thread_ = std::thread([this, &t, topic, rows_per_txn, pause, keys] {
         size_t i = 0;
         while (!stop_.load()) {
           const size_t s = i++ % slots_.size();
-          t.pg().exec(insert_rows_sql(topic, slots_[s].first_row + inserted_[s], rows_per_txn),
-                      slots_[s].db.name);
+          t.pg().exec(
+              insert_rows_sql(topic, slots_[s].first_row + inserted_[s], rows_per_txn, 64, keys),
+              slots_[s].db.name);
           {
             std::lock_guard lock(mutex_);
             inserted_[s] += rows_per_txn;
