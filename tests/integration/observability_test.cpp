@@ -257,6 +257,18 @@ TEST_F(ObservabilityTest, MaxSlotWalKeepSizeIsWarnedOfAndTheSlotsWalSafetyExport
   harness::PostgresServer::Options options;
   options.extra_conf = {"max_slot_wal_keep_size = 64MB"};
   auto server = harness::PostgresServer::start(options);
+  // PostgreSQL 18 also invalidates a slot left idle this long.
+  const bool has_idle_timeout = server->major_version() >= 18;
+  if (has_idle_timeout) {
+    server->exec("ALTER SYSTEM SET idle_replication_slot_timeout = '1d'");
+    server->exec("SELECT pg_reload_conf()");
+    ASSERT_TRUE(harness::wait_until(
+        [&] {
+          return server->query_scalar("SHOW idle_replication_slot_timeout") ==
+                 std::optional<std::string>("1d");
+        },
+        10s));
+  }
   auto db = make_outbox_db(*server);
   const std::string slot = unique("slot");
   std::string body = basic_config(db, slot);
@@ -307,6 +319,13 @@ TEST_F(ObservabilityTest, MaxSlotWalKeepSizeIsWarnedOfAndTheSlotsWalSafetyExport
   EXPECT_NE(line.find("Z warning " + warning), std::string::npos) << line;
   EXPECT_NE(line.find("wal_status=lost"), std::string::npos) << line;
   EXPECT_NE(line.find("set max_slot_wal_keep_size = -1"), std::string::npos) << line;
+  const std::string idle = "slot=" + slot + " idle_replication_slot_timeout=1d: ";
+  if (has_idle_timeout) {
+    EXPECT_NE(log.find("Z warning " + idle), std::string::npos) << log;
+    EXPECT_NE(log.find("set idle_replication_slot_timeout = 0"), std::string::npos) << log;
+  } else {
+    EXPECT_EQ(log.find("idle_replication_slot_timeout"), std::string::npos) << log;
+  }
   expect_clean_stop(*relay);
 }
 
