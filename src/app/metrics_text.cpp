@@ -91,13 +91,11 @@ void render_by_topic(Writer& w, const char* name, const char* help,
   });
 }
 
-void render_latency(Writer& w) {
-  const char* name = "outbox_relay_commit_to_ack_seconds";
-  w.family(name, "histogram",
-           "From the transaction's commit time on the server to Kafka's acknowledgement of each "
-           "record.");
+void render_histogram(Writer& w, const char* name, const char* help,
+                      const relay::LatencyHistogram relay::PipelineStats::*field) {
+  w.family(name, "histogram", help);
   w.each_slot([&](const relay::PipelineStats& stats) {
-    const auto s = stats.commit_to_ack.snapshot();
+    const auto s = (stats.*field).snapshot();
     const auto& bounds = relay::LatencyHistogram::kBoundsSeconds;
     for (size_t i = 0; i < bounds.size(); ++i) {
       std::ostringstream le;
@@ -109,6 +107,54 @@ void render_latency(Writer& w) {
     std::snprintf(sum, sizeof sum, "%.6f", s.sum_seconds);
     w.sample(std::string(name) + "_sum", sum);
     w.sample(std::string(name) + "_count", s.count);
+  });
+}
+
+// Exactly once: the checkpoint of each slot that has one.
+void render_checkpoint(Writer& w) {
+  if (!w.any_slot([](const auto& s) { return s.checkpoint_known.load(); })) return;
+  w.family("outbox_relay_checkpoint_lsn", "gauge",
+           "End LSN of the last checkpoint committed with a Kafka transaction (or read back from "
+           "Kafka at start), as a byte position.");
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    if (stats.checkpoint_known.load()) {
+      w.sample("outbox_relay_checkpoint_lsn", stats.checkpoint_lsn.load());
+    }
+  });
+}
+
+// The slot's wal_status as one sample per value, 1 for the current one;
+// left out until read, like the retained WAL.
+void render_wal_status(Writer& w) {
+  const auto known = [](const relay::PipelineStats& s) {
+    return s.wal_status.load() != static_cast<int>(relay::SlotWalStatus::kUnknown);
+  };
+  if (!w.any_slot(known)) return;
+  w.family("outbox_relay_slot_wal_status", "gauge",
+           "The slot's wal_status in pg_replication_slots: 1 for the current value. unreserved: "
+           "the slot will be lost at the next checkpoint unless it catches up; lost: the WAL it "
+           "needed was removed.");
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    if (!known(stats)) return;
+    const int current = stats.wal_status.load();
+    for (size_t i = 0; i < relay::kSlotWalStatusNames.size(); ++i) {
+      w.sample("outbox_relay_slot_wal_status", static_cast<int>(i) == current ? 1 : 0,
+               std::string("wal_status=\"") + relay::kSlotWalStatusNames[i] + '"');
+    }
+  });
+  if (!w.any_slot([](const auto& s) {
+        return s.safe_wal_bytes.load() != relay::PipelineStats::kSafeWalUnknown;
+      })) {
+    return;
+  }
+  w.family("outbox_relay_slot_safe_wal_bytes", "gauge",
+           "pg_replication_slots.safe_wal_size: WAL that can still be written before the slot "
+           "is in danger of being lost (max_slot_wal_keep_size); negative once past it.");
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    const int64_t safe = stats.safe_wal_bytes.load();
+    if (safe != relay::PipelineStats::kSafeWalUnknown) {
+      w.sample("outbox_relay_slot_safe_wal_bytes", safe);
+    }
   });
 }
 
@@ -159,6 +205,17 @@ constexpr PerSlotFamily kPerSlotFamilies[] = {
      "Invalidated slots dropped and created again under on_slot_lost: recreate; each one "
      "skipped rows.",
      &relay::PipelineStats::slots_recreated},
+    {"outbox_relay_kafka_transactions_committed_total", "counter",
+     "Kafka transactions committed with their checkpoint (exactly once).",
+     &relay::PipelineStats::kafka_transactions_committed},
+    {"outbox_relay_kafka_transactions_aborted_total", "counter",
+     "Kafka transactions aborted, by the relay or by a commit that could not go through; none "
+     "of their records is read by read_committed consumers (exactly once).",
+     &relay::PipelineStats::kafka_transactions_aborted},
+    {"outbox_relay_fenced_total", "counter",
+     "Times the slot stopped producing because a newer owner took its output: the lease ran "
+     "out, or Kafka refused this producer for a newer one.",
+     &relay::PipelineStats::fenced},
     {"outbox_relay_in_flight_records", "gauge", "Records handed to Kafka and not yet acknowledged.",
      &relay::PipelineStats::in_flight_records},
     {"outbox_relay_in_flight_bytes", "gauge",
@@ -190,8 +247,17 @@ std::string render_metrics(const std::vector<SlotStats>& slots, const BuildInfo&
                   "Records Kafka refused or failed to deliver, by topic.",
                   &relay::TopicCounters::failed);
   for (const auto& f : kPerSlotFamilies) w.per_slot(f.name, f.type, f.help, f.field);
+  render_checkpoint(w);
   render_retained_wal(w);
-  render_latency(w);
+  render_wal_status(w);
+  render_histogram(w, "outbox_relay_commit_to_ack_seconds",
+                   "From the transaction's commit time on the server to Kafka's acknowledgement "
+                   "of each record.",
+                   &relay::PipelineStats::commit_to_ack);
+  render_histogram(w, "outbox_relay_kafka_commit_seconds",
+                   "From asking Kafka to commit a transaction with its checkpoint to the commit "
+                   "succeeding (exactly once).",
+                   &relay::PipelineStats::kafka_commit);
   w.family("outbox_relay_streaming", "gauge", "1 while the slot is being streamed.");
   int owned = 0;
   w.each_slot([&](const PipelineStats& stats) {

@@ -55,6 +55,7 @@ void SlotMonitor::run() {
   pg::CatalogWatch watch(dsn_);
   WarnOnce wal_warning;
   WarnOnce check_warning;
+  WarnOnce status_warning;
   auto next_usage = Clock::now();
   auto next_check = Clock::now() + (check_ ? check_->interval : interval_);
   std::unique_lock lock(mu_);
@@ -71,6 +72,18 @@ void SlotMonitor::run() {
         wal_warning.ok();
         const auto& u = *usage;
         stats_.retained_wal_bytes = u && u->retained_wal_bytes ? *u->retained_wal_bytes : -1;
+        stats_.safe_wal_bytes = u && u->safe_wal_size ? *u->safe_wal_size
+                                                      : relay::PipelineStats::kSafeWalUnknown;
+        const auto status = u && u->wal_status ? relay::slot_wal_status_from(*u->wal_status)
+                                               : relay::SlotWalStatus::kUnknown;
+        if (u && u->wal_status && status == relay::SlotWalStatus::kUnknown) {
+          status_warning.warn("slot={} wal_status '{}' is not one this relay knows; left out of "
+                              "the metrics",
+                              slot_, *u->wal_status);
+        } else {
+          status_warning.ok();
+        }
+        stats_.wal_status = static_cast<int>(status);
       }
     }
     // Only a streaming pipeline is judged: at every connect it checks the

@@ -17,6 +17,7 @@
 #include "wal/copy_protocol.h"
 #include "wal/pgoutput.h"
 #include "pg/replication_stream.h"
+#include "pg/wal_safety.h"
 
 namespace driver {
 
@@ -207,6 +208,7 @@ common::Result<void> Pipeline::run() {
     bool streamed = false;
     common::Result<void> outcome = connect_and_stream(core, streamed);
     if (streamed) backoff = pg.reconnect_backoff_min;
+    if (!outcome.ok() && outcome.error().code == kafka::txn_errc::fenced) core.note_fenced();
     if (outcome.ok()) break;
     errc kind = disposition(outcome.error());
     if (producer_can_start_over(outcome.error()) && !stop_.load()) {
@@ -258,6 +260,18 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
   if (checkpoint && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
   auto stream = pg::ReplicationStream::connect(ro);
   if (!stream) return failure(errc::retriable, stream.error().describe());
+  if (!wal_safety_checked_) {
+    wal_safety_checked_ = true;
+    for (const auto& warning : pg::wal_safety_warnings((*stream)->wal_safety(), pg.slot)) {
+      spdlog::warn("{}", warning);
+    }
+  }
+  // Checked before the slot is looked at (or created): a slot of this name
+  // on another system is not the one the checkpoint is about.
+  if (auto foreign = check_system(core, (*stream)->system_identifier()); !foreign) {
+    return foreign.error();
+  }
+  core.set_system_identifier((*stream)->system_identifier());
   auto slot = (*stream)->prepare();
   if (!slot) {
     const auto& code = slot.error().code;
@@ -327,6 +341,42 @@ std::string Pipeline::lost_slot_message(const relay::Checkpoint& checkpoint) con
       "position",
       cfg_.postgres.slot, checkpoint.end_lsn.to_string(), options_.checkpoint_group,
       checkpoint.end_lsn.to_string());
+}
+
+// The checkpoint was written against another system than the server
+// connected to: a fresh initdb, a cluster restored from a dump, a failover
+// to a server that is not a physical copy. Its positions mean nothing in
+// this server's WAL, and the rows committed there after it were never
+// streamed: a lost slot.
+common::Result<void> Pipeline::check_system(relay::SlotCore& core, uint64_t system_identifier) {
+  const std::optional<relay::Checkpoint>& checkpoint = core.ledger().last_checkpoint();
+  if (!checkpoint || !checkpoint->system_identifier ||
+      *checkpoint->system_identifier == system_identifier) {
+    return {};
+  }
+  const std::string message = fmt::format(
+      "slot={}: the server is PostgreSQL system identifier {}, but Kafka holds the slot's "
+      "checkpoint at lsn={} (group {}) from system identifier {}: the relay is pointed at "
+      "another cluster (a new initdb, a restore from a dump, or a failover to a server that is "
+      "not a physical copy), and rows committed on system {} after lsn={} were never streamed; "
+      "compare the outbox with Kafka from that position",
+      cfg_.postgres.slot, system_identifier, checkpoint->end_lsn.to_string(),
+      options_.checkpoint_group, *checkpoint->system_identifier, *checkpoint->system_identifier,
+      checkpoint->end_lsn.to_string());
+  if (cfg_.postgres.on_slot_lost != config::SlotLostPolicy::kRecreate) {
+    return failure(errc::fatal,
+                   message + ", then point the relay back at system identifier " +
+                       std::to_string(*checkpoint->system_identifier) +
+                       ", or set postgres.on_slot_lost: recreate to stream this system's slot "
+                       "from its own position");
+  }
+  ++stats_.slots_recreated;
+  spdlog::error(
+      "{} (on_slot_lost: recreate: streaming system identifier {} from the slot's own position; "
+      "the rows after the checkpoint were NOT published)",
+      message, system_identifier);
+  core.forget_positions();
+  return {};
 }
 
 bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& failed) {

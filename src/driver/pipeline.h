@@ -85,6 +85,7 @@ class Pipeline {
   // retrying cannot fix (`failure` says which).
   bool take_output(relay::SlotCore& core, std::optional<common::Error>& failure);
   std::string lost_slot_message(const relay::Checkpoint& checkpoint) const;
+  common::Result<void> check_system(relay::SlotCore& core, uint64_t system_identifier);
   bool producer_can_start_over(const common::Error& error) const;
   void maybe_take_over(pg::ReplicationStream& stream);
   bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
@@ -100,6 +101,8 @@ class Pipeline {
   std::optional<std::chrono::steady_clock::time_point> slot_busy_since_;
   uint64_t takeover_requests_ = 0;
   bool output_taken_ = false;
+  // The server's WAL-safety settings are judged at the first connection.
+  bool wal_safety_checked_ = false;
 };
 
 }  // namespace driver

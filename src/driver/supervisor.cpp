@@ -37,6 +37,8 @@ void clear_running_gauges(relay::PipelineStats& stats) {
   stats.in_flight_records = 0;
   stats.in_flight_bytes = 0;
   stats.retained_wal_bytes = -1;
+  stats.wal_status = static_cast<int>(relay::SlotWalStatus::kUnknown);
+  stats.safe_wal_bytes = relay::PipelineStats::kSafeWalUnknown;
   stats.last_loop_unix_ms = 0;
 }
 

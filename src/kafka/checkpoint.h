@@ -4,8 +4,15 @@
 // transaction, as the metadata string of an offset committed to the
 // checkpoint group (see checkpoint_store.h):
 //
-//   v1 end_lsn=16/B374D848 last_row=whole     every row up to that commit
-//   v1 end_lsn=16/B374D848 last_row=41        ... and rows 0..41 of the next
+//   v2 systemid=7312345678901234567 end_lsn=16/B374D848 last_row=whole
+//   v2 systemid=7312345678901234567 end_lsn=16/B374D848 last_row=41
+//
+// The first: every row up to that commit; the second: ... and rows 0..41 of
+// the next. systemid is the server's system identifier (IDENTIFY_SYSTEM),
+// in decimal as PostgreSQL prints it. A checkpoint that does not know it is
+// written, and read, in the form earlier relays wrote:
+//
+//   v1 end_lsn=16/B374D848 last_row=whole
 //
 // end_lsn is the end LSN of the last PostgreSQL transaction whose rows are
 // all in committed Kafka transactions: the position the slot may be

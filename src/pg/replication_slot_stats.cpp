@@ -21,6 +21,18 @@ std::string trimmed_error(PGconn* c) {
   return s;
 }
 
+// A column that PostgreSQL reports as int8, or an error naming it.
+common::Result<std::optional<int64_t>> int8_column(PGresult* res, int column, const char* what) {
+  if (PQgetisnull(res, 0, column)) return std::optional<int64_t>();
+  std::string_view v = PQgetvalue(res, 0, column);
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), value);
+  if (ec != std::errc() || end != v.data() + v.size()) {
+    return query_error(std::string("unexpected ") + what + " value '" + std::string(v) + "'");
+  }
+  return std::optional<int64_t>(value);
+}
+
 }  // namespace
 
 struct SlotStatsReader::Conn {
@@ -50,10 +62,15 @@ common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string
     conn_ = std::move(c);
   }
   const char* params[] = {slot.c_str()};
-  PGresult* res = PQexecParams(conn_->pg,
-                               "SELECT active, (pg_current_wal_lsn() - restart_lsn)::int8 "
-                               "FROM pg_replication_slots WHERE slot_name = $1",
-                               1, nullptr, params, nullptr, nullptr, 0);
+  // wal_status and safe_wal_size came with max_slot_wal_keep_size in 13.
+  const char* query = PQserverVersion(conn_->pg) >= 130000
+                          ? "SELECT active, (pg_current_wal_lsn() - restart_lsn)::int8, "
+                            "wal_status, safe_wal_size "
+                            "FROM pg_replication_slots WHERE slot_name = $1"
+                          : "SELECT active, (pg_current_wal_lsn() - restart_lsn)::int8, "
+                            "NULL::text, NULL::int8 "
+                            "FROM pg_replication_slots WHERE slot_name = $1";
+  PGresult* res = PQexecParams(conn_->pg, query, 1, nullptr, params, nullptr, nullptr, 0);
   std::unique_ptr<PGresult, decltype(&PQclear)> guard(res, &PQclear);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     auto e = query_error("reading pg_replication_slots: " + trimmed_error(conn_->pg));
@@ -63,15 +80,13 @@ common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string
   if (PQntuples(res) == 0) return std::optional<SlotUsage>();
   SlotUsage u;
   u.active = std::string_view(PQgetvalue(res, 0, 0)) == "t";
-  if (!PQgetisnull(res, 0, 1)) {
-    std::string_view v = PQgetvalue(res, 0, 1);
-    int64_t bytes = 0;
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), bytes);
-    if (ec != std::errc() || end != v.data() + v.size()) {
-      return query_error("unexpected retained WAL value '" + std::string(v) + "'");
-    }
-    u.retained_wal_bytes = bytes;
-  }
+  auto retained = int8_column(res, 1, "retained WAL");
+  if (!retained) return retained.error();
+  u.retained_wal_bytes = *retained;
+  if (!PQgetisnull(res, 0, 2)) u.wal_status = PQgetvalue(res, 0, 2);
+  auto safe = int8_column(res, 3, "safe_wal_size");
+  if (!safe) return safe.error();
+  u.safe_wal_size = *safe;
   return std::optional<SlotUsage>(u);
 }
 

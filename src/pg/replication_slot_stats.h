@@ -14,6 +14,10 @@ struct SlotUsage {
   // pg_current_wal_lsn() - restart_lsn: the WAL the server keeps for the
   // slot. nullopt when the slot has no restart_lsn (invalidated).
   std::optional<int64_t> retained_wal_bytes;
+  // wal_status and safe_wal_size, PostgreSQL 13+ (nullopt before). NULL
+  // safe_wal_size: max_slot_wal_keep_size = -1, or the slot is lost.
+  std::optional<std::string> wal_status;
+  std::optional<int64_t> safe_wal_size;
 };
 
 // Reads a slot's row of pg_replication_slots over an ordinary (not a

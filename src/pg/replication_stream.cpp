@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <charconv>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -215,13 +216,43 @@ common::Result<void> ReplicationStream::check_server() {
   if (ident->empty() || !(*ident)[0][0]) {
     return error(replication_errc::query_failed, "IDENTIFY_SYSTEM returned no row");
   }
-  system_identifier_ = *(*ident)[0][0];
+  const std::string& systemid = *(*ident)[0][0];
+  auto [end, ec] = std::from_chars(systemid.data(), systemid.data() + systemid.size(),
+                                   system_identifier_);
+  if (systemid.empty() || ec != std::errc() || end != systemid.data() + systemid.size()) {
+    return error(replication_errc::query_failed,
+                 "IDENTIFY_SYSTEM returned systemid '" + systemid + "', not a system identifier");
+  }
   auto level = conn_->query("SHOW wal_level");
   if (!level) return level.error();
   if (level->empty() || (*level)[0][0] != std::optional<std::string>("logical")) {
     return error(replication_errc::wal_level_not_logical,
                  "wal_level is '" + (level->empty() ? std::string("?") : *(*level)[0][0]) +
                      "'; logical decoding needs wal_level = logical (and a server restart)");
+  }
+  return read_wal_safety();
+}
+
+common::Result<void> ReplicationStream::read_wal_safety() {
+  const auto show = [this](const char* name) -> common::Result<std::optional<std::string>> {
+    auto rows = conn_->query(std::string("SHOW ") + name);
+    if (!rows) return rows.error();
+    if (rows->empty() || !(*rows)[0][0]) {
+      return error(replication_errc::query_failed,
+                   std::string("SHOW ") + name + " returned no value");
+    }
+    return (*rows)[0][0];
+  };
+  wal_safety_ = {};
+  if (server_version_ >= 130000) {
+    auto keep = show("max_slot_wal_keep_size");
+    if (!keep) return keep.error();
+    wal_safety_.max_slot_wal_keep_size = *keep;
+  }
+  if (server_version_ >= 180000) {
+    auto idle = show("idle_replication_slot_timeout");
+    if (!idle) return idle.error();
+    wal_safety_.idle_replication_slot_timeout = *idle;
   }
   return {};
 }

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "common/result.h"
+#include "pg/wal_safety.h"
 #include "wal/catalog.h"
 #include "wal/lsn.h"
 
@@ -101,7 +102,11 @@ class ReplicationStream {
   ~ReplicationStream();
 
   int server_version() const { return server_version_; }
-  const std::string& system_identifier() const { return system_identifier_; }
+  // IDENTIFY_SYSTEM's systemid: the cluster's identity since initdb, kept
+  // by physical copies of it (standbys, base backups).
+  uint64_t system_identifier() const { return system_identifier_; }
+  // The settings that decide whether the server may invalidate the slot.
+  const WalSafetySettings& wal_safety() const { return wal_safety_; }
 
   // Reads the outbox from the catalog; checks that the publication delivers
   // it (creating the publication, before the slot, only when the slot does
@@ -144,6 +149,7 @@ class ReplicationStream {
  private:
   ReplicationStream() = default;
   common::Result<void> check_server();
+  common::Result<void> read_wal_safety();
   common::Result<void> ensure_publication(bool slot_exists);
   common::Result<SlotState> ensure_slot();
   common::Result<bool> slot_exists();
@@ -154,7 +160,8 @@ class ReplicationStream {
   std::unique_ptr<Conn> conn_;
   ReplicationOptions options_;
   int server_version_ = 0;
-  std::string system_identifier_;
+  uint64_t system_identifier_ = 0;
+  WalSafetySettings wal_safety_;
   OutboxRelation outbox_;
   bool streaming_ = false;
 };

@@ -14,9 +14,15 @@ namespace relay {
 // after it. The slot may be confirmed to end_lsn; a resume, which PostgreSQL
 // restarts at that next transaction's Begin, skips exactly its rows up to
 // last_row.
+//
+// system_identifier is the server's (IDENTIFY_SYSTEM's systemid) whose WAL
+// the positions are in: a slot of the same name on another system (a fresh
+// initdb, a cluster restored from a dump) shares nothing with them. Unknown
+// in checkpoints written before it was recorded.
 struct Checkpoint {
   wal::Lsn end_lsn;
   std::optional<uint64_t> last_row;
+  std::optional<uint64_t> system_identifier;
 
   bool operator==(const Checkpoint&) const = default;
 };

@@ -105,9 +105,19 @@ common::Result<std::optional<DeliveryLedger::Token>> DeliveryLedger::add_dead_le
 }
 
 Checkpoint DeliveryLedger::checkpoint() const {
-  Checkpoint c{stream_end_, std::nullopt};
+  Checkpoint c{stream_end_, std::nullopt, system_identifier_};
   if (txn_ && rows_in_txn_ > 0) c.last_row = rows_in_txn_ - 1;
   return c;
+}
+
+void DeliveryLedger::forget_positions() {
+  last_checkpoint_.reset();
+  skip_through_.reset();
+  tracker_ = AckTracker(wal::Lsn());
+  committed_end_ = wal::Lsn();
+  stream_end_ = wal::Lsn();
+  last_reported_ = wal::Lsn();
+  records_since_commit_ = 0;
 }
 
 void DeliveryLedger::on_committed(const Checkpoint& checkpoint) {

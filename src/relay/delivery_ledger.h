@@ -120,6 +120,15 @@ class DeliveryLedger {
   // The checkpoint read back from Kafka when the slot is taken: the next
   // session resumes after it.
   void restore(const Checkpoint& checkpoint) { last_checkpoint_ = checkpoint; }
+  // The system the session's server belongs to: checkpoint() names it.
+  void set_system_identifier(uint64_t system_identifier) {
+    system_identifier_ = system_identifier;
+  }
+  // The slot's server is not the system the positions so far were read
+  // from (a checkpoint of another system identifier, under on_slot_lost:
+  // recreate): they mean nothing in its WAL. Forgets them, the checkpoint
+  // included; the next session starts where the slot is.
+  void forget_positions();
   const std::optional<Checkpoint>& last_checkpoint() const { return last_checkpoint_; }
   uint64_t records_since_commit() const { return records_since_commit_; }
   bool exactly_once() const { return exactly_once_; }
@@ -169,6 +178,7 @@ class DeliveryLedger {
   uint64_t records_since_commit_ = 0;
   std::optional<uint64_t> skip_through_;
   std::optional<Checkpoint> last_checkpoint_;
+  std::optional<uint64_t> system_identifier_;
   std::optional<uint64_t> skip_in_txn_;
   bool reported_in_session_ = false;
   Clock::time_point last_feedback_at_{};

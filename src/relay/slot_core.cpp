@@ -79,6 +79,7 @@ wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed, RelationGuard guard) {
   pending_.clear();
   stop_error_.reset();
   fenced_ = false;
+  fence_noted_ = false;
   // What the open Kafka transaction holds is streamed again from the
   // checkpoint; none of it may become visible.
   abort_transaction();
@@ -276,6 +277,7 @@ common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token
         return make_error(errc::halted,
                           "record id=" + id + " lsn=" + lsn + " rejected by Kafka: " + r.error);
       case DeliveryLedger::Verdict::kFatal:
+        if (r.reason == DeliveryReason::kFenced) note_fenced();
         return make_error(errc::producer_failed, "Kafka producer failed: " + r.error);
       default:
         // A Kafka transaction doomed by an earlier delivery refuses every
@@ -351,6 +353,7 @@ void SlotCore::on_report(const DeliveryReport& report) {
                                                 "); restarting from the confirmed position");
       return;
     default:
+      if (report.reason == DeliveryReason::kFenced) note_fenced();
       stop_error_ = make_error(errc::producer_failed, std::string("Kafka producer failed (") +
                                                           reason + "): " + report.error);
       return;
@@ -376,6 +379,7 @@ bool SlotCore::backpressured() const {
 
 common::Error SlotCore::fence(const char* why) {
   fenced_ = true;
+  note_fenced();
   publisher_.purge();
   pending_.clear();
   abort_transaction();
@@ -403,6 +407,12 @@ common::Result<void> SlotCore::drain(milliseconds timeout, milliseconds purge_ti
                     "Kafka did not acknowledge all records within drain_timeout");
 }
 
+void SlotCore::note_fenced() {
+  if (fence_noted_) return;
+  fence_noted_ = true;
+  ++stats_.fenced;
+}
+
 void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeout) {
   if (!options_.transactions || !options_.transactions->in_transaction()) return;
   // A fenced slot has, or is about to have, another owner, whose
@@ -411,6 +421,9 @@ void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeou
   // walsender, and so the slot, from that owner for up to transaction_timeout.
   milliseconds wait = timeout.value_or(options_.transaction_timeout);
   if (fenced_) wait = std::min(wait, kFencedAbort);
+  // Aborted even when the abort fails: the broker aborts what is left open
+  // past transaction.timeout.ms.
+  ++stats_.kafka_transactions_aborted;
   if (auto r = options_.transactions->abort(wait); !r) {
     spdlog::warn(
         "slot={} aborting the Kafka transaction: {}; its records never become visible "
@@ -425,6 +438,7 @@ common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout)
   if (!committing_ && !txns->in_transaction()) return {};
   const uint64_t records = ledger_.records_since_commit();
   const Checkpoint checkpoint = committing_.value_or(ledger_.checkpoint());
+  if (!committing_) commit_began_ = Clock::now();
   common::Result<void> committed =
       pending_.empty() ? txns->commit(checkpoint, timeout)
                        : common::Result<void>(make_error(errc::unacknowledged, "records waiting"));
@@ -432,6 +446,9 @@ common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout)
     on_committed(checkpoint);
     return {};
   }
+  // Not attempted (records waiting) leaves it open, for the caller's abort;
+  // timed out leaves its outcome unknown.
+  if (!txns->in_transaction() && !txns->commit_pending()) ++stats_.kafka_transactions_aborted;
   spdlog::warn(
       "slot={} Kafka did not acknowledge {} records within {} ms ({}); they stay "
       "unconfirmed and are streamed again from lsn={}",
@@ -452,6 +469,7 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
   }
   if (!lease_held()) return fence("lease expired before committing");
   const Checkpoint checkpoint = committing_.value_or(ledger_.checkpoint());
+  if (!committing_) commit_began_ = Clock::now();
   if (auto r = txns->commit(checkpoint, options_.commit_slice); !r) {
     // Kafka is slow or away: the loop goes back to answering the server and
     // reads nothing more until this commit is done (backpressured()).
@@ -460,6 +478,7 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
       return {};
     }
     committing_.reset();
+    ++stats_.kafka_transactions_aborted;
     // The deliveries that doomed the transaction are reported now, before
     // the replay makes their tokens stale: the records Kafka refused are
     // learned here, so that the replay sends their dead letters instead.
@@ -473,7 +492,23 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
 void SlotCore::on_committed(const Checkpoint& checkpoint) {
   committing_.reset();
   ledger_.on_committed(checkpoint);
-  ++stats_.kafka_transactions;
+  ++stats_.kafka_transactions_committed;
+  stats_.kafka_commit.observe_micros(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - commit_began_).count());
+  stats_.checkpoint_lsn = checkpoint.end_lsn.value();
+  stats_.checkpoint_known = true;
+}
+
+void SlotCore::restore(const Checkpoint& checkpoint) {
+  ledger_.restore(checkpoint);
+  stats_.checkpoint_lsn = checkpoint.end_lsn.value();
+  stats_.checkpoint_known = true;
+}
+
+void SlotCore::forget_positions() {
+  ledger_.forget_positions();
+  stats_.checkpoint_known = false;
+  stats_.checkpoint_lsn = 0;
 }
 
 }  // namespace relay

@@ -100,7 +100,18 @@ class SlotCore {
   // again), waiting at most `timeout` (transaction_timeout by default).
   void abort_transaction(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // The checkpoint read back from Kafka when the slot was taken.
-  void restore(const Checkpoint& checkpoint) { ledger_.restore(checkpoint); }
+  void restore(const Checkpoint& checkpoint);
+  // The system identifier of the server the next session streams from;
+  // checkpoints name it.
+  void set_system_identifier(uint64_t system_identifier) {
+    ledger_.set_system_identifier(system_identifier);
+  }
+  // See DeliveryLedger::forget_positions().
+  void forget_positions();
+  // Counts, once per session, that a newer owner took the slot's output:
+  // the lease ran out (fence()), or Kafka refused this producer for a newer
+  // one (a delivery report here, a failed commit in the driver).
+  void note_fenced();
 
   std::optional<wal::Lsn> feedback(Clock::time_point now, bool force) {
     return ledger_.feedback(now, force);
@@ -134,6 +145,8 @@ class SlotCore {
   static RowKey key_of(const OutboxRecord& record);
   std::map<RowKey, std::pair<DeliveryReason, std::string>> refused_;
   Clock::time_point transaction_began_{};
+  // When the commit in progress was first asked for.
+  Clock::time_point commit_began_{};
   // A commit that ran out of its time slice, resumed with this checkpoint.
   std::optional<Checkpoint> committing_;
 
@@ -156,6 +169,7 @@ class SlotCore {
   int64_t reports_now_micros_ = 0;
   std::optional<common::Error> stop_error_;  // set from delivery reports
   bool fenced_ = false;
+  bool fence_noted_ = false;
   // Each dead-lettered row is logged with its id and LSN, up to a flood;
   // past it, a count of the lines held back (the records still carry both).
   LogBudget dead_letter_log_{50};

@@ -2,6 +2,13 @@
 
 namespace relay {
 
+SlotWalStatus slot_wal_status_from(std::string_view name) {
+  for (size_t i = 0; i < kSlotWalStatusNames.size(); ++i) {
+    if (name == kSlotWalStatusNames[i]) return static_cast<SlotWalStatus>(i);
+  }
+  return SlotWalStatus::kUnknown;
+}
+
 TopicCounters& TopicStatsRegistry::get(std::string_view topic) {
   std::lock_guard lock(mu_);
   auto it = topics_.find(topic);

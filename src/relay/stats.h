@@ -78,6 +78,20 @@ class LatencyHistogram {
   std::atomic<int64_t> sum_micros_{0};
 };
 
+// pg_replication_slots.wal_status (PostgreSQL 13+), as the slot monitor last
+// read it.
+enum class SlotWalStatus : int {
+  kUnknown = -1,  // not read yet, no such slot, or a server before 13
+  kReserved,
+  kExtended,
+  kUnreserved,
+  kLost,
+};
+inline constexpr std::array<const char*, 4> kSlotWalStatusNames = {"reserved", "extended",
+                                                                   "unreserved", "lost"};
+// kUnknown for a value not among those.
+SlotWalStatus slot_wal_status_from(std::string_view name);
+
 enum class PipelineState : int {
   kStarting,
   kConnecting,
@@ -94,7 +108,15 @@ struct PipelineStats {
   std::atomic<uint64_t> records_failed{0};
   std::atomic<uint64_t> records_dead_lettered{0};
   std::atomic<uint64_t> transactions{0};
-  std::atomic<uint64_t> kafka_transactions{0};  // committed, exactly once
+  // Exactly once: Kafka transactions committed, and aborted (by the relay,
+  // or by a commit that could not go through); times a newer owner took the
+  // slot's output (the lease ran out, or Kafka refused this producer for a
+  // newer one); the end LSN of the last checkpoint committed or read back.
+  std::atomic<uint64_t> kafka_transactions_committed{0};
+  std::atomic<uint64_t> kafka_transactions_aborted{0};
+  std::atomic<uint64_t> fenced{0};
+  std::atomic<uint64_t> checkpoint_lsn{0};
+  std::atomic<bool> checkpoint_known{false};
   std::atomic<uint64_t> received_lsn{0};
   std::atomic<uint64_t> confirmed_lsn{0};
   std::atomic<uint64_t> in_flight_records{0};
@@ -104,12 +126,21 @@ struct PipelineStats {
   std::atomic<int64_t> last_loop_unix_ms{0};
   // Written by the slot monitor's thread; -1 until its first answer.
   std::atomic<int64_t> retained_wal_bytes{-1};
+  std::atomic<int> wal_status{static_cast<int>(SlotWalStatus::kUnknown)};
+  // pg_replication_slots.safe_wal_size: WAL that may still be written before
+  // the slot is in danger of being lost; negative once it is past that.
+  // kSafeWalUnknown while unread, and when the server reports NULL
+  // (max_slot_wal_keep_size = -1, or the slot is lost).
+  static constexpr int64_t kSafeWalUnknown = INT64_MIN;
+  std::atomic<int64_t> safe_wal_bytes{kSafeWalUnknown};
   // The outbox OID the pipeline streams, set at each connect (0 before);
   // the monitor's publication check raises catalog_alarm, the loop stops.
   std::atomic<uint32_t> outbox_oid{0};
   CatalogAlarm catalog_alarm;
   TopicStatsRegistry topics;
   LatencyHistogram commit_to_ack;
+  // Exactly once: from the first commit() of a Kafka transaction to its success.
+  LatencyHistogram kafka_commit;
 
   void mark_loop_alive() {
     last_loop_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

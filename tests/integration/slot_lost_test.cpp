@@ -143,5 +143,80 @@ TEST_F(SlotLostTest, SlotDroppedWhileRunningStopsTheRelay) {
   EXPECT_EQ(slot_active(db, slot), std::nullopt);
 }
 
+// The checkpoint names the system its positions are in. A relay pointed at
+// another cluster (a fresh initdb here) that has a slot of the same name, or
+// lets one be created, is on a lost slot: refused by default, naming both
+// system identifiers and the checkpointed position, with nothing created
+// there; on_slot_lost: recreate streams the new system from its own slot,
+// and from then on the checkpoint is the new system's.
+TEST_F(SlotLostTest, CheckpointOfAnotherSystemIsRefusedNamingBothSystemIdentifiers) {
+  auto [db, slot, topic] = new_scene(1);
+  {
+    auto relay = start_relay(write_config(exactly_once(basic_config(db, slot))));
+    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    pg().exec(insert_rows_sql(topic, 0, 5), db.name);
+    const std::string end = current_wal_lsn(db);
+    ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
+    expect_clean_stop(*relay);
+  }
+  const auto old_system =
+      pg().query_scalar("SELECT system_identifier::text FROM pg_control_system()");
+  auto other = harness::PostgresServer::start();
+  const auto new_system =
+      other->query_scalar("SELECT system_identifier::text FROM pg_control_system()");
+  ASSERT_TRUE(old_system && new_system);
+  ASSERT_NE(*old_system, *new_system);
+  const OutboxDb other_db = make_outbox_db(*other);
+  const auto slots_there = [&] {
+    return other->query_scalar("SELECT count(*)::text FROM pg_replication_slots");
+  };
+
+  auto failing = start_relay(write_config(exactly_once(basic_config(other_db, slot))));
+  ASSERT_EQ(failing->wait_exit(60s), std::optional<int>(1)) << failing->log_contents();
+  const std::string refusal = failing->log_contents();
+  // What the relay read back from Kafka before it connected.
+  const std::string taken = "(exactly once); checkpoint lsn=";
+  const size_t at = refusal.find(taken);
+  ASSERT_NE(at, std::string::npos) << refusal;
+  const std::string checkpoint =
+      refusal.substr(at + taken.size(), refusal.find_first_of(" \n", at + taken.size()) -
+                                            (at + taken.size()));
+  EXPECT_NE(refusal.find("the server is PostgreSQL system identifier " + *new_system +
+                         ", but Kafka holds the slot's checkpoint at lsn=" + checkpoint),
+            std::string::npos)
+      << refusal;
+  EXPECT_NE(refusal.find("from system identifier " + *old_system), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("on_slot_lost: recreate"), std::string::npos) << refusal;
+  EXPECT_EQ(refusal.find("streaming from"), std::string::npos) << refusal;
+  EXPECT_EQ(slots_there(), std::optional<std::string>("0")) << "a slot was created";
+
+  std::string body = exactly_once(basic_config(other_db, slot));
+  body.replace(body.find("  status_interval"), 0, "  on_slot_lost: recreate\n");
+  {
+    auto relay = start_relay(write_config(body));
+    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    const std::string log = relay->log_contents();
+    EXPECT_NE(log.find("streaming system identifier " + *new_system +
+                       " from the slot's own position; the rows after the checkpoint were NOT "
+                       "published"),
+              std::string::npos)
+        << log;
+    other->exec(insert_rows_sql(topic, 5, 3), other_db.name);
+    auto got = kafka().consume(read_committed(), topic, 8, 60s);
+    ASSERT_EQ(got.size(), 8u);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(header(got[5 + i], "outbox-id"),
+                std::optional<std::optional<std::string>>(row_id(5 + i)));
+    }
+    expect_clean_stop(*relay);
+  }
+  // The checkpoint is this system's now: the default policy streams.
+  auto relay = start_relay(write_config(exactly_once(basic_config(other_db, slot))));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  EXPECT_EQ(relay->log_contents().find("system identifier"), std::string::npos)
+      << relay->log_contents();
+  expect_clean_stop(*relay);
+}
+
 }  // namespace
 }  // namespace itest

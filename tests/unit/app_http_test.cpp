@@ -135,6 +135,84 @@ TEST(MetricsText, RetainedWalIsLeftOutUntilKnown) {
   EXPECT_NE(text.find("outbox_relay_slots_owned 0\n"), std::string::npos);
 }
 
+TEST(MetricsText, RendersTheExactlyOnceFamilies) {
+  PipelineStats stats;
+  stats.kafka_transactions_committed = 12;
+  stats.kafka_transactions_aborted = 2;
+  stats.fenced = 1;
+  stats.checkpoint_lsn = 0x16B374D848ull;
+  stats.checkpoint_known = true;
+  stats.kafka_commit.observe_micros(30000);
+  stats.kafka_commit.observe_micros(120000);
+  const std::string text = render_metrics(stats, "s1", BuildInfo{});
+  for (const char* line : {
+           "# TYPE outbox_relay_kafka_transactions_committed_total counter\n"
+           "outbox_relay_kafka_transactions_committed_total{slot=\"s1\"} 12\n",
+           "# TYPE outbox_relay_kafka_transactions_aborted_total counter\n"
+           "outbox_relay_kafka_transactions_aborted_total{slot=\"s1\"} 2\n",
+           "# TYPE outbox_relay_fenced_total counter\n"
+           "outbox_relay_fenced_total{slot=\"s1\"} 1\n",
+           "# TYPE outbox_relay_checkpoint_lsn gauge\n"
+           "outbox_relay_checkpoint_lsn{slot=\"s1\"} 97500059720\n",
+           "# TYPE outbox_relay_kafka_commit_seconds histogram\n",
+           "outbox_relay_kafka_commit_seconds_bucket{slot=\"s1\",le=\"0.025\"} 0\n",
+           "outbox_relay_kafka_commit_seconds_bucket{slot=\"s1\",le=\"0.05\"} 1\n",
+           "outbox_relay_kafka_commit_seconds_bucket{slot=\"s1\",le=\"0.25\"} 2\n",
+           "outbox_relay_kafka_commit_seconds_bucket{slot=\"s1\",le=\"+Inf\"} 2\n",
+           "outbox_relay_kafka_commit_seconds_sum{slot=\"s1\"} 0.150000\n",
+           "outbox_relay_kafka_commit_seconds_count{slot=\"s1\"} 2\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "in:\n" << text;
+  }
+}
+
+// At least once, or before the checkpoint is read: no checkpoint to show,
+// and the counters stay at zero.
+TEST(MetricsText, TheCheckpointIsLeftOutUntilKnownAndTheCountersStartAtZero) {
+  PipelineStats stats;
+  const std::string text = render_metrics(stats, "s1", BuildInfo{});
+  EXPECT_EQ(text.find("outbox_relay_checkpoint_lsn"), std::string::npos) << text;
+  for (const char* line : {"outbox_relay_kafka_transactions_committed_total{slot=\"s1\"} 0\n",
+                           "outbox_relay_kafka_transactions_aborted_total{slot=\"s1\"} 0\n",
+                           "outbox_relay_fenced_total{slot=\"s1\"} 0\n",
+                           "outbox_relay_kafka_commit_seconds_count{slot=\"s1\"} 0\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "in:\n" << text;
+  }
+}
+
+TEST(MetricsText, WalStatusIsOneSamplePerValueWithTheCurrentOneAtOne) {
+  PipelineStats stats;
+  stats.wal_status = static_cast<int>(relay::SlotWalStatus::kUnreserved);
+  stats.safe_wal_bytes = -8192;
+  const std::string text = render_metrics(stats, "s1", BuildInfo{});
+  EXPECT_NE(text.find("# TYPE outbox_relay_slot_wal_status gauge\n"
+                      "outbox_relay_slot_wal_status{slot=\"s1\",wal_status=\"reserved\"} 0\n"
+                      "outbox_relay_slot_wal_status{slot=\"s1\",wal_status=\"extended\"} 0\n"
+                      "outbox_relay_slot_wal_status{slot=\"s1\",wal_status=\"unreserved\"} 1\n"
+                      "outbox_relay_slot_wal_status{slot=\"s1\",wal_status=\"lost\"} 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE outbox_relay_slot_safe_wal_bytes gauge\n"
+                      "outbox_relay_slot_safe_wal_bytes{slot=\"s1\"} -8192\n"),
+            std::string::npos)
+      << text;
+}
+
+// Unknown until the monitor's first answer; safe_wal_size is NULL while
+// max_slot_wal_keep_size = -1 (and for a lost slot).
+TEST(MetricsText, WalStatusAndSafeWalAreLeftOutUntilKnown) {
+  PipelineStats stats;
+  std::string text = render_metrics(stats, "s1", BuildInfo{});
+  EXPECT_EQ(text.find("outbox_relay_slot_wal_status"), std::string::npos) << text;
+  EXPECT_EQ(text.find("outbox_relay_slot_safe_wal_bytes"), std::string::npos) << text;
+  stats.wal_status = static_cast<int>(relay::SlotWalStatus::kReserved);
+  text = render_metrics(stats, "s1", BuildInfo{});
+  EXPECT_NE(text.find("outbox_relay_slot_wal_status{slot=\"s1\",wal_status=\"reserved\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("outbox_relay_slot_safe_wal_bytes"), std::string::npos) << text;
+}
+
 // promtool's findings on `text`; nullopt when promtool is not installed.
 std::optional<std::string> promtool_findings(const std::string& text) {
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) return std::nullopt;
@@ -159,6 +237,11 @@ TEST(MetricsText, PassesPromtoolCheckMetrics) {
   PipelineStats stats;
   stats.topics.get("orders").published = 7;
   stats.retained_wal_bytes = 0;
+  stats.wal_status = static_cast<int>(relay::SlotWalStatus::kReserved);
+  stats.safe_wal_bytes = 1 << 20;
+  stats.checkpoint_known = true;
+  stats.checkpoint_lsn = 4096;
+  stats.kafka_commit.observe_micros(40000);
   stats.commit_to_ack.observe_micros(1500);
   auto findings =
       promtool_findings(render_metrics(stats, "s1", BuildInfo{"0.1.0", "2.0.2", "150013"}));
@@ -183,6 +266,11 @@ class MultiSlotMetrics : public ::testing::Test {
     a_.retained_wal_bytes = 4096;
     a_.last_loop_unix_ms = 1700000000123;
     a_.commit_to_ack.observe_micros(20000);
+    a_.kafka_transactions_committed = 9;
+    a_.checkpoint_known = true;
+    a_.checkpoint_lsn = 8192;
+    a_.wal_status = static_cast<int>(relay::SlotWalStatus::kExtended);
+    a_.safe_wal_bytes = 65536;
     // Revoked: counters kept, no retained WAL or loop any more.
     b_.state = static_cast<int>(PipelineState::kStopped);
     b_.topics.get("orders").published = 5;
@@ -213,7 +301,7 @@ TEST_F(MultiSlotMetrics, EveryFamilyAppearsOnceWithBothSlotsSamplesUnderIt) {
     if (kind == "HELP") ++helps[name];
     if (kind == "TYPE") ++types[name];
   }
-  EXPECT_EQ(helps.size(), 16u) << text;
+  EXPECT_EQ(helps.size(), 23u) << text;
   for (const auto& [name, n] : helps) EXPECT_EQ(n, 1) << name << " in:\n" << text;
   EXPECT_EQ(helps.size(), types.size());
   for (const auto& [name, n] : types) EXPECT_EQ(n, 1) << name << " in:\n" << text;
@@ -239,10 +327,19 @@ TEST_F(MultiSlotMetrics, EveryFamilyAppearsOnceWithBothSlotsSamplesUnderIt) {
            std::string(
                "outbox_relay_last_loop_timestamp_seconds{slot=\"slot_a\"} 1700000000.123\n"),
            std::string("outbox_relay_slots_owned 1\n"),
+           std::string("outbox_relay_kafka_transactions_committed_total{slot=\"slot_a\"} 9\n"),
+           "outbox_relay_kafka_transactions_committed_total{" + b + "} 0\n",
+           std::string("outbox_relay_checkpoint_lsn{slot=\"slot_a\"} 8192\n"),
+           std::string(
+               "outbox_relay_slot_wal_status{slot=\"slot_a\",wal_status=\"extended\"} 1\n"),
+           std::string("outbox_relay_slot_safe_wal_bytes{slot=\"slot_a\"} 65536\n"),
        }) {
     EXPECT_EQ(occurrences(text, sample), 1u) << "missing: " << sample << "in:\n" << text;
   }
   EXPECT_EQ(occurrences(text, "outbox_relay_slot_retained_wal_bytes{" + b), 0u) << text;
+  EXPECT_EQ(occurrences(text, "outbox_relay_checkpoint_lsn{" + b), 0u) << text;
+  EXPECT_EQ(occurrences(text, "outbox_relay_slot_wal_status{" + b), 0u) << text;
+  EXPECT_EQ(occurrences(text, "outbox_relay_slot_safe_wal_bytes{" + b), 0u) << text;
   EXPECT_EQ(occurrences(text, "outbox_relay_last_loop_timestamp_seconds{" + b), 0u) << text;
   EXPECT_EQ(occurrences(text, "outbox_relay_build_info{"), 1u) << text;
 }

@@ -27,6 +27,44 @@ TEST(KafkaCheckpoint, PartialTransactionRoundTripsWithItsRowIndex) {
   EXPECT_EQ(encode_checkpoint({wal::Lsn(0), 7}), "v1 end_lsn=0/0 last_row=7");
 }
 
+TEST(KafkaCheckpoint, SystemIdentifierRoundTripsInVersion2) {
+  const Checkpoint whole{wal::Lsn(0x16B374D848ull), std::nullopt, 7312345678901234567ull};
+  EXPECT_EQ(encode_checkpoint(whole),
+            "v2 systemid=7312345678901234567 end_lsn=16/B374D848 last_row=whole");
+  const Checkpoint partial{wal::Lsn(0x16B374D848ull), 41, 0};
+  EXPECT_EQ(encode_checkpoint(partial), "v2 systemid=0 end_lsn=16/B374D848 last_row=41");
+  for (const Checkpoint& c : {whole, partial, Checkpoint{wal::Lsn(UINT64_MAX), 0, UINT64_MAX}}) {
+    auto parsed = parse_checkpoint(encode_checkpoint(c));
+    ASSERT_TRUE(parsed) << parsed.error().describe();
+    EXPECT_EQ(*parsed, c);
+  }
+}
+
+// Checkpoints committed by relays that did not record the system identifier
+// are still read, as not knowing it.
+TEST(KafkaCheckpoint, Version1IsStillReadWithoutASystemIdentifier) {
+  auto parsed = parse_checkpoint("v1 end_lsn=16/B374D848 last_row=41");
+  ASSERT_TRUE(parsed) << parsed.error().describe();
+  EXPECT_EQ(*parsed, (Checkpoint{wal::Lsn(0x16B374D848ull), 41, std::nullopt}));
+  EXPECT_FALSE(parsed->system_identifier.has_value());
+}
+
+TEST(KafkaCheckpoint, MalformedVersion2IsRefusedNamingIt) {
+  for (const char* text :
+       {"v2 end_lsn=0/0 last_row=whole", "v2 systemid=1 end_lsn=0/0",
+        "v2 systemid= end_lsn=0/0 last_row=whole", "v2 systemid=x end_lsn=0/0 last_row=whole",
+        "v2 systemid=-1 end_lsn=0/0 last_row=whole", "v2 systemid=01 end_lsn=0/0 last_row=whole",
+        "v2 systemid=18446744073709551616 end_lsn=0/0 last_row=whole",
+        "v2 end_lsn=0/0 systemid=1 last_row=whole", "v2 systemid=1 end_lsn=0/0 last_row=whole 1",
+        "v1 systemid=1 end_lsn=0/0 last_row=whole", "v3 systemid=1 end_lsn=0/0 last_row=whole"}) {
+    auto parsed = parse_checkpoint(text);
+    ASSERT_FALSE(parsed) << "accepted '" << text << "'";
+    EXPECT_EQ(parsed.error().code, txn_errc::malformed_checkpoint);
+    EXPECT_NE(parsed.error().message.find(std::string("'") + text + "'"), std::string::npos)
+        << parsed.error().message;
+  }
+}
+
 TEST(KafkaCheckpoint, MalformedTextIsRefusedNamingIt) {
   for (const char* text :
        {"", "v1", "v1 end_lsn=0/0", "v2 end_lsn=0/0 last_row=whole",

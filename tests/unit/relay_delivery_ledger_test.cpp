@@ -290,5 +290,37 @@ TEST(DeliveryLedgerExactlyOnce, AFailedDeliveryInsideATransactionIsReplayedAsADe
   EXPECT_EQ(halting.on_delivery(h[0], DeliveryStatus::kPermanent).verdict, Verdict::kHalt);
 }
 
+TEST(DeliveryLedgerExactlyOnce, ACheckpointNamesTheSystemOfItsPositions) {
+  auto l = make_exactly_once();
+  l.start_session(L(100));
+  EXPECT_EQ(l.checkpoint(), (Checkpoint{L(100), std::nullopt, std::nullopt}));
+  l.set_system_identifier(7312345678901234567ull);
+  txn(l, 200, 1);
+  EXPECT_EQ(l.checkpoint(), (Checkpoint{L(200), std::nullopt, 7312345678901234567ull}));
+}
+
+// The slot's server is another system: what the ledger knows of positions
+// belongs to the old one, and would otherwise hold the new one back.
+TEST(DeliveryLedgerExactlyOnce, ForgottenPositionsLetTheNextSessionStartAtTheSlot) {
+  auto l = make_exactly_once();
+  l.restore(Checkpoint{L(5000), 3, 1});
+  EXPECT_EQ(l.start_session(L(100)), L(5000));
+  const auto t0 = Clock::time_point() + std::chrono::hours(1);
+  ASSERT_EQ(l.feedback(t0, true), L(5000));
+
+  l.forget_positions();
+  EXPECT_EQ(l.last_checkpoint(), std::nullopt);
+  l.set_system_identifier(2);
+  EXPECT_EQ(l.start_session(L(100)), L(100));
+  EXPECT_EQ(l.feedback(t0 + milliseconds(1), true), L(100));
+  // No rows skipped: the checkpoint's last_row was about the other system.
+  ASSERT_TRUE(l.begin(L(190), 1, {}, L(110)).ok());
+  auto first = l.add_record(L(120));
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->has_value());
+  ASSERT_TRUE(l.commit(L(200), L(190)).ok());
+  EXPECT_EQ(l.checkpoint(), (Checkpoint{L(200), std::nullopt, 2}));
+}
+
 }  // namespace
 }  // namespace relay

@@ -832,5 +832,127 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
   }
 }
 
+// The exactly-once metrics as the core keeps them: Kafka commits with their
+// latency and checkpoint, aborts of every kind, and fencing.
+class SlotCoreExactlyOnceStats : public ::testing::Test {
+ protected:
+  SlotCoreExactlyOnceStats()
+      : cfg_(test_config()), router_(*Router::create(cfg_.outbox)), core_(make_core()) {}
+
+  SlotCore make_core() {
+    SlotCoreOptions options;
+    options.transactions = &kafka_;
+    return SlotCore(cfg_, router_, kafka_, stats_, options);
+  }
+  void start(uint64_t slot_confirmed) {
+    core_.start_session(wal::Lsn(slot_confirmed), outbox_guard(cfg_));
+    ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(slot_confirmed)).ok());
+  }
+  common::Result<void> txn(uint64_t end, std::initializer_list<int> ids) {
+    wal::Begin b;
+    b.final_lsn = wal::Lsn(end - 8);
+    b.xid = static_cast<wal::Xid>(end);
+    if (auto r = core_.on_message(b, wal::Lsn(end - 64)); !r) return r;
+    uint64_t at = end - 60;
+    for (int id : ids) {
+      if (auto r = core_.on_message(stream_.insert(id), wal::Lsn(at++)); !r) return r;
+    }
+    wal::Commit c;
+    c.end_lsn = wal::Lsn(end);
+    return core_.on_message(c, wal::Lsn(end - 8));
+  }
+
+  config::Config cfg_;
+  Router router_;
+  ScriptedTransactions kafka_;
+  PipelineStats stats_;
+  SlotCore core_;
+  Stream stream_;
+};
+
+TEST_F(SlotCoreExactlyOnceStats, ACommitIsCountedTimedAndItsCheckpointPublished) {
+  core_.set_system_identifier(42);
+  start(0x1000);
+  EXPECT_FALSE(stats_.checkpoint_known.load());
+  ASSERT_TRUE(txn(0x2000, {1, 2}).ok());
+  ASSERT_TRUE(core_.maybe_commit(Clock::now(), true).ok());
+  EXPECT_EQ(kafka_.committed_checkpoint(), (Checkpoint{wal::Lsn(0x2000), std::nullopt, 42}));
+  EXPECT_EQ(stats_.kafka_transactions_committed.load(), 1u);
+  EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 0u);
+  EXPECT_EQ(stats_.kafka_commit.snapshot().count, 1u);
+  EXPECT_TRUE(stats_.checkpoint_known.load());
+  EXPECT_EQ(stats_.checkpoint_lsn.load(), 0x2000u);
+  // Nothing open: nothing to commit, nothing counted.
+  ASSERT_TRUE(core_.maybe_commit(Clock::now(), true).ok());
+  EXPECT_EQ(stats_.kafka_transactions_committed.load(), 1u);
+  EXPECT_EQ(stats_.kafka_commit.snapshot().count, 1u);
+}
+
+TEST_F(SlotCoreExactlyOnceStats, TheCheckpointReadBackAtStartIsPublishedAndForgottenWithIt) {
+  core_.restore(Checkpoint{wal::Lsn(0x5000), 3, 7});
+  EXPECT_TRUE(stats_.checkpoint_known.load());
+  EXPECT_EQ(stats_.checkpoint_lsn.load(), 0x5000u);
+  core_.forget_positions();
+  EXPECT_FALSE(stats_.checkpoint_known.load());
+  EXPECT_EQ(core_.ledger().last_checkpoint(), std::nullopt);
+}
+
+TEST_F(SlotCoreExactlyOnceStats, AbortsAreCountedWhetherACommitFailsOrTheCoreAborts) {
+  start(0x1000);
+  // A delivery Kafka refuses dooms the transaction: its commit aborts it.
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  kafka_.report(0, DeliveryStatus::kPermanent);
+  EXPECT_FALSE(core_.maybe_commit(Clock::now(), true).ok());
+  EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 1u);
+  EXPECT_EQ(stats_.kafka_transactions_committed.load(), 0u);
+  EXPECT_FALSE(stats_.checkpoint_known.load());
+
+  // A new session: nothing was open, nothing more aborted.
+  start(0x1000);
+  EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 1u);
+  ASSERT_TRUE(txn(0x3000, {2}).ok());
+  ASSERT_TRUE(kafka_.in_transaction());
+  core_.abort_transaction();
+  EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 2u);
+  core_.abort_transaction();
+  EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 2u);
+
+  // Open when a session ends (a reconnect): aborted by the next start.
+  ASSERT_TRUE(txn(0x4000, {3}).ok());
+  start(0x1000);
+  EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 3u);
+  EXPECT_EQ(stats_.kafka_transactions_committed.load(), 0u);
+}
+
+TEST_F(SlotCoreExactlyOnceStats, FencingIsCountedOncePerSessionWhateverReportsIt) {
+  start(0x1000);
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  EXPECT_EQ(core_.fence("lease expired").code, make_error_code(errc::fenced));
+  EXPECT_EQ(stats_.fenced.load(), 1u);
+  // The transaction it had open is aborted, never committed.
+  EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 1u);
+  core_.note_fenced();  // the driver sees the same end of the session
+  EXPECT_EQ(stats_.fenced.load(), 1u);
+
+  start(0x1000);
+  core_.note_fenced();  // a commit refused: a newer producer has the slot
+  EXPECT_EQ(stats_.fenced.load(), 2u);
+}
+
+TEST_F(SlotCoreTest, AReportThatANewerProducerTookTheSlotCountsAsFenced) {
+  ASSERT_TRUE(txn(0x2000, {1, 2}).ok());
+  publisher_.report(0, DeliveryStatus::kFatal, DeliveryReason::kFenced);
+  publisher_.report(0, DeliveryStatus::kFatal, DeliveryReason::kFenced);
+  EXPECT_FALSE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(stats_.fenced.load(), 1u);
+}
+
+TEST_F(SlotCoreTest, AFatalErrorForAnotherReasonIsNotFencing) {
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  publisher_.report(0, DeliveryStatus::kFatal, DeliveryReason::kOther);
+  EXPECT_FALSE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(stats_.fenced.load(), 0u);
+}
+
 }  // namespace
 }  // namespace relay

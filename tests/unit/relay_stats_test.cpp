@@ -10,6 +10,16 @@
 namespace relay {
 namespace {
 
+TEST(SlotWalStatus, EveryValueOfPgReplicationSlotsIsKnownAndNothingElse) {
+  EXPECT_EQ(slot_wal_status_from("reserved"), SlotWalStatus::kReserved);
+  EXPECT_EQ(slot_wal_status_from("extended"), SlotWalStatus::kExtended);
+  EXPECT_EQ(slot_wal_status_from("unreserved"), SlotWalStatus::kUnreserved);
+  EXPECT_EQ(slot_wal_status_from("lost"), SlotWalStatus::kLost);
+  for (const char* other : {"", "Lost", "reserved ", "keeping"}) {
+    EXPECT_EQ(slot_wal_status_from(other), SlotWalStatus::kUnknown) << other;
+  }
+}
+
 TEST(LatencyHistogram, BucketsAreCumulativeAndInfinityEqualsCount) {
   LatencyHistogram h;
   h.observe_micros(3000);         // 3 ms: first bucket (0.005)
