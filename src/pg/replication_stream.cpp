@@ -216,6 +216,13 @@ common::Result<void> ReplicationStream::check_server() {
     return error(replication_errc::query_failed, "IDENTIFY_SYSTEM returned no row");
   }
   system_identifier_ = *(*ident)[0][0];
+  const auto& row = (*ident)[0];
+  if (row.size() >= 3 && row[1] && row[2]) {
+    timeline_ = *row[1];
+    auto end = parse_server_lsn(*row[2], "IDENTIFY_SYSTEM xlogpos");
+    if (!end) return end.error();
+    identified_wal_end_ = *end;
+  }
   auto level = conn_->query("SHOW wal_level");
   if (!level) return level.error();
   if (level->empty() || (*level)[0][0] != std::optional<std::string>("logical")) {

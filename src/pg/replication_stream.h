@@ -102,6 +102,10 @@ class ReplicationStream {
 
   int server_version() const { return server_version_; }
   const std::string& system_identifier() const { return system_identifier_; }
+  // IDENTIFY_SYSTEM's timeline and WAL flush position at connect: a timeline
+  // above 1 means the server was promoted at some point.
+  const std::string& timeline() const { return timeline_; }
+  Lsn identified_wal_end() const { return identified_wal_end_; }
 
   // Reads the outbox from the catalog; checks that the publication delivers
   // it (creating the publication, before the slot, only when the slot does
@@ -152,6 +156,8 @@ class ReplicationStream {
   ReplicationOptions options_;
   int server_version_ = 0;
   std::string system_identifier_;
+  std::string timeline_;
+  Lsn identified_wal_end_;
   OutboxRelation outbox_;
   bool streaming_ = false;
 };

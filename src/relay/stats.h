@@ -104,6 +104,11 @@ struct PipelineStats {
   std::atomic<int64_t> last_loop_unix_ms{0};
   // Written by the slot monitor's thread; -1 until its first answer.
   std::atomic<int64_t> retained_wal_bytes{-1};
+  // Also the monitor's (pg::SlotFailover): 1 for a failover slot, 0 for
+  // another; standbys ready to carry the slot over a promotion. -1 until its
+  // first answer, and while the slot is missing.
+  std::atomic<int> slot_failover{-1};
+  std::atomic<int> failover_ready_standbys{-1};
   // The outbox OID the pipeline streams, set at each connect (0 before);
   // the monitor's publication check raises catalog_alarm, the loop stops.
   std::atomic<uint32_t> outbox_oid{0};
