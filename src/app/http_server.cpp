@@ -22,6 +22,16 @@ const char* state_name(int s) {
 
 }  // namespace
 
+// Whether a promotion now would keep the slot, once the monitor knows:
+// readiness is not withheld for it, a primary without standbys is a
+// deployment choice.
+std::string HttpServer::failover_detail(relay::PipelineState state) const {
+  const int failover = stats_.slot_failover.load();
+  if (state != relay::PipelineState::kStreaming || failover < 0) return {};
+  return " failover_slot=" + std::to_string(failover) +
+         " failover_ready_standbys=" + std::to_string(stats_.failover_ready_standbys.load());
+}
+
 HttpServer::HttpServer(const relay::PipelineStats& stats, std::string slot, BuildInfo build)
     : stats_(stats), slot_(std::move(slot)), build_(std::move(build)) {}
 
@@ -56,7 +66,7 @@ common::Result<void> HttpServer::start(const std::string& listen) {
     bool ready = state == relay::PipelineState::kStreaming ||
                  (state == relay::PipelineState::kWaitingForSlot && req.has_param("standby"));
     res.status = ready ? 200 : 503;
-    res.set_content(std::string(state_name(s)) + "\n", "text/plain");
+    res.set_content(std::string(state_name(s)) + failover_detail(state) + "\n", "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     const auto slots =

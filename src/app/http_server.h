@@ -51,6 +51,7 @@ class HttpServer {
 
  private:
   std::pair<int, std::string> ownership_readiness() const;
+  std::string failover_detail(relay::PipelineState state) const;
   std::string render_ownership_metrics() const;
 
   const relay::PipelineStats& stats_;

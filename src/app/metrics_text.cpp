@@ -170,6 +170,28 @@ void render_retained_wal(Writer& w) {
   });
 }
 
+// Left out for a slot until the monitor has read it.
+void render_failover(Writer& w) {
+  if (!w.any_slot([](const auto& s) { return s.slot_failover.load() >= 0; })) return;
+  w.family("outbox_relay_slot_failover", "gauge",
+           "1 if the slot is a failover slot (PostgreSQL 17+), which a standby with "
+           "sync_replication_slots keeps a copy of.");
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    const int failover = stats.slot_failover.load();
+    if (failover >= 0) w.sample("outbox_relay_slot_failover", failover);
+  });
+  w.family("outbox_relay_slot_failover_ready_standbys", "gauge",
+           "Standbys named in synchronized_standby_slots, connected, whose physical slot has "
+           "flushed WAL up to this slot's confirmed_flush_lsn: each can carry the slot over a "
+           "promotion. 0 means a failover now loses the slot or its progress.");
+  w.each_slot([&](const relay::PipelineStats& stats) {
+    const int ready = stats.failover_ready_standbys.load();
+    if (stats.slot_failover.load() >= 0 && ready >= 0) {
+      w.sample("outbox_relay_slot_failover_ready_standbys", ready);
+    }
+  });
+}
+
 void render_last_loop(Writer& w) {
   if (!w.any_slot([](const auto& s) { return s.last_loop_unix_ms.load() != 0; })) return;
   w.family("outbox_relay_last_loop_timestamp_seconds", "gauge",
@@ -250,6 +272,7 @@ std::string render_metrics(const std::vector<SlotStats>& slots, const BuildInfo&
   render_checkpoint(w);
   render_retained_wal(w);
   render_wal_status(w);
+  render_failover(w);
   render_histogram(w, "outbox_relay_commit_to_ack_seconds",
                    "From the transaction's commit time on the server to Kafka's acknowledgement "
                    "of each record.",

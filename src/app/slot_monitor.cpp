@@ -50,6 +50,16 @@ void SlotMonitor::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+// A failed read leaves the last answer: the usage warning above already
+// reports an unreachable server.
+void SlotMonitor::publish_failover(pg::SlotStatsReader& reader) {
+  auto failover = reader.read_failover(slot_);
+  if (!failover) return;
+  const auto& f = *failover;
+  stats_.slot_failover = f ? (f->failover ? 1 : 0) : -1;
+  stats_.failover_ready_standbys = f ? f->ready_standbys : -1;
+}
+
 void SlotMonitor::run() {
   pg::SlotStatsReader reader(dsn_);
   pg::CatalogWatch watch(dsn_);
@@ -85,6 +95,7 @@ void SlotMonitor::run() {
         }
         stats_.wal_status = static_cast<int>(status);
       }
+      publish_failover(reader);
     }
     // Only a streaming pipeline is judged: at every connect it checks the
     // same things itself, before START_REPLICATION.

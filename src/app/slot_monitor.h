@@ -9,6 +9,10 @@
 
 #include "relay/stats.h"
 
+namespace pg {
+class SlotStatsReader;
+}
+
 namespace app {
 
 // What the monitor checks in the catalog while the slot streams.
@@ -34,6 +38,7 @@ class SlotMonitor {
 
  private:
   void run();
+  void publish_failover(pg::SlotStatsReader& reader);
 
   relay::PipelineStats& stats_;
   std::string dsn_;

@@ -251,13 +251,11 @@ common::Result<void> Pipeline::run() {
 common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& streamed) {
   const auto& pg = cfg_.postgres;
   stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
-  // The latest checkpoint Kafka committed, this process's own included: a
-  // slot with one has streamed before.
-  const std::optional<relay::Checkpoint>& checkpoint = core.ledger().last_checkpoint();
+  const std::optional<SlotMemory> memory = slot_memory(core);
   pg::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
   // If it is gone, creating it again would skip every row committed since,
   // silently.
-  if (checkpoint && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
+  if (memory && pg.on_slot_lost != config::SlotLostPolicy::kRecreate) ro.create_slot = false;
   auto stream = pg::ReplicationStream::connect(ro);
   if (!stream) return failure(errc::retriable, stream.error().describe());
   if (!wal_safety_checked_) {
@@ -284,18 +282,18 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
     if (code == pg::replication_errc::query_failed) {
       return failure(errc::retriable, slot.error().describe());
     }
-    if (code == pg::replication_errc::slot_missing && checkpoint) {
-      return failure(errc::fatal, lost_slot_message(*checkpoint));
+    if (code == pg::replication_errc::slot_missing && memory) {
+      return failure(errc::fatal, lost_slot_message(*memory, **stream));
     }
     return failure(errc::fatal, slot.error().describe());
   }
   log_slot_prepared(cfg_, *slot, stats_);
-  if (slot->created && checkpoint) {
+  if (slot->created && memory) {
     ++stats_.slots_recreated;
     spdlog::error(
         "{} (on_slot_lost: recreate: created again at lsn={}; rows committed between "
         "the two positions were NOT published)",
-        lost_slot_message(*checkpoint), slot->confirmed_flush.to_string());
+        lost_slot_message(*memory, **stream), slot->confirmed_flush.to_string());
   }
   auto guard = relay::RelationGuard::create(cfg_.outbox, (*stream)->outbox(),
                                             relay::GuardContext{pg.slot, pg.publication});
@@ -313,6 +311,7 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
                from.to_string(), slot->confirmed_flush.to_string(), (*stream)->server_version());
   stats_.state = static_cast<int>(relay::PipelineState::kStreaming);
   streamed = true;
+  slot_streamed_ = true;
   slot_busy_since_.reset();
   takeover_requests_ = 0;
   return Session(*this, **stream, core).run();
@@ -330,17 +329,43 @@ bool Pipeline::producer_can_start_over(const common::Error& error) const {
          error.code == kafka::txn_errc::timed_out;
 }
 
-// The slot is gone though Kafka holds its checkpoint: it was dropped, or a
-// failover promoted a server that did not have it.
-std::string Pipeline::lost_slot_message(const relay::Checkpoint& checkpoint) const {
+// The latest checkpoint Kafka committed, this process's own included, is
+// where the slot stood; without one (at least once), what this process had
+// delivered of it when it streamed it.
+std::optional<Pipeline::SlotMemory> Pipeline::slot_memory(const relay::SlotCore& core) const {
+  if (const auto& checkpoint = core.ledger().last_checkpoint()) {
+    return SlotMemory{checkpoint->end_lsn,
+                      "Kafka holds its checkpoint at lsn=" + checkpoint->end_lsn.to_string() +
+                          " (group " + options_.checkpoint_group + ")"};
+  }
+  if (!slot_streamed_) return std::nullopt;
+  const wal::Lsn delivered = core.watermark();
+  return SlotMemory{delivered, "this process streamed it and had delivered everything up to lsn=" +
+                                   delivered.to_string()};
+}
+
+// The slot is gone though it streamed before: it was dropped, or a failover
+// promoted a server that did not have it. Rows committed from the slot's last
+// known position to the server's WAL end were never streamed from it.
+std::string Pipeline::lost_slot_message(const SlotMemory& memory,
+                                        const pg::ReplicationStream& stream) const {
+  const int version = stream.server_version();
+  const std::string failover =
+      version < 170000
+          ? fmt::format("PostgreSQL {} has no failover slots (they arrived in 17), so a promoted "
+                        "standby never has it",
+                        version / 10000)
+          : std::string("a promoted standby has it only if it synchronized it (failover_slot, "
+                        "sync_replication_slots and synchronized_standby_slots)");
   return fmt::format(
-      "slot={} does not exist, but Kafka holds its checkpoint at lsn={} (group {}): the slot was "
-      "dropped, or a failover promoted a server without it, and rows committed after that "
-      "position were never streamed; compare the outbox with Kafka from lsn={}, then create the "
-      "slot by hand or set postgres.on_slot_lost: recreate to start again from the current "
-      "position",
-      cfg_.postgres.slot, checkpoint.end_lsn.to_string(), options_.checkpoint_group,
-      checkpoint.end_lsn.to_string());
+      "slot={} does not exist, but {}: the slot was dropped, or a failover promoted a server "
+      "without it ({}; this server is on timeline {}), and rows committed after that position "
+      "were never streamed: the gap runs from lsn={} to at least lsn={}, the server's WAL end; "
+      "compare the outbox with Kafka from lsn={}, then create the slot by hand or set "
+      "postgres.on_slot_lost: recreate to start again from the current position",
+      cfg_.postgres.slot, memory.source, failover,
+      stream.timeline().empty() ? "?" : stream.timeline(), memory.lsn.to_string(),
+      stream.identified_wal_end().to_string(), memory.lsn.to_string());
 }
 
 // The checkpoint was written against another system than the server

@@ -86,6 +86,16 @@ class Pipeline {
   bool take_output(relay::SlotCore& core, std::optional<common::Error>& failure);
   std::string lost_slot_message(const relay::Checkpoint& checkpoint) const;
   common::Result<void> check_system(relay::SlotCore& core, uint64_t system_identifier);
+  // Where the slot last stood as this process knows it, if it streamed
+  // before: a slot missing now was lost, and must never be created again
+  // silently.
+  struct SlotMemory {
+    wal::Lsn lsn;
+    std::string source;  // how the relay knows, for the message
+  };
+  std::optional<SlotMemory> slot_memory(const relay::SlotCore& core) const;
+  std::string lost_slot_message(const SlotMemory& memory,
+                                const pg::ReplicationStream& stream) const;
   bool producer_can_start_over(const common::Error& error) const;
   void maybe_take_over(pg::ReplicationStream& stream);
   bool lease_held() const { return options_.lease == nullptr || options_.lease->held(); }
@@ -103,6 +113,10 @@ class Pipeline {
   bool output_taken_ = false;
   // The server's WAL-safety settings are judged at the first connection.
   bool wal_safety_checked_ = false;
+  // Set once this process streamed the slot: at least once keeps no
+  // checkpoint, and without this a slot lost to a failover would be created
+  // again on the new primary and rows committed in between skipped.
+  bool slot_streamed_ = false;
 };
 
 }  // namespace driver

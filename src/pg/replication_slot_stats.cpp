@@ -45,22 +45,26 @@ struct SlotStatsReader::Conn {
 SlotStatsReader::SlotStatsReader(std::string dsn) : dsn_(std::move(dsn)) {}
 SlotStatsReader::~SlotStatsReader() = default;
 
-common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string& slot) {
-  if (!conn_) {
-    // Our keywords come first so that the same keywords in the DSN win; a
-    // scrape must never hang on a server that stopped answering.
-    const char* keywords[] = {"connect_timeout", "options", "fallback_application_name",
-                              "dbname", nullptr};
-    const char* values[] = {"10", "-c statement_timeout=10000", "outbox-relay-monitor",
-                            dsn_.c_str(), nullptr};
-    auto c = std::make_unique<Conn>();
-    c->pg = PQconnectdbParams(keywords, values, 1);
-    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-      return common::Error{make_error_code(replication_errc::connect_failed),
-                           config::redact_libpq_message(trimmed_error(c->pg), dsn_)};
-    }
-    conn_ = std::move(c);
+common::Result<void> SlotStatsReader::ensure_connected() {
+  if (conn_) return {};
+  // Our keywords come first so that the same keywords in the DSN win; a
+  // scrape must never hang on a server that stopped answering.
+  const char* keywords[] = {"connect_timeout", "options", "fallback_application_name",
+                            "dbname", nullptr};
+  const char* values[] = {"10", "-c statement_timeout=10000", "outbox-relay-monitor",
+                          dsn_.c_str(), nullptr};
+  auto c = std::make_unique<Conn>();
+  c->pg = PQconnectdbParams(keywords, values, 1);
+  if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+    return common::Error{make_error_code(replication_errc::connect_failed),
+                         config::redact_libpq_message(trimmed_error(c->pg), dsn_)};
   }
+  conn_ = std::move(c);
+  return {};
+}
+
+common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string& slot) {
+  if (auto connected = ensure_connected(); !connected) return connected.error();
   const char* params[] = {slot.c_str()};
   // wal_status and safe_wal_size came with max_slot_wal_keep_size in 13.
   const char* query = PQserverVersion(conn_->pg) >= 130000
@@ -88,6 +92,39 @@ common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string
   if (!safe) return safe.error();
   u.safe_wal_size = *safe;
   return std::optional<SlotUsage>(u);
+}
+
+common::Result<std::optional<SlotFailover>> SlotStatsReader::read_failover(
+    const std::string& slot) {
+  if (auto connected = ensure_connected(); !connected) return connected.error();
+  const bool has_failover = PQserverVersion(conn_->pg) >= 170000;
+  const char* params[] = {slot.c_str()};
+  PGresult* res = PQexecParams(
+      conn_->pg,
+      has_failover
+          ? "SELECT s.failover, (SELECT count(*) FROM pg_replication_slots p "
+            "WHERE p.slot_type = 'physical' AND p.active "
+            "AND p.slot_name = ANY (string_to_array(replace(current_setting("
+            "'synchronized_standby_slots'), ' ', ''), ',')) "
+            "AND p.restart_lsn >= s.confirmed_flush_lsn)::int4 "
+            "FROM pg_replication_slots s WHERE s.slot_name = $1"
+          : "SELECT false, 0 FROM pg_replication_slots WHERE slot_name = $1",
+      1, nullptr, params, nullptr, nullptr, 0);
+  std::unique_ptr<PGresult, decltype(&PQclear)> guard(res, &PQclear);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    auto e = query_error("reading the slot's failover state: " + trimmed_error(conn_->pg));
+    conn_.reset();
+    return e;
+  }
+  if (PQntuples(res) == 0) return std::optional<SlotFailover>();
+  SlotFailover f;
+  f.failover = std::string_view(PQgetvalue(res, 0, 0)) == "t";
+  std::string_view v = PQgetvalue(res, 0, 1);
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), f.ready_standbys);
+  if (ec != std::errc() || end != v.data() + v.size()) {
+    return query_error("unexpected standby count '" + std::string(v) + "'");
+  }
+  return std::optional<SlotFailover>(f);
 }
 
 std::string libpq_version() { return std::to_string(PQlibVersion()); }

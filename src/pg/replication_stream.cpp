@@ -223,6 +223,13 @@ common::Result<void> ReplicationStream::check_server() {
     return error(replication_errc::query_failed,
                  "IDENTIFY_SYSTEM returned systemid '" + systemid + "', not a system identifier");
   }
+  const auto& row = (*ident)[0];
+  if (row.size() >= 3 && row[1] && row[2]) {
+    timeline_ = *row[1];
+    auto xlogpos = parse_server_lsn(*row[2], "IDENTIFY_SYSTEM xlogpos");
+    if (!xlogpos) return xlogpos.error();
+    identified_wal_end_ = *xlogpos;
+  }
   auto level = conn_->query("SHOW wal_level");
   if (!level) return level.error();
   if (level->empty() || (*level)[0][0] != std::optional<std::string>("logical")) {

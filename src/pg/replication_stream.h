@@ -107,6 +107,10 @@ class ReplicationStream {
   uint64_t system_identifier() const { return system_identifier_; }
   // The settings that decide whether the server may invalidate the slot.
   const WalSafetySettings& wal_safety() const { return wal_safety_; }
+  // IDENTIFY_SYSTEM's timeline and WAL flush position at connect: a timeline
+  // above 1 means the server was promoted at some point.
+  const std::string& timeline() const { return timeline_; }
+  Lsn identified_wal_end() const { return identified_wal_end_; }
 
   // Reads the outbox from the catalog; checks that the publication delivers
   // it (creating the publication, before the slot, only when the slot does
@@ -162,6 +166,8 @@ class ReplicationStream {
   int server_version_ = 0;
   uint64_t system_identifier_ = 0;
   WalSafetySettings wal_safety_;
+  std::string timeline_;
+  Lsn identified_wal_end_;
   OutboxRelation outbox_;
   bool streaming_ = false;
 };

@@ -133,6 +133,11 @@ struct PipelineStats {
   // (max_slot_wal_keep_size = -1, or the slot is lost).
   static constexpr int64_t kSafeWalUnknown = INT64_MIN;
   std::atomic<int64_t> safe_wal_bytes{kSafeWalUnknown};
+  // Also the monitor's (pg::SlotFailover): 1 for a failover slot, 0 for
+  // another; standbys ready to carry the slot over a promotion. -1 until its
+  // first answer, and while the slot is missing.
+  std::atomic<int> slot_failover{-1};
+  std::atomic<int> failover_ready_standbys{-1};
   // The outbox OID the pipeline streams, set at each connect (0 before);
   // the monitor's publication check raises catalog_alarm, the loop stops.
   std::atomic<uint32_t> outbox_oid{0};

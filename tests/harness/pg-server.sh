@@ -6,6 +6,11 @@
 #   pg-server.sh restart DIR
 #   pg-server.sh start-again DIR        after stop: same port, same data
 #   pg-server.sh destroy DIR            stop (immediate) and remove DIR
+#   pg-server.sh clone DIR PRIMARY_DIR  copy a primary's files for a standby
+#                                       (between pg_backup_start and _stop)
+#   pg-server.sh standby DIR PRIMARY_PORT SLOT
+#                                       start the clone as a streaming standby
+#   pg-server.sh promote DIR
 #
 # BINDIR defaults to $OUTBOX_PG_BINDIR, then /usr/lib/postgresql/15/bin.
 # PG_EXTRA_CONF: lines appended to postgresql.conf.
@@ -33,7 +38,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,9p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "$SELF" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -243,6 +248,84 @@ cmd_destroy() {
   fi
 }
 
+# A base backup made with the low-level API (the caller holds
+# pg_backup_start() open around this), so that no pg_basebackup of the
+# server's own version is needed: the npm builds ship none. What the server
+# recreates or a standby must not inherit is left out: its pid file, its WAL
+# (streamed again through the physical slot) and its replication slots. A
+# DIR that held a cluster before keeps its port.
+cmd_clone() {
+  local primary
+  primary="$(cd "$1" && pwd -P)"
+  mkdir -p "$DIR"
+  DIR="$(cd "$DIR" && pwd -P)"
+  [[ -n $OWNER ]] && chown "$OWNER" "$DIR"
+  chmod 700 "$DIR"
+  if [[ -d "$DIR/data" ]]; then
+    cmd_stop immediate || true
+    rm -rf "$DIR/data"
+  fi
+  cp "$primary/bindir" "$DIR/bindir"
+  as_server mkdir -m 0700 "$DIR/data"
+  # Files the running server changes or removes while they are read are
+  # what the backup's WAL replay repairs: tar's exit status 1 says only that.
+  local rc=0
+  as_server tar -C "$primary/data" -cf - --warning=no-file-changed \
+    --warning=no-file-removed --warning=no-file-shrank --exclude=./postmaster.pid \
+    --exclude=./postmaster.opts --exclude=./backup_label . |
+    as_server tar -C "$DIR/data" -xf - || rc=$?
+  [[ $rc -eq 0 || $rc -eq 1 ]] || die "copying $primary/data failed (tar exit $rc)"
+  find "$DIR/data/pg_replslot" "$DIR/data/pg_wal" -mindepth 1 -maxdepth 1 \
+    ! -name archive_status ! -name summaries -exec rm -rf {} +
+  find "$DIR/data/pg_wal/archive_status" -mindepth 1 -delete 2>/dev/null || true
+}
+
+# DIR/backup_label.new is what pg_backup_stop() returned for the clone.
+# primary_conninfo names a database: slot synchronization (17+) needs one.
+cmd_standby() {
+  local primary_port="$1" slot="$2" major conf="$DIR/data/postgresql.conf"
+  [[ -f "$DIR/backup_label.new" ]] || die "no $DIR/backup_label.new"
+  cp "$DIR/backup_label.new" "$DIR/data/backup_label"
+  [[ -n $OWNER ]] && chown "$OWNER" "$DIR/data/backup_label"
+  rm -f "$DIR/backup_label.new"
+  major="$("$(bindir_of)/postgres" --version | sed -E 's/.* ([0-9]+)[.].*/\1/')"
+  {
+    echo ""
+    echo "# outbox-relay test harness: streaming standby"
+    echo "unix_socket_directories = '$DIR'"
+    echo "primary_conninfo = 'host=127.0.0.1 port=$primary_port user=postgres dbname=postgres application_name=$slot'"
+    echo "primary_slot_name = '$slot'"
+    echo "hot_standby = on"
+    echo "hot_standby_feedback = on"
+    if [[ $major -ge 17 ]]; then echo "sync_replication_slots = on"; fi
+  } >>"$conf"
+  as_server touch "$DIR/data/standby.signal"
+  local attempt port
+  for attempt in $(seq 1 "$START_ATTEMPTS"); do
+    port="$(cat "$DIR/port" 2>/dev/null || free_port)"
+    set_port "$port"
+    : >"$DIR/server.log"
+    [[ -n $OWNER ]] && chown "$OWNER" "$DIR/server.log"
+    if pg_ctl_start; then
+      [[ -f "$DIR/watchdog.pid" ]] || start_watchdog stop immediate
+      echo "$port"
+      return 0
+    fi
+    bind_failed || break
+    rm -f "$DIR/port"
+    echo "pg-server.sh: port $port taken, retrying ($attempt/$START_ATTEMPTS)" >&2
+  done
+  log_tail
+  die "standby start failed in $DIR"
+}
+
+cmd_promote() {
+  as_server "$(bindir_of)/pg_ctl" -D "$DIR/data" -w -t 60 promote >/dev/null || {
+    log_tail
+    die "promote failed"
+  }
+}
+
 [[ $# -ge 2 ]] || usage
 command="$1"
 DIR="$2"
@@ -254,5 +337,8 @@ case "$command" in
   restart) cmd_restart ;;
   start-again) cmd_start_again ;;
   destroy) cmd_destroy ;;
+  clone) cmd_clone "$@" ;;
+  standby) cmd_standby "$@" ;;
+  promote) cmd_promote ;;
   *) usage ;;
 esac

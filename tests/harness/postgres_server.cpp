@@ -87,6 +87,59 @@ std::unique_ptr<PostgresServer> PostgresServer::start(Options options) {
   return s;
 }
 
+std::unique_ptr<PostgresServer> PostgresServer::start_standby(PostgresServer& primary,
+                                                              const std::string& physical_slot) {
+  std::unique_ptr<PostgresServer> s(new PostgresServer());
+  s->bin_dir_ = primary.bin_dir_;
+  s->dir_ = std::make_unique<TempDir>("outbox-pg");
+  ::chmod(s->dir_->path().c_str(), 0711);
+  s->cluster_dir_ = s->dir_->path() + "/pg";
+  s->clone_and_start_standby(primary, physical_slot);
+  return s;
+}
+
+void PostgresServer::rebuild_as_standby(PostgresServer& primary,
+                                        const std::string& physical_slot) {
+  disconnect_all();
+  clone_and_start_standby(primary, physical_slot);
+}
+
+// The slot is created before the backup starts and reserves WAL at once, so
+// the standby can stream everything from the backup's checkpoint on.
+void PostgresServer::clone_and_start_standby(PostgresServer& primary,
+                                             const std::string& physical_slot) {
+  primary.exec("SELECT pg_create_physical_replication_slot(" + quote_literal(physical_slot) +
+               ", true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = " +
+               quote_literal(physical_slot) + ")");
+  // pg_backup_start and pg_backup_stop must run in one session: the
+  // harness's cached connection to "postgres".
+  primary.exec("SELECT pg_backup_start('outbox-relay test standby', true)");
+  try {
+    detail::run_script(kScript, {"clone", cluster_dir_, primary.cluster_dir_});
+  } catch (...) {
+    try {
+      primary.exec("SELECT pg_backup_stop(false)");
+    } catch (const std::exception&) {
+    }
+    throw;
+  }
+  const auto label = primary.query_scalar("SELECT labelfile FROM pg_backup_stop(false)");
+  if (!label) throw std::runtime_error("pg_backup_stop returned no backup label");
+  std::ofstream(cluster_dir_ + "/backup_label.new", std::ios::binary) << *label;
+  const std::string out = detail::run_script(
+      kScript, {"standby", cluster_dir_, std::to_string(primary.port()), physical_slot});
+  try {
+    port_ = std::stoi(out);
+  } catch (const std::exception&) {
+    throw std::runtime_error("pg-server.sh standby printed no port: " + out);
+  }
+}
+
+void PostgresServer::promote() {
+  disconnect_all();
+  detail::run_script(kScript, {"promote", cluster_dir_});
+}
+
 PostgresServer::~PostgresServer() {
   disconnect_all();
   try {

@@ -41,6 +41,15 @@ class PostgresServer {
   // Throws std::runtime_error with the script's output if it cannot start.
   static std::unique_ptr<PostgresServer> start(Options options);
   static std::unique_ptr<PostgresServer> start() { return start(Options{}); }
+  // A streaming standby of `primary`, cloned from it while it runs (a base
+  // backup between pg_backup_start and pg_backup_stop) and fed through the
+  // physical slot `physical_slot`, which this creates on the primary. It
+  // runs with hot_standby_feedback, and from PostgreSQL 17 on with
+  // sync_replication_slots, so that it keeps copies of failover slots; its
+  // walreceiver's application_name is `physical_slot` too, for
+  // synchronous_standby_names.
+  static std::unique_ptr<PostgresServer> start_standby(PostgresServer& primary,
+                                                       const std::string& physical_slot);
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
@@ -74,6 +83,11 @@ class PostgresServer {
   int major_version();
 
   void stop(StopMode mode = StopMode::kFast);
+  // This server's data thrown away and cloned again from `primary` as a
+  // standby (see start_standby); same directory, same port.
+  void rebuild_as_standby(PostgresServer& primary, const std::string& physical_slot);
+  // pg_ctl promote, waiting until the server accepts writes.
+  void promote();
   // After stop(): same port, same data.
   void start_again();
   void restart();
@@ -81,6 +95,7 @@ class PostgresServer {
  private:
   PostgresServer() = default;
   void run_script(const std::vector<std::string>& args);
+  void clone_and_start_standby(PostgresServer& primary, const std::string& physical_slot);
   pg_conn* connection(const std::string& db);
   void disconnect_all();
   void disconnect(const std::string& db);
