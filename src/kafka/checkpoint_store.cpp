@@ -2,6 +2,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
+
 #include "kafka/client_config.h"
 #include "kafka/producer_core.h"
 #include "kafka/txn_reason.h"
@@ -20,10 +22,27 @@ common::Error read_error(rd_kafka_resp_err_t code, const CheckpointPlace& place)
   if (reason == txn_errc::fenced) reason = txn_errc::fatal;
   std::string message = "reading the checkpoint of " + describe(place) +
                         " failed: " + rd_kafka_err2name(code) + ": " + rd_kafka_err2str(code);
-  if (reason == txn_errc::unauthorized) {
-    message += "; the principal needs DESCRIBE on group '" + place.group_id + "'";
+  if (const std::string acl = detail::acl_to_grant(code, "", &place); !acl.empty()) {
+    message += "; " + acl;
   }
   return make_txn_error(reason, std::move(message));
+}
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kCommittedSlice{500};
+
+// The first authorization failure among the consumer's error events, if any.
+std::optional<rd_kafka_resp_err_t> coordinator_refusal(rd_kafka_t* rk) {
+  std::optional<rd_kafka_resp_err_t> refused;
+  while (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 0)) {
+    if (!refused && m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        detail::txn_reason(m->err, txn_errc::fatal) == txn_errc::unauthorized) {
+      refused = m->err;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  return refused;
 }
 
 }  // namespace
@@ -59,9 +78,28 @@ common::Result<std::optional<Checkpoint>> read_checkpoint(
   auto client = detail::new_client(RD_KAFKA_CONSUMER, std::move(*conf), "the checkpoint reader");
   if (!client) return make_txn_error(txn_errc::invalid_config, client.error().describe());
   rd_kafka_t* rk = *client;
+  rd_kafka_poll_set_consumer(rk);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(list, place.topic.c_str(), place.partition);
-  rd_kafka_resp_err_t err = rd_kafka_committed(rk, list, static_cast<int>(timeout.count()));
+  // A group coordinator lookup the broker refuses (no DESCRIBE on the group)
+  // is not an answer to rd_kafka_committed(), which waits for a coordinator
+  // until its timeout: librdkafka reports the refusal once, as a consumer
+  // error event, and keeps asking. Asked in slices, between which the
+  // events are looked at, the refusal ends the wait.
+  const auto deadline = Clock::now() + timeout;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+  for (;;) {
+    const auto slice = std::clamp(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
+        std::chrono::milliseconds(1), kCommittedSlice);
+    err = rd_kafka_committed(rk, list, static_cast<int>(slice.count()));
+    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT) break;
+    if (const auto refused = coordinator_refusal(rk)) {
+      err = *refused;
+      break;
+    }
+    if (Clock::now() >= deadline) break;
+  }
   const rd_kafka_topic_partition_t& tp = list->elems[0];
   common::Result<std::optional<Checkpoint>> result = std::optional<Checkpoint>();
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = tp.err;

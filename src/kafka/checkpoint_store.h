@@ -62,7 +62,9 @@ CheckpointPlace group_checkpoint_place(std::string_view coordination_group,
 // fencing aborts or completes the previous owner's open transaction.
 // `properties` are the user's kafka.properties (security settings).
 // Errors: malformed_checkpoint (naming the metadata), timed_out,
-// unauthorized (the group's DESCRIBE/READ ACL), invalid_config.
+// unauthorized (naming the ACL to grant on the group or the checkpoint
+// topic; also when the broker refuses to look up the group's coordinator),
+// invalid_config.
 common::Result<std::optional<Checkpoint>> read_checkpoint(
     const std::string& brokers, const std::map<std::string, std::string>& properties,
     const CheckpointPlace& place, std::chrono::milliseconds timeout);

@@ -161,6 +161,10 @@ common::Result<void> TransactionalProducer::fail(common::Error error) {
 
 common::Result<void> TransactionalProducer::init(milliseconds timeout) {
   if (state_ == State::kFailed) return *failure_;
+  // Taking the slot's output calls init() again when what followed it (the
+  // checkpoint read) timed out: the epoch it got still fences every earlier
+  // producer, and nothing has been sent since.
+  if (state_ == State::kReady) return {};
   OUTBOX_ASSERT(state_ == State::kNew);
   const auto deadline = Clock::now() + timeout;
   rd_kafka_t* rk = core_->rk();
@@ -197,7 +201,8 @@ common::Result<void> TransactionalProducer::init(milliseconds timeout) {
   if (!count) {
     const auto code = static_cast<rd_kafka_resp_err_t>(count.error().code.value());
     return detail::txn_error(detail::txn_reason(code, txn_errc::fatal), code, "checkpoint topic",
-                             options_.transactional_id, count.error().describe());
+                             options_.transactional_id, count.error().describe(),
+                             &options_.checkpoint);
   }
   if (!count->has_value() || **count <= place.partition) {
     return make_txn_error(txn_errc::invalid_config,
@@ -320,7 +325,7 @@ common::Result<void> TransactionalProducer::send_checkpoint(const Checkpoint& ch
   if (e->fatal) {
     return fail(detail::txn_error(detail::txn_reason(e->code, txn_errc::fatal), e->code,
                                   "send_offsets_to_transaction", options_.transactional_id,
-                                  e->detail));
+                                  e->detail, &options_.checkpoint));
   }
   if (e->requires_abort) {
     return abort_because(abort_cause(e->code, e->detail, "send_offsets_to_transaction"), deadline);
@@ -419,7 +424,8 @@ common::Error TransactionalProducer::abort_cause(int error_code, const std::stri
   if (reason == txn_errc::timed_out || reason == txn_errc::invalid_config) {
     reason = txn_errc::aborted;
   }
-  return detail::txn_error(reason, code, step, options_.transactional_id, detail);
+  return detail::txn_error(reason, code, step, options_.transactional_id, detail,
+                           &options_.checkpoint);
 }
 
 common::Result<void> TransactionalProducer::abort_because(common::Error cause,

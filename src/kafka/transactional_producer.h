@@ -96,7 +96,8 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
   // and bumps its epoch, which fences every earlier producer with that id,
   // a partitioned or frozen one included (their later requests are
   // refused), and aborts or completes the transaction such a producer left
-  // open. Then checks that the checkpoint partition exists.
+  // open. Then checks that the checkpoint partition exists. Once it
+  // succeeded, a repeated init() (before begin()) does nothing.
   common::Result<void> init(std::chrono::milliseconds timeout);
 
   // Replaces the group metadata the checkpoint is committed with (by

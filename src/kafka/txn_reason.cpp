@@ -56,17 +56,50 @@ txn_errc delivery_failure_reason(rd_kafka_resp_err_t code) {
   return txn_errc::aborted;
 }
 
+std::string acl_to_grant(rd_kafka_resp_err_t code, std::string_view transactional_id,
+                         const CheckpointPlace* checkpoint) {
+  const std::string grant = "grant the relay's principal ";
+  switch (code) {
+    // FindCoordinator needs DESCRIBE on the transactional.id, InitProducerId
+    // and every later transactional request WRITE.
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+      return grant + "WRITE and DESCRIBE on TransactionalId '" + std::string(transactional_id) +
+             "'";
+    // OffsetFetch (reading the checkpoint) needs DESCRIBE on the group,
+    // AddOffsetsToTxn and TxnOffsetCommit (committing it) READ, which
+    // implies DESCRIBE.
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+      if (checkpoint) {
+        return grant + "READ on Group '" + checkpoint->group_id + "' (the checkpoint group)";
+      }
+      return grant + "READ on the checkpoint group";
+    // TxnOffsetCommit needs READ on the topic of every offset it commits,
+    // as a consumer's OffsetCommit does; a produce needs WRITE.
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      if (checkpoint) {
+        return grant + "READ on Topic '" + checkpoint->topic + "' (the checkpoint topic)";
+      }
+      return grant + "WRITE on the output topics";
+    // Brokers before Kafka 2.8 ask idempotent and transactional producers
+    // for it in InitProducerId.
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+      return grant + "IDEMPOTENT_WRITE on the Cluster";
+    default:
+      return {};
+  }
+}
+
 common::Error txn_error(txn_errc reason, rd_kafka_resp_err_t code, std::string_view step,
-                        std::string_view transactional_id, std::string_view detail) {
+                        std::string_view transactional_id, std::string_view detail,
+                        const CheckpointPlace* checkpoint) {
   std::string message = std::string(step) + " for transactional.id '" +
                         std::string(transactional_id) + "' failed: " + rd_kafka_err2name(code);
   if (!detail.empty()) message += ": " + std::string(detail);
   switch (reason) {
     case txn_errc::unauthorized:
-      message += "; the principal needs WRITE and DESCRIBE on TransactionalId '" +
-                 std::string(transactional_id) +
-                 "', READ on the checkpoint group and DESCRIBE on the checkpoint topic, and "
-                 "WRITE on the output topics";
+      if (const std::string acl = acl_to_grant(code, transactional_id, checkpoint); !acl.empty()) {
+        message += "; " + acl;
+      }
       break;
     case txn_errc::unsupported:
       message +=

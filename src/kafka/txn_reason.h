@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "kafka/checkpoint_store.h"
 #include "kafka/txn_errc.h"
 
 namespace kafka::detail {
@@ -23,10 +24,20 @@ txn_errc txn_reason(rd_kafka_resp_err_t code, txn_errc otherwise);
 // then makes abortable.
 txn_errc delivery_failure_reason(rd_kafka_resp_err_t code);
 
+// The ACL an authorization failure `code` calls for, as a sentence naming
+// the resource ("grant the relay's principal READ on Group 'g'"); empty for
+// other codes. `checkpoint` is the checkpoint's place when the failed step
+// reads or commits the checkpoint: a refused topic is then the checkpoint
+// topic, otherwise an output topic.
+std::string acl_to_grant(rd_kafka_resp_err_t code, std::string_view transactional_id,
+                         const CheckpointPlace* checkpoint);
+
 // An error for a failed step (`step` as in "commit_transaction"), its
 // message naming the transactional.id, librdkafka's code name and text, and
-// for unauthorized and unsupported what to grant or change.
+// for unauthorized and unsupported what to grant or change (`checkpoint` as
+// for acl_to_grant()).
 common::Error txn_error(txn_errc reason, rd_kafka_resp_err_t code, std::string_view step,
-                        std::string_view transactional_id, std::string_view detail);
+                        std::string_view transactional_id, std::string_view detail,
+                        const CheckpointPlace* checkpoint = nullptr);
 
 }  // namespace kafka::detail

@@ -9,6 +9,9 @@
 #   kafka-broker.sh freeze DIR       SIGSTOP (the broker hangs, sockets stay open)
 #   kafka-broker.sh thaw DIR         SIGCONT
 #   kafka-broker.sh destroy DIR      SIGKILL and remove DIR
+#   kafka-broker.sh acl DIR ARGS...  kafka-acls ARGS... through the PLAINTEXT
+#                                    listener (e.g. --add --allow-principal
+#                                    User:relay --operation Write --topic t)
 #
 # KAFKA_LISTEN_ADDRESS: the IPv4 address the client listeners bind and
 #   advertise (default 127.0.0.1), e.g. a network namespace's own address so
@@ -46,7 +49,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,12p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "$SELF" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -301,9 +304,25 @@ cmd_destroy() {
   fi
 }
 
-[[ $# -eq 2 ]] || usage
+# Kafka's own ACL tool (kafka.admin.AclCommand, in the broker's jars): the
+# relay's principal is granted what a test means it to have, as an operator
+# would with kafka-acls. The PLAINTEXT listener's principal is the broker's
+# super user when an authorizer is configured.
+cmd_acl() {
+  [[ -f "$DIR/bootstrap" ]] || die "$DIR was never started"
+  # A short-lived JVM: the C1 compiler alone starts it fastest.
+  java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$LIBS/*" kafka.admin.AclCommand \
+    --bootstrap-server "$(cat "$DIR/bootstrap")" "$@" >"$DIR/acl.log" 2>&1 || {
+    cat "$DIR/acl.log" >&2
+    die "kafka-acls $* failed"
+  }
+}
+
+[[ $# -ge 2 ]] || usage
 command="$1"
 DIR="$2"
+shift 2
+[[ $# -eq 0 || $command == acl ]] || usage
 if [[ $command != start && -d $DIR ]]; then DIR="$(cd "$DIR" && pwd -P)"; fi
 case "$command" in
   start) cmd_start ;;
@@ -313,5 +332,6 @@ case "$command" in
   freeze) signal_broker STOP ;;
   thaw) signal_broker CONT ;;
   destroy) cmd_destroy ;;
+  acl) cmd_acl "$@" ;;
   *) usage ;;
 esac

@@ -260,6 +260,12 @@ void KafkaBroker::thaw() {
   detail::run_script(kScript, {"thaw", broker_dir_});
 }
 
+void KafkaBroker::acl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"acl", broker_dir_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  detail::run_script(kScript, argv);
+}
+
 void KafkaBroker::create_topic(const std::string& name, int partitions,
                                std::chrono::milliseconds deadline) {
   harness::create_topic(bootstrap_, name, partitions, deadline);

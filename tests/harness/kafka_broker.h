@@ -103,6 +103,13 @@ class KafkaBroker {
                                                       std::chrono::milliseconds quiet_period,
                                                       std::chrono::milliseconds deadline);
 
+  // Runs Kafka's kafka-acls (kafka.admin.AclCommand) with `args` against
+  // the PLAINTEXT listener, e.g. {"--add", "--allow-principal", "User:relay",
+  // "--operation", "Write", "--topic", "events"}. With an authorizer
+  // configured, that listener's principal (User:ANONYMOUS) must be a super
+  // user. Throws with the tool's output if it fails.
+  void acl(const std::vector<std::string>& args);
+
   // Partition count of `topic` from the broker's metadata; nullopt if the
   // broker does not know the topic.
   std::optional<int> partition_count(const std::string& topic,

@@ -223,6 +223,25 @@ TEST_F(TransactionalProducerTest, CommittedCheckpointReadsBackExactlyAndItsRecor
   for (const auto& d : delivered) EXPECT_EQ(d.status, relay::DeliveryStatus::kOk) << d.error;
 }
 
+// Taking a slot's output calls init() again when the checkpoint read after
+// it timed out; the producer it already initialized stays usable.
+TEST_F(TransactionalProducerTest, InitAgainAfterItSucceededDoesNothingAndTheProducerCommits) {
+  const std::string topic = unique("orders");
+  broker().create_topic(topic, 1);
+  auto p = started_producer();
+  ASSERT_TRUE(p);
+  auto again = p->init(kTimeout);
+  ASSERT_TRUE(again) << again.error().describe();
+  const Checkpoint whole{wal::Lsn(0x16B374D848ull), std::nullopt};
+  ASSERT_TRUE(p->begin());
+  produce(*p, topic, names("a", 3));
+  auto r = p->commit(whole, kTimeout);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(checkpoint(), whole);
+  EXPECT_EQ(values(broker().consume(reader("read_committed"), topic, 3, kTimeout)),
+            names("a", 3));
+}
+
 TEST_F(TransactionalProducerTest, ReportsServedInsideCommitAreHandedOutByTheNextPoll) {
   const std::string topic = unique("orders");
   broker().create_topic(topic, 1);

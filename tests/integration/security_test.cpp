@@ -1,7 +1,9 @@
 // Transport security and secrets, against servers configured with
 // certificates and users the tests create: PostgreSQL over TLS with
 // sslmode=verify-full and SCRAM passwords, Kafka over SASL_SSL with
-// SCRAM-SHA-512, and passwords that appear in no log line, metric or error.
+// SCRAM-SHA-512, and passwords that appear in no log line, metric or error;
+// and a broker with an authorizer, where a principal missing an ACL that
+// exactly-once delivery needs is told which one to grant.
 //
 // The certificates come from the openssl command line: one CA signs a server
 // certificate for localhost and 127.0.0.1; a second, unrelated CA stands for
@@ -151,6 +153,7 @@ class SecurityTest : public RelayTest {
     bool http = false;
     std::string log_level = "info";
     std::string delivery = "exactly_once";
+    std::string transactional_id_prefix;  // empty: the default
   };
 
   std::string config_text(const RelayConfig& c) {
@@ -167,6 +170,9 @@ class SecurityTest : public RelayTest {
     line("  brokers: \"" + c.brokers + "\"");
     line("  drain_timeout: 2s");
     line("  delivery: " + c.delivery);
+    if (!c.transactional_id_prefix.empty()) {
+      line("  transactional_id_prefix: " + c.transactional_id_prefix);
+    }
     if (!c.kafka_properties.empty()) line("  properties:");
     for (const auto& [k, v] : c.kafka_properties) line("    " + k + ": " + v);
     line("outbox:");
@@ -495,6 +501,256 @@ TEST_F(SecurityTest, PasswordsAppearInNoLogLineMetricOrErrorThroughFailuresAndSt
   expect_no_secrets("check-config's output", checked.out + checked.err);
   expect_no_secrets("check-config's error for a malformed DSN", bad_check.out + bad_check.err);
   expect_no_secrets("run's error for a malformed DSN", bad_run.out + bad_run.err);
+}
+
+
+// A broker that authorizes every request (StandardAuthorizer, KRaft). The
+// relay logs in as a SCRAM user on a SASL_PLAINTEXT listener and holds
+// exactly the ACLs a test grants it. The PLAINTEXT listener carries the
+// harness's admin and consumer clients and the broker's own inter-broker and
+// controller traffic, all as User:ANONYMOUS, the super user.
+class KafkaAclTest : public SecurityTest {
+ protected:
+  static void SetUpTestSuite() {}
+  static void TearDownTestSuite() { acl_kafka_.reset(); }
+
+  harness::KafkaBroker& acl_kafka() {
+    if (!acl_kafka_) {
+      harness::KafkaBroker::Options o;
+      o.secure_protocol = "SASL_PLAINTEXT";
+      o.format_args = {"--add-scram", std::string("SCRAM-SHA-512=[name=") + kKafkaUser +
+                                          ",password=" + kKafkaPassword + "]"};
+      o.extra_properties = {
+          "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+          "super.users=User:ANONYMOUS",
+          "sasl.enabled.mechanisms=SCRAM-SHA-512",
+          "listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512",
+          "listener.name.secure.scram-sha-512.sasl.jaas.config="
+          "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+      };
+      acl_kafka_ = harness::KafkaBroker::start(o);
+    }
+    return *acl_kafka_;
+  }
+
+  // One slot's names as the relay derives them in single-slot mode. Each
+  // test has its own transactional.id prefix, so its checkpoint topic and
+  // the ACLs on it are its own too.
+  struct AclScene {
+    OutboxDb db;
+    std::string slot;
+    std::string topic;
+    std::string transactional_id;  // <prefix><slot>
+    std::string group;             // <prefix><slot>
+    std::string checkpoint_topic;  // <prefix>checkpoints
+    std::string config_path;
+  };
+
+  // The output and checkpoint topics exist (created by the admin, as the
+  // relay would create the latter), and so does the slot, with `rows` rows
+  // waiting in it.
+  AclScene acl_scene(int rows) {
+    AclScene s;
+    s.db = make_outbox_db();
+    s.slot = unique("slot");
+    s.topic = unique("events");
+    const std::string prefix = unique("acl") + "-";
+    s.transactional_id = prefix + s.slot;
+    s.group = prefix + s.slot;
+    s.checkpoint_topic = prefix + "checkpoints";
+    acl_kafka().create_topic(s.topic, 1);
+    harness::create_topic(acl_kafka().bootstrap(), s.checkpoint_topic, 1, 30s,
+                          {{"cleanup.policy", "compact"}});
+    pg().exec("SELECT pg_create_logical_replication_slot(" + harness::quote_literal(s.slot) +
+                  ", 'pgoutput')",
+              s.db.name);
+    if (rows > 0) pg().exec(insert_rows_sql(s.topic, 0, rows), s.db.name);
+    RelayConfig rc{s.db.dsn, s.slot, acl_kafka().secure_bootstrap(), relay_properties()};
+    rc.transactional_id_prefix = prefix;
+    s.config_path = write_config(config_text(rc));
+    return s;
+  }
+
+  static std::map<std::string, std::string> relay_properties() {
+    return {{"security.protocol", "SASL_PLAINTEXT"},
+            {"sasl.mechanism", "SCRAM-SHA-512"},
+            {"sasl.username", kKafkaUser},
+            {"sasl.password", "${KAFKA_PASSWORD}"}};
+  }
+
+  // kafka-acls --add --allow-principal User:relay `what`.
+  void grant(const std::vector<std::string>& what) {
+    std::vector<std::string> args{"--add", "--allow-principal", std::string("User:") + kKafkaUser};
+    args.insert(args.end(), what.begin(), what.end());
+    acl_kafka().acl(args);
+  }
+  // What the relay writes: its output topic, and the checkpoint topic's
+  // metadata (DESCRIBE, implied by WRITE).
+  void grant_topics(const AclScene& s) {
+    grant({"--operation", "Write", "--operation", "Describe", "--topic", s.topic, "--topic",
+           s.checkpoint_topic});
+  }
+  void grant_transactional_id(const AclScene& s) {
+    grant({"--operation", "Write", "--operation", "Describe", "--transactional-id",
+           s.transactional_id});
+  }
+
+  std::unique_ptr<harness::Process> start_acl_relay(const AclScene& s) {
+    return start_relay(s.config_path, {{"KAFKA_PASSWORD", kKafkaPassword}});
+  }
+
+  // Everything committed to the topic, read once the relay has stopped
+  // writing to it.
+  std::vector<std::string> committed_ids(const std::string& topic) {
+    return ids_of(acl_kafka().consume_all_until_quiet(
+        harness::ClientSettings{acl_kafka().bootstrap(), {{"isolation.level", "read_committed"}}},
+        topic, 1s, 60s));
+  }
+  std::vector<std::string> written_ids(const std::string& topic) {
+    return ids_of(acl_kafka().consume_all_until_quiet(topic, 1s, 60s));
+  }
+
+  static std::vector<std::string> row_ids(int first, int count) {
+    std::vector<std::string> ids;
+    for (int i = first; i < first + count; ++i) ids.push_back(row_id(i));
+    return ids;
+  }
+
+  static inline std::unique_ptr<harness::KafkaBroker> acl_kafka_;
+};
+
+TEST_F(KafkaAclTest, NoTransactionalIdAclStopsAtStartNamingTheIdAndTheAclAndConfirmsNothing) {
+  const AclScene s = acl_scene(5);
+  grant_topics(s);
+  grant({"--operation", "Read", "--group", s.group});
+  const auto confirmed_before = confirmed_flush(s.db, s.slot);
+  ASSERT_TRUE(confirmed_before);
+
+  auto relay = start_acl_relay(s);
+  const auto code = relay->wait_exit(90s);
+  const std::string log = relay->log_contents();
+  ASSERT_TRUE(code.has_value()) << log;
+  EXPECT_EQ(*code, 1) << log;
+  EXPECT_NE(log.find("slot=" + s.slot + " cannot take the slot's Kafka output: init_transactions "
+                     "for transactional.id '" + s.transactional_id +
+                     "' failed: TRANSACTIONAL_ID_AUTHORIZATION_FAILED"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("grant the relay's principal WRITE and DESCRIBE on TransactionalId '" +
+                     s.transactional_id + "'"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("streaming from"), std::string::npos) << log;
+  EXPECT_EQ(confirmed_flush(s.db, s.slot), confirmed_before);
+  EXPECT_EQ(written_ids(s.topic), std::vector<std::string>{});
+  expect_no_secrets("the relay's log", log);
+}
+
+TEST_F(KafkaAclTest, NoCheckpointGroupAclStopsAtStartNamingTheGroupAndTheAclAndConfirmsNothing) {
+  const AclScene s = acl_scene(5);
+  grant_topics(s);
+  grant_transactional_id(s);
+  const auto confirmed_before = confirmed_flush(s.db, s.slot);
+  ASSERT_TRUE(confirmed_before);
+
+  auto relay = start_acl_relay(s);
+  const auto code = relay->wait_exit(90s);
+  const std::string log = relay->log_contents();
+  ASSERT_TRUE(code.has_value()) << log;
+  EXPECT_EQ(*code, 1) << log;
+  EXPECT_NE(log.find("slot=" + s.slot + " cannot take the slot's Kafka output: reading the "
+                     "checkpoint of group '" + s.group + "' topic '" + s.checkpoint_topic +
+                     "' partition 0 failed: GROUP_AUTHORIZATION_FAILED"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("grant the relay's principal READ on Group '" + s.group + "'"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("streaming from"), std::string::npos) << log;
+  EXPECT_EQ(confirmed_flush(s.db, s.slot), confirmed_before);
+  EXPECT_EQ(written_ids(s.topic), std::vector<std::string>{});
+}
+
+// DESCRIBE on the group lets the relay read its checkpoint and stream; the
+// first commit of a checkpoint needs READ. The transaction it was in is
+// aborted, so none of its records becomes visible, and once READ is granted
+// the same slot delivers every row exactly once.
+TEST_F(KafkaAclTest, CheckpointGroupWithoutReadAbortsTheFirstTransactionAndStopsNamingTheAcl) {
+  const AclScene s = acl_scene(5);
+  grant_topics(s);
+  grant_transactional_id(s);
+  grant({"--operation", "Describe", "--group", s.group});
+  const auto confirmed_before = confirmed_flush(s.db, s.slot);
+  ASSERT_TRUE(confirmed_before);
+  const std::string end_lsn = current_wal_lsn(s.db);
+
+  auto relay = start_acl_relay(s);
+  const auto code = relay->wait_exit(90s);
+  const std::string log = relay->log_contents();
+  ASSERT_TRUE(code.has_value()) << log;
+  EXPECT_EQ(*code, 1) << log;
+  EXPECT_NE(log.find("streaming from"), std::string::npos) << log;
+  EXPECT_NE(log.find("send_offsets_to_transaction for transactional.id '" + s.transactional_id +
+                     "' failed: GROUP_AUTHORIZATION_FAILED"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("grant the relay's principal READ on Group '" + s.group + "'"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(confirmed_flush(s.db, s.slot), confirmed_before);
+  EXPECT_EQ(committed_ids(s.topic), std::vector<std::string>{});
+
+  grant({"--operation", "Read", "--group", s.group, "--topic", s.checkpoint_topic});
+  auto fixed = start_acl_relay(s);
+  EXPECT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(s.db, s.slot, end_lsn); },
+                                  60s))
+      << fixed->log_contents();
+  EXPECT_EQ(committed_ids(s.topic), row_ids(0, 5));
+  expect_clean_stop(*fixed);
+}
+
+TEST_F(KafkaAclTest, CheckpointTopicWithoutReadStopsAtTheFirstCommitNamingTheTopicAndTheAcl) {
+  const AclScene s = acl_scene(5);
+  grant_topics(s);
+  grant_transactional_id(s);
+  grant({"--operation", "Read", "--group", s.group});
+  const auto confirmed_before = confirmed_flush(s.db, s.slot);
+  ASSERT_TRUE(confirmed_before);
+
+  auto relay = start_acl_relay(s);
+  const auto code = relay->wait_exit(90s);
+  const std::string log = relay->log_contents();
+  ASSERT_TRUE(code.has_value()) << log;
+  EXPECT_EQ(*code, 1) << log;
+  EXPECT_NE(log.find("send_offsets_to_transaction for transactional.id '" + s.transactional_id +
+                     "' failed: TOPIC_AUTHORIZATION_FAILED"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("grant the relay's principal READ on Topic '" + s.checkpoint_topic + "'"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(confirmed_flush(s.db, s.slot), confirmed_before);
+  EXPECT_EQ(committed_ids(s.topic), std::vector<std::string>{});
+}
+
+TEST_F(KafkaAclTest, EveryAclGrantedStreamsRowsExactlyOnceToReadCommittedConsumers) {
+  const AclScene s = acl_scene(20);
+  grant_topics(s);
+  grant_transactional_id(s);
+  grant({"--operation", "Read", "--group", s.group, "--topic", s.checkpoint_topic});
+
+  auto relay = start_acl_relay(s);
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  pg().exec(insert_rows_sql(s.topic, 20, 30), s.db.name);
+  const std::string end_lsn = current_wal_lsn(s.db);
+  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(s.db, s.slot, end_lsn); },
+                                  60s))
+      << relay->log_contents();
+  EXPECT_EQ(committed_ids(s.topic), row_ids(0, 50));
+  expect_clean_stop(*relay);
+  const std::string log = relay->log_contents();
+  EXPECT_EQ(log.find("AUTHORIZATION_FAILED"), std::string::npos) << log;
+  EXPECT_EQ(log.find("Authentication failed"), std::string::npos) << log;
 }
 
 }  // namespace

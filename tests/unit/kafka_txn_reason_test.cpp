@@ -36,6 +36,41 @@ TEST(KafkaTxnReason, AuthorizationAndSupportFailuresNameWhatToChange) {
       << e.message;
 }
 
+TEST(KafkaTxnReason, EachAuthorizationFailureNamesTheResourceAndTheAclToGrant) {
+  const CheckpointPlace place{"outbox-relay-orders", "outbox-relay-checkpoints", 0};
+  EXPECT_EQ(detail::acl_to_grant(RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                                 "outbox-relay-orders", &place),
+            "grant the relay's principal WRITE and DESCRIBE on TransactionalId "
+            "'outbox-relay-orders'");
+  EXPECT_EQ(detail::acl_to_grant(RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+                                 "outbox-relay-orders", &place),
+            "grant the relay's principal READ on Group 'outbox-relay-orders' (the checkpoint "
+            "group)");
+  EXPECT_EQ(detail::acl_to_grant(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                 "outbox-relay-orders", &place),
+            "grant the relay's principal READ on Topic 'outbox-relay-checkpoints' (the "
+            "checkpoint topic)");
+  // Outside the checkpoint's steps a refused topic is one the relay writes.
+  EXPECT_EQ(detail::acl_to_grant(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                 "outbox-relay-orders", nullptr),
+            "grant the relay's principal WRITE on the output topics");
+  EXPECT_EQ(detail::acl_to_grant(RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+                                 "outbox-relay-orders", nullptr),
+            "grant the relay's principal READ on the checkpoint group");
+  EXPECT_EQ(detail::acl_to_grant(RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
+                                 "outbox-relay-orders", nullptr),
+            "grant the relay's principal IDEMPOTENT_WRITE on the Cluster");
+  EXPECT_EQ(detail::acl_to_grant(RD_KAFKA_RESP_ERR__FENCED, "outbox-relay-orders", &place), "");
+
+  auto e = detail::txn_error(txn_errc::unauthorized, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+                             "send_offsets_to_transaction", "outbox-relay-orders", "denied",
+                             &place);
+  EXPECT_EQ(e.message,
+            "send_offsets_to_transaction for transactional.id 'outbox-relay-orders' failed: "
+            "GROUP_AUTHORIZATION_FAILED: denied; grant the relay's principal READ on Group "
+            "'outbox-relay-orders' (the checkpoint group)");
+}
+
 TEST(KafkaTxnReason, UnknownCodesTakeTheCallersDefault) {
   EXPECT_EQ(detail::txn_reason(RD_KAFKA_RESP_ERR__INCONSISTENT, txn_errc::aborted),
             txn_errc::aborted);
