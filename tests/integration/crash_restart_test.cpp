@@ -153,5 +153,84 @@ TEST_F(CrashRestartTest, KillNineAtRandomPointsOfALoadDeliversEachRowOnceExactly
   EXPECT_EQ(out.count.size(), static_cast<size_t>(out.rows));
 }
 
+// One PostgreSQL transaction far larger than one Kafka transaction may
+// carry: it is committed to Kafka in slices (transaction_max_records), each
+// with a checkpoint naming the last row it includes, so part of it becomes
+// visible before the rest is even read, and a relay killed in the middle
+// resumes after the last row committed. A read_committed consumer reads
+// every row once, in order per key; the relay's memory stays bounded.
+TEST_F(CrashRestartTest, OneHugeTransactionIsCommittedInSlicesAndResumedAfterKillsExactlyOnce) {
+  auto [db, slot, topic] = new_scene(3);
+  const int kRows = soak() ? 1000000 : 200000;
+  std::string body = basic_config(db, slot);
+  body.replace(body.find("  drain_timeout: 10s\n"), 20,
+               "  drain_timeout: 10s\n  delivery: exactly_once\n  transaction_max_records: 10000\n"
+               "  transaction_timeout: 10s\n");
+  const std::string config = write_config(body);
+  {
+    auto relay = start_relay(config);
+    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    relay->signal(SIGTERM);
+    ASSERT_EQ(relay->wait_exit(30s), std::optional<int>(0));
+  }
+  pg().exec(insert_rows_sql(topic, 0, kRows), db.name);
+  const std::string end = current_wal_lsn(db);
+  const harness::ClientSettings reader{kafka().bootstrap(), {{"isolation.level", "read_committed"}}};
+
+  long peak_kib = 0;
+  for (int visible : {kRows / 10, kRows / 2}) {
+    auto relay = start_relay(config);
+    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    const size_t seen = kafka().consume(reader, topic, visible, 120s).size();
+    peak_kib = std::max(peak_kib, peak_rss_kib(relay->pid()));
+    relay->signal(SIGKILL);
+    relay->wait_exit(10s);
+    ASSERT_GE(seen, static_cast<size_t>(visible)) << relay->log_contents();
+    // Visible before the PostgreSQL transaction was confirmed: committed in
+    // slices, not as one Kafka transaction.
+    EXPECT_FALSE(slot_confirmed_at_least(db, slot, end));
+    ASSERT_TRUE(harness::wait_until(
+        [&] { return slot_active(db, slot) == std::optional<std::string>("false"); }, 30s));
+  }
+
+  auto relay = start_relay(config);
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+  ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 300s))
+      << confirmed_flush(db, slot).value_or("?");
+  peak_kib = std::max(peak_kib, peak_rss_kib(relay->pid()));
+  std::map<std::string, int> count;
+  std::map<std::string, int> last_of_key;
+  int out_of_order = 0;
+  for (const auto& r : kafka().consume_all_until_quiet(reader, topic, 3s, 300s)) {
+    const std::string id = *header(r, "outbox-id").value_or(std::nullopt);
+    const int n = row_number(id);
+    ++count[id];
+    auto [it, fresh] = last_of_key.emplace(r.key.value_or(""), n);
+    if (!fresh) {
+      if (n <= it->second) ++out_of_order;
+      it->second = n;
+    }
+  }
+  expect_clean_stop(*relay);
+  int lost = 0, duplicates = 0;
+  for (int i = 0; i < kRows; ++i) {
+    auto it = count.find(row_id(i));
+    if (it == count.end()) {
+      ++lost;
+    } else {
+      duplicates += it->second - 1;
+    }
+  }
+  std::printf("one transaction of %d rows, killed at %d and %d rows visible: %d lost, %d "
+              "duplicates, %d out of order per key, relay peak RSS %ld MiB\n",
+              kRows, kRows / 10, kRows / 2, lost, duplicates, out_of_order, peak_kib / 1024);
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(duplicates, 0);
+  EXPECT_EQ(out_of_order, 0);
+  EXPECT_EQ(count.size(), static_cast<size_t>(kRows));
+  EXPECT_GT(peak_kib, 0);
+  EXPECT_LT(peak_kib, 256 * 1024);
+}
+
 }  // namespace
 }  // namespace itest
