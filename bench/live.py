@@ -18,6 +18,13 @@ every row, it reads each record's LogAppendTime and `outbox-id` header back
 with kcat, joins them on the rows' pg_xact_commit_timestamp(xmin), and
 reports latency = LogAppendTime - commit time: p50, p99, p99.9, max over
 every row, plus rows missing from the topic (must be 0) and duplicates.
+
+LogAppendTime is when the broker wrote a record, not when a reader can see
+it: under exactly_once (the relay's default) a record is visible to a
+read_committed consumer only once its Kafka transaction commits. So a
+read_committed kcat (fetch.wait.max.ms 5) reads the topic throughout the
+run, and the time each row first reached it is reported as well: visible
+latency = first read - commit time.
 """
 
 import argparse
@@ -29,6 +36,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -85,6 +93,7 @@ class LiveResult:
         self.missing = None
         self.duplicates = None
         self.latency = {}         # p50, p99, p99.9, max (ms)
+        self.visible = {}         # the same, read by a read_committed consumer
         self.hist = None          # the relay's commit_to_ack histogram
         self.cpu = {}             # over the pgbench run, seconds
         self.load_before = None
@@ -195,6 +204,37 @@ def topic_records(servers, topic):
     return records
 
 
+class CommittedReader:
+    """A read_committed kcat reading the topic while the run goes on: the
+    wall-clock time (ms) each record first reached it, by outbox-id."""
+
+    def __init__(self, servers, topic):
+        self.first_seen = {}
+        self.proc = subprocess.Popen(
+            ["kcat", "-C", "-b", servers.brokers, "-t", topic, "-o", "beginning", "-u", "-q",
+             "-X", "isolation.level=read_committed", "-X", "fetch.wait.max.ms=5",
+             "-f", "%h\\n"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            now_ms = time.time() * 1000
+            m = re.search(r"(?:^|,)outbox-id=([0-9a-f-]+)", line)
+            if m and m.group(1) not in self.first_seen:
+                self.first_seen[m.group(1)] = now_ms
+
+    def wait_for(self, n, timeout):
+        deadline = time.time() + timeout
+        while len(self.first_seen) < n and time.time() < deadline:
+            time.sleep(0.1)
+        return len(self.first_seen) >= n
+
+    def stop(self):
+        common.stop_process(self.proc)
+        self.thread.join(timeout=5)
+
+
 def commit_times(servers):
     """outbox id -> commit time (µs since the epoch) of the pgbench rows."""
     out = servers.psql(
@@ -225,11 +265,22 @@ def join_latencies(r, commits, records):
     r.records = sum(seen.values())
     r.missing = len(commits) - len(first)
     r.duplicates = r.records - len(first)
-    lat = sorted(first[rid] - commits[rid] / 1000 for rid in first)
-    if lat:
-        r.latency = {"p50": percentile(lat, 0.50), "p99": percentile(lat, 0.99),
-                     "p99.9": percentile(lat, 0.999), "max": lat[-1],
-                     "within_10ms": bisect.bisect_right(lat, 10.0) / len(lat)}
+    r.latency = summary(first[rid] - commits[rid] / 1000 for rid in first)
+
+
+def summary(latencies):
+    lat = sorted(latencies)
+    if not lat:
+        return {}
+    return {"p50": percentile(lat, 0.50), "p99": percentile(lat, 0.99),
+            "p99.9": percentile(lat, 0.999), "max": lat[-1],
+            "within_10ms": bisect.bisect_right(lat, 10.0) / len(lat)}
+
+
+def join_visible(r, commits, first_seen):
+    r.visible = summary(first_seen[rid] - commits[rid] / 1000 for rid in commits
+                        if rid in first_seen)
+    r.visible["missing"] = sum(1 for rid in commits if rid not in first_seen)
 
 
 def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
@@ -239,10 +290,14 @@ def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
     run = bench.RelayRun(servers, slot, f"live-{r.rate}", work, variant=variant,
                          topic_configs=TOPIC_CONFIGS)
     proc = run.start()
+    reader = None
     try:
         port = wait_streaming(run.log_path, proc)
         insert_warm_up(servers)
         wait_in_topic(servers, run.topic, WARM_UP_ROWS, 60)
+        reader = CommittedReader(servers, run.topic)
+        if not reader.wait_for(WARM_UP_ROWS, 60):
+            raise RuntimeError("the read_committed reader did not see the warm-up rows")
         ws_pid = common.walsender_pid(servers, slot, lambda: proc.poll() is None)
         pids = {"relay": proc.pid, "walsender": ws_pid, "broker": servers.kafka_pid}
         cpu0 = {k: common.proc_cpu_seconds(p) for k, p in pids.items() if p}
@@ -270,13 +325,21 @@ def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
             f"skipped {r.skipped}")
         rows = int(servers.psql("SELECT count(*) FROM public.outbox"))
         wait_in_topic(servers, run.topic, rows, drain_timeout)
+        reader.wait_for(rows, drain_timeout)
         r.hist = hist_summary(relay_histogram(http_get(port, "/metrics")[1]))
     finally:
+        if reader:
+            reader.stop()
         common.stop_process(proc)
         run.logf.close()
-    join_latencies(r, commit_times(servers), topic_records(servers, run.topic))
+    commits = commit_times(servers)
+    join_latencies(r, commits, topic_records(servers, run.topic))
+    if reader:
+        join_visible(r, commits, reader.first_seen)
     log(f"{r.rate} rows/s: {r.rows} rows, {r.records} records, missing {r.missing}, "
-        f"p50 {fmt(r.latency.get('p50'), '.1f')} p99 {fmt(r.latency.get('p99'), '.1f')} ms")
+        f"p50 {fmt(r.latency.get('p50'), '.1f')} p99 {fmt(r.latency.get('p99'), '.1f')} ms; "
+        f"read_committed p50 {fmt(r.visible.get('p50'), '.1f')} "
+        f"p99 {fmt(r.visible.get('p99'), '.1f')} ms, missing {fmt(r.visible.get('missing'), ',')}")
     servers.kafka_admin("delete-topic", run.topic, check=False)
     common.drop_slots(servers, [slot])
     servers.psql("TRUNCATE public.outbox")
@@ -286,12 +349,14 @@ def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
 def latency_table(results):
     head = ["rows/s", "seconds", "pgbench txns", "tps", "rate kept", "rows", "missing",
             "duplicates", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "<= 10 ms",
-            "relay histogram p99"]
+            "relay histogram p99", "read_committed p50 ms", "read_committed p99 ms",
+            "read_committed max ms", "read_committed missing"]
     rows = []
     for r in results:
         if r.error:
-            rows.append([f"{r.rate:,}", r.seconds, "FAILED", r.error[:60]] + [""] * 10)
+            rows.append([f"{r.rate:,}", r.seconds, "FAILED", r.error[:60]] + [""] * 14)
             continue
+        vis = r.visible
         lat = r.latency
         kept = None if r.rate_kept is None else ("yes" if r.rate_kept else "NO")
         rows.append([f"{r.rate:,}", r.seconds, fmt(r.txns, ","), fmt(r.tps, ",.0f"), fmt(kept, "s"),
@@ -299,7 +364,9 @@ def latency_table(results):
                      fmt(lat.get("p50"), ".1f"), fmt(lat.get("p99"), ".1f"),
                      fmt(lat.get("p99.9"), ".1f"), fmt(lat.get("max"), ".1f"),
                      fmt(lat.get("within_10ms"), ".2%"),
-                     "-" if not r.hist else f"<= {r.hist['p99_le_ms']:g} ms"])
+                     "-" if not r.hist else f"<= {r.hist['p99_le_ms']:g} ms",
+                     fmt(vis.get("p50"), ".1f"), fmt(vis.get("p99"), ".1f"),
+                     fmt(vis.get("max"), ".1f"), fmt(vis.get("missing"), ",")])
     return common.md_table(head, rows)
 
 
