@@ -412,11 +412,16 @@ void read_coordination_topic(Context& ctx, const Mapping& m, GroupConfig& group)
   }
 }
 
-// A holder is terminated only after it had the whole session timeout to
-// notice it lost the group and stop by itself.
-void read_takeover_after(Context& ctx, const Field& field, GroupConfig& group) {
+// A duration of the group that is off when null and never shorter than the
+// session timeout: a holder is terminated (takeover_after) only after it had
+// the whole session timeout to notice it lost the group and stop by itself;
+// an instance that yielded its slots earlier (yield_after) would give them up
+// before a rebalance could even have handed them over.
+void read_at_least_session(Context& ctx, const Field& field, const GroupConfig& group,
+                           const char* null_means,
+                           std::optional<milliseconds>& out) {
   if (field.value.IsNull()) {
-    group.takeover_after.reset();
+    out.reset();
     return;
   }
   auto d = duration_within(milliseconds(1), kMaxDuration)(ctx, field);
@@ -424,30 +429,11 @@ void read_takeover_after(Context& ctx, const Field& field, GroupConfig& group) {
   if (*d < group.session_timeout) {
     report_value(ctx, field,
                  "must be at least group.session_timeout (" +
-                     format_duration(group.session_timeout) + ")",
+                     format_duration(group.session_timeout) + ")" + null_means,
                  format_duration(*d));
     return;
   }
-  group.takeover_after = d;
-}
-
-// Shorter than the session timeout, an instance would give a slot up
-// before a rebalance could even have handed it over.
-void read_yield_after(Context& ctx, const Field& field, GroupConfig& group) {
-  if (field.value.IsNull()) {
-    group.yield_after.reset();
-    return;
-  }
-  auto d = duration_within(milliseconds(1), kMaxDuration)(ctx, field);
-  if (!d) return;
-  if (*d < group.session_timeout) {
-    report_value(ctx, field,
-                 "must be at least group.session_timeout (" +
-                     format_duration(group.session_timeout) + "), or null to turn it off",
-                 format_duration(*d));
-    return;
-  }
-  group.yield_after = d;
+  out = d;
 }
 
 void read_group(const Mapping& root, std::optional<GroupConfig>& out) {
@@ -465,9 +451,11 @@ void read_group(const Mapping& root, std::optional<GroupConfig>& out) {
   read_key(m, "session_timeout", group.session_timeout,
            duration_within(kMinSessionTimeout, kMaxSessionTimeout));
   read_coordination_topic(ctx, m, group);
-  if (const Field* takeover = m.find("takeover_after")) read_takeover_after(ctx, *takeover, group);
+  if (const Field* takeover = m.find("takeover_after")) {
+    read_at_least_session(ctx, *takeover, group, "", group.takeover_after);
+  }
   if (const Field* yield = m.find("yield_after")) {
-    read_yield_after(ctx, *yield, group);
+    read_at_least_session(ctx, *yield, group, ", or null to turn it off", group.yield_after);
   } else {
     group.yield_after = std::max(*group.yield_after, group.session_timeout);
   }

@@ -15,19 +15,11 @@
 #include <vector>
 
 #include "common/result.h"
-#include "wal/catalog.h"
+#include "pg/wal_types.h"
 
 struct pg_conn;
 
 namespace pg {
-
-using wal::CatalogColumn;
-using wal::Lsn;
-using wal::Oid;
-using wal::OutboxRelation;
-using wal::PgTimestamp;
-using wal::RelId;
-using wal::Xid;
 
 using CatalogRows = std::vector<std::vector<std::optional<std::string>>>;
 using CatalogQuery = std::function<common::Result<CatalogRows>(const std::string& sql)>;

@@ -8,18 +8,9 @@
 
 #include "common/result.h"
 #include "pg/wal_safety.h"
-#include "wal/catalog.h"
-#include "wal/lsn.h"
+#include "pg/wal_types.h"
 
 namespace pg {
-
-using wal::CatalogColumn;
-using wal::Lsn;
-using wal::Oid;
-using wal::OutboxRelation;
-using wal::PgTimestamp;
-using wal::RelId;
-using wal::Xid;
 
 enum class replication_errc {
   connect_failed = 1,

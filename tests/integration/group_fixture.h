@@ -132,8 +132,10 @@ class GroupTest : public RelayTest {
     return slots;
   }
 
-  std::string group_config(const std::string& group_id, const std::vector<GroupSlot>& slots,
-                           int http_port, const std::string& group_extra = "") {
+  // The group and slots sections of an instance's configuration.
+  static std::string group_and_slots(const std::string& group_id,
+                                     const std::vector<GroupSlot>& slots,
+                                     const std::string& group_extra = "") {
     std::string body =
         "group:\n  id: " + group_id + "\n  session_timeout: 6s\n" + group_extra + "slots:\n";
     for (const auto& s : slots) {
@@ -148,6 +150,12 @@ class GroupTest : public RelayTest {
           "      status_interval: 200ms\n"
           "      reconnect_backoff: {min: 100ms, max: 500ms}\n";
     }
+    return body;
+  }
+
+  std::string group_config(const std::string& group_id, const std::vector<GroupSlot>& slots,
+                           int http_port, const std::string& group_extra = "") {
+    std::string body = group_and_slots(group_id, slots, group_extra);
     body +=
         "kafka:\n"
         "  brokers: \"" +

@@ -132,21 +132,7 @@ class NetnsScenario : public GroupTest {
 
   std::string group_body(const std::string& group, const std::vector<GroupSlot>& slots, int relay,
                          const std::string& group_extra = "") {
-    std::string body =
-        "group:\n  id: " + group + "\n  session_timeout: 6s\n" + group_extra + "slots:\n";
-    for (const auto& s : slots) {
-      body +=
-          "  - postgres:\n"
-          "      dsn: \"" +
-          s.db.dsn +
-          "\"\n"
-          "      slot: " +
-          s.slot +
-          "\n"
-          "      status_interval: 200ms\n"
-          "      reconnect_backoff: {min: 100ms, max: 500ms}\n";
-    }
-    return body + kafka_section() + tail_sections(relay);
+    return group_and_slots(group, slots, group_extra) + kafka_section() + tail_sections(relay);
   }
 
   // The relay in relay namespace `relay`.
