@@ -133,9 +133,11 @@ class GroupTest : public RelayTest {
   }
 
   // The group and slots sections of an instance's configuration.
+  // `slot_extra`: more postgres settings of each slot, indented six spaces.
   static std::string group_and_slots(const std::string& group_id,
                                      const std::vector<GroupSlot>& slots,
-                                     const std::string& group_extra = "") {
+                                     const std::string& group_extra = "",
+                                     const std::string& slot_extra = "") {
     std::string body =
         "group:\n  id: " + group_id + "\n  session_timeout: 6s\n" + group_extra + "slots:\n";
     for (const auto& s : slots) {
@@ -148,7 +150,8 @@ class GroupTest : public RelayTest {
           s.slot +
           "\n"
           "      status_interval: 200ms\n"
-          "      reconnect_backoff: {min: 100ms, max: 500ms}\n";
+          "      reconnect_backoff: {min: 100ms, max: 500ms}\n" +
+          slot_extra;
     }
     return body;
   }

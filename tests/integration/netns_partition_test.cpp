@@ -11,6 +11,9 @@
 //   of its writes become visible.
 // - A single relay cut from PostgreSQL: it notices within
 //   postgres.receive_timeout and streams again after the heal, losing nothing.
+// - A group leader cut from PostgreSQL (Kafka still reachable, so its lease
+//   holds): after group.yield_after it gives the slot up, and the standby,
+//   which reaches PostgreSQL, streams it.
 #include <chrono>
 
 #include "group_fixture.h"
@@ -25,6 +28,7 @@ constexpr auto kTakeoverAfter = 8s;
 constexpr auto kKafkaCut = 40s;
 constexpr auto kPostgresCut = 15s;
 constexpr auto kReceiveTimeout = 5s;
+constexpr auto kYieldAfter = 10s;
 constexpr int kKeys = 20;
 constexpr int kHttpPort = 8080;  // a namespace of its own per relay: no port to share
 
@@ -131,8 +135,9 @@ class NetnsScenario : public GroupTest {
   }
 
   std::string group_body(const std::string& group, const std::vector<GroupSlot>& slots, int relay,
-                         const std::string& group_extra = "") {
-    return group_and_slots(group, slots, group_extra) + kafka_section() + tail_sections(relay);
+                         const std::string& group_extra = "", const std::string& slot_extra = "") {
+    return group_and_slots(group, slots, group_extra, slot_extra) + kafka_section() +
+           tail_sections(relay);
   }
 
   // The relay in relay namespace `relay`.
@@ -151,12 +156,13 @@ class NetnsScenario : public GroupTest {
 
   // a leads the slot and has delivered under load; b stands by.
   void start_leader_and_standby(const std::string& group, const std::vector<GroupSlot>& slots,
-                                Instance& a, Instance& b, const std::string& group_extra = "") {
-    a = start_in(0, group_body(group, slots, 0, group_extra));
+                                Instance& a, Instance& b, const std::string& group_extra = "",
+                                const std::string& slot_extra = "") {
+    a = start_in(0, group_body(group, slots, 0, group_extra, slot_extra));
     ASSERT_TRUE(wait_held_by(slots[0], *a.process, 60s)) << a.process->log_contents();
-    b = start_in(1, group_body(group, slots, 1, group_extra));
+    b = start_in(1, group_body(group, slots, 1, group_extra, slot_extra));
     ASSERT_TRUE(harness::wait_until([&] { return readyz(b) == "standby\n"; }, 60s))
-        << readyz(b) << b.process->log_contents();
+        << readyz(b) << b.process->log_contents() << a.process->log_contents();
   }
 
   // Every row inserted so far is committed in Kafka and the slot confirmed
@@ -442,6 +448,61 @@ TEST_F(NetnsScenario, PathToPostgresCutWithoutResetIsNoticedWithinReceiveTimeout
   EXPECT_EQ(rc.duplicates, 0) << rc.describe();
   EXPECT_EQ(rc.out_of_order, 0) << rc.describe();
   expect_clean_stop(*relay.process);
+}
+
+TEST_F(NetnsScenario, LeaderCutFromPostgresYieldsItsSlotToAnInstanceThatReachesIt) {
+  GroupScene scene = new_group_scene(1);
+  const auto& slots = scene.slots;
+  const std::string group_extra = "  takeover_after: 8s\n  yield_after: 10s\n";
+  const std::string slot_extra = "      receive_timeout: 5s\n";
+  Instance a, b;
+  ASSERT_NO_FATAL_FAILURE(
+      start_leader_and_standby(scene.group, slots, a, b, group_extra, slot_extra));
+
+  Loader loader(*this, slots, scene.topic, 10, 5ms, kKeys);
+  ASSERT_TRUE(harness::wait_until([&] { return loader.inserted()[0] >= 1000; }, 60s));
+  ASSERT_TRUE(wait_delivered(slots[0], 30s)) << a.process->log_contents();
+
+  lab_->cut(0, pg().port());
+  const auto cut_at = Clock::now();
+  // The leader notices within receive_timeout, cannot connect again, and
+  // gives the slot up yield_after later.
+  const bool yielded = harness::wait_until(
+      [&] {
+        return a.process->log_contents().find("(group.yield_after): leaving the group") !=
+               std::string::npos;
+      },
+      kReceiveTimeout + kYieldAfter + 10s, 20ms);
+  const long long yielded_ms = ms_since(cut_at);
+  ASSERT_TRUE(yielded) << a.process->log_contents();
+  EXPECT_LE(yielded_ms, std::chrono::milliseconds(kReceiveTimeout + kYieldAfter + 2s).count());
+  // The standby is assigned the slot at the rebalance, and streams once the
+  // server's walsender of the cut-off leader is gone (takeover_after).
+  const bool moved =
+      wait_held_by(slots[0], *b.process, kSession + kTakeoverAfter + 20s);
+  const long long moved_ms = ms_since(cut_at);
+  ASSERT_TRUE(moved) << b.process->log_contents() << a.process->log_contents();
+  EXPECT_LE(moved_ms - yielded_ms,
+            std::chrono::milliseconds(kSession + kTakeoverAfter + 2s).count());
+  const int at_move = loader.inserted()[0];
+  ASSERT_TRUE(harness::wait_until([&] { return loader.inserted()[0] >= at_move + 1000; }, 30s));
+  loader.stop();
+  ASSERT_TRUE(wait_delivered(slots[0], 60s)) << b.process->log_contents();
+  lab_->heal(0, pg().port());
+  std::printf(
+      "leader cut from postgres: it yielded %lld ms after the cut, the standby streamed the "
+      "slot %lld ms after the cut (receive_timeout 5 s, yield_after 10 s, session 6 s, "
+      "takeover_after 8 s)\n",
+      yielded_ms, moved_ms);
+
+  const int inserted = loader.inserted()[0];
+  auto committed = kafka().consume_all_until_quiet(read_committed(), scene.topic, 3s, 120s);
+  const Tally rc = tally(committed, slots[0], inserted, false);
+  print("leader cut from postgres", "read_committed", rc, inserted);
+  EXPECT_EQ(rc.lost, 0) << rc.describe();
+  EXPECT_EQ(rc.duplicates, 0) << rc.describe();
+  EXPECT_EQ(rc.out_of_order, 0) << rc.describe();
+  expect_clean_stop(*b.process);
 }
 
 }  // namespace
