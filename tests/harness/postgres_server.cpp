@@ -91,6 +91,7 @@ std::unique_ptr<PostgresServer> PostgresServer::start_standby(PostgresServer& pr
                                                               const std::string& physical_slot) {
   std::unique_ptr<PostgresServer> s(new PostgresServer());
   s->bin_dir_ = primary.bin_dir_;
+  s->host_ = primary.host_;
   s->dir_ = std::make_unique<TempDir>("outbox-pg");
   ::chmod(s->dir_->path().c_str(), 0711);
   s->cluster_dir_ = s->dir_->path() + "/pg";
