@@ -117,9 +117,6 @@ int check_dead_letter_topics(const config::Config& cfg) {
   return kExitOk;
 }
 
-// Exactly once, the checkpoints live as committed offsets on a topic of
-// their own, one partition per slot in group mode; the broker refuses
-// offsets for partitions that do not exist.
 // Waits up to `timeout` for a stop signal; true when one came.
 bool stop_within(std::chrono::milliseconds timeout) {
   struct pollfd pfd = {g_stop_fd, POLLIN, 0};
@@ -127,7 +124,10 @@ bool stop_within(std::chrono::milliseconds timeout) {
   return g_stop.load();
 }
 
-// Exactly once: the checkpoint topic exists before any slot starts. A
+// Exactly once, the checkpoints live as committed offsets on a topic of
+// their own, one partition per slot in group mode; the broker refuses
+// offsets for partitions that do not exist, so the topic exists before any
+// slot starts. A
 // broker that cannot be reached (or refuses the credentials) is waited for,
 // with backoff, as the pipelines wait for theirs; a configuration or
 // authorization error stops the relay. nullopt: stopped while waiting.
@@ -257,9 +257,6 @@ class SystemdNotifier {
   int64_t last_watchdog_ms_ = 0;
 };
 
-// The main loop, the same for both modes: the group's poll (its rebalance
-// callbacks start and stop slots) or a wait on the stop signal, and what
-// systemd is told. Returns on SIGTERM/SIGINT or a slot's failure.
 // Group mode: an assigned slot this instance cannot stream for
 // group.yield_after (the server unreachable from here, say) is given up,
 // with every other slot of this instance, by leaving the group for a while,
@@ -271,7 +268,7 @@ class Yielder {
     if (group.yield_after) guard_.emplace(*group.yield_after);
   }
 
-  void turn(const driver::Supervisor& supervisor) {
+  void turn(const std::vector<driver::Supervisor::SlotView>& views) {
     if (!guard_) return;
     const auto now = relay::YieldGuard::Clock::now();
     if (away_until_) {
@@ -282,7 +279,6 @@ class Yielder {
       return;
     }
     std::vector<relay::YieldGuard::Observed> assigned;
-    const auto views = supervisor.view();
     for (size_t i = 0; i < views.size(); ++i) {
       if (!views[i].assigned) continue;
       assigned.push_back({static_cast<int>(i),
@@ -312,22 +308,25 @@ class Yielder {
   std::atomic<uint64_t> yields_{0};
 };
 
+// The main loop, the same for both modes: the group's poll (its rebalance
+// callbacks start and stop slots) or a wait on the stop signal, and what
+// systemd is told. Returns on SIGTERM/SIGINT or a slot's failure.
 void supervise_until_stopped(driver::Supervisor& supervisor, kafka::GroupMember* member,
                              Yielder* yielder, relay::PipelineStats& group_loop) {
   SystemdNotifier notifier;
   while (!g_stop.load() && !supervisor.failure()) {
     if (member) {
       member->poll(std::chrono::milliseconds(100));
-      if (yielder) yielder->turn(supervisor);
     } else {
-      struct pollfd pfd = {g_stop_fd, POLLIN, 0};
-      ::poll(&pfd, 1, 100);
+      stop_within(std::chrono::milliseconds(100));
     }
+    const auto views = supervisor.view();
+    if (yielder) yielder->turn(views);
     const int64_t now = unix_ms_now();
     group_loop.last_loop_unix_ms = now;
     bool stalled = false;
     bool streaming = true;
-    for (const auto& v : supervisor.view()) {
+    for (const auto& v : views) {
       if (!v.assigned) continue;
       stalled = stalled || v.stats->loop_stalled(std::chrono::system_clock::now());
       streaming = streaming && v.state == static_cast<int>(relay::PipelineState::kStreaming);

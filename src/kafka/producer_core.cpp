@@ -301,10 +301,14 @@ void ProducerCore::deliver(const rd_kafka_message_t* m) {
   signal_wakeup();
 }
 
-void ProducerCore::drain_wakeup_pipe() {
+void drain_pipe(int fd) {
   char buf[256];
-  while (read(wake_read_fd_, buf, sizeof buf) > 0) {
+  while (read(fd, buf, sizeof buf) > 0) {
   }
+}
+
+void ProducerCore::drain_wakeup_pipe() {
+  drain_pipe(wake_read_fd_);
 }
 
 void ProducerCore::signal_wakeup() {

@@ -43,6 +43,10 @@ common::Result<std::optional<int>> await_partitions(rd_kafka_t* rk, const std::s
 common::Result<void> create_topic(rd_kafka_t* rk, const std::string& topic, int partitions,
                                   const Properties& configs, std::chrono::milliseconds timeout);
 
+// Reads whatever a non-blocking pipe holds, so that poll(2) on it waits for
+// the next write; safe from any thread.
+void drain_pipe(int fd);
+
 // A delivery report whose topic outlives librdkafka's message: one served
 // while no poll() was running waits here for the next poll().
 struct HeldReport {

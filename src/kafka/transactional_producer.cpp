@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
-
-#include <unistd.h>
 #include <utility>
 
 #include "kafka/producer_core.h"
@@ -512,10 +510,9 @@ relay::ProduceResult TransactionalProducer::produce(const relay::OutboxRecord& r
 int TransactionalProducer::poll(milliseconds timeout, const ReportFn& on_report) {
   if (job_.valid()) {
     // Emptied before looking at the commit, so that the wakeup of a commit
-    // that ends right after is not lost.
-    char buf[256];
-    while (read(wakeup_fd_, buf, sizeof buf) > 0) {
-    }
+    // that ends right after is not lost; through the fd, which outlives a
+    // handle the commit thread may be replacing.
+    detail::drain_pipe(wakeup_fd_);
     if (!settle(timeout)) return 0;
     timeout = milliseconds(0);
   }
