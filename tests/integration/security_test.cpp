@@ -410,6 +410,7 @@ TEST_F(SecurityTest, KafkaWrongPasswordExactlyOnceWaitsForKafkaWithEndpointsUpAn
   EXPECT_EQ(http_get_status(port, "/readyz"), 503);
   EXPECT_EQ(http_get_status(port, "/healthz"), 200);
   EXPECT_FALSE(slot_confirmed_at_least(db, slot, end_lsn));
+  EXPECT_EQ(relay->log_contents().find(kKafkaWrongPassword), std::string::npos);
   relay->signal(SIGTERM);
   EXPECT_EQ(relay->wait_exit(30s), std::optional<int>(0)) << relay->log_contents();
 
