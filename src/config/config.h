@@ -15,6 +15,10 @@
 namespace config {
 
 enum class BadRowPolicy { kDeadLetter, kHalt };
+// Where events come from: rows inserted into the outbox table, transactional
+// logical decoding messages (pg_logical_emit_message) with the configured
+// prefix, or both, in commit order.
+enum class OutboxSource { kTable, kMessages, kBoth };
 enum class DeliveryGuarantee { kExactlyOnce, kAtLeastOnce };
 enum class SlotLostPolicy { kFail, kRecreate };
 enum class LogFormat { kText, kJson };
@@ -86,6 +90,16 @@ struct OutboxConfig {
   // Schema-qualified tables that share the publication with the outbox and
   // whose changes the relay skips; any other relation in the stream stops it.
   std::vector<std::string> ignore_relations;
+  OutboxSource source = OutboxSource::kTable;
+  // Messages with this prefix are the relay's (source messages or both);
+  // messages with any other prefix belong to someone else and are skipped.
+  std::string message_prefix = "outbox";
+  // A non-transactional message is written even when its transaction rolls
+  // back; unless allowed, it is a bad row (dead-lettered or halting).
+  bool allow_non_transactional_messages = false;
+
+  bool reads_table() const { return source != OutboxSource::kMessages; }
+  bool reads_messages() const { return source != OutboxSource::kTable; }
 
   bool operator==(const OutboxConfig&) const = default;
 };

@@ -138,6 +138,11 @@ void emit_outbox(YAML::Emitter& out, const OutboxConfig& outbox) {
   out << YAML::Key << "ignore_relations" << YAML::Value << YAML::Flow << YAML::BeginSeq;
   for (const std::string& name : outbox.ignore_relations) out << literal(name);
   out << YAML::EndSeq;
+  out << YAML::Key << "source" << YAML::Value
+      << std::string(kOutboxSourceNames[static_cast<size_t>(outbox.source)]);
+  out << YAML::Key << "message_prefix" << YAML::Value << literal(outbox.message_prefix);
+  out << YAML::Key << "allow_non_transactional_messages" << YAML::Value
+      << outbox.allow_non_transactional_messages;
   out << YAML::EndMap;
 }
 

@@ -40,9 +40,16 @@ constexpr std::string_view kKafkaKeys[] = {"brokers",
                                            "transaction_max_records",
                                            "transaction_timeout",
                                            "transactional_id_prefix"};
-constexpr std::string_view kOutboxKeys[] = {"table",           "columns",    "topic_template",
-                                            "header_columns",  "on_bad_row", "dead_letter_topic",
-                                            "ignore_relations"};
+constexpr std::string_view kOutboxKeys[] = {"table",
+                                            "columns",
+                                            "topic_template",
+                                            "header_columns",
+                                            "on_bad_row",
+                                            "dead_letter_topic",
+                                            "ignore_relations",
+                                            "source",
+                                            "message_prefix",
+                                            "allow_non_transactional_messages"};
 constexpr std::string_view kColumnKeys[] = {"id",        "topic",   "key",
                                             "partition", "headers", "payload"};
 constexpr std::string_view kLimitsKeys[] = {"max_inflight_messages", "max_inflight_bytes"};
@@ -73,6 +80,17 @@ auto checked(common::Result<void> (*check)(std::string_view)) {
 
 common::Result<void> check_not_empty(std::string_view text) {
   if (text.empty()) return common::make_error(errc::malformed, "must not be empty");
+  return {};
+}
+
+// pgoutput sends a message's prefix as a NUL-terminated string, so a prefix
+// with a NUL could never match; an empty one would claim every message whose
+// writer did not bother to name itself.
+common::Result<void> check_message_prefix(std::string_view text) {
+  if (text.empty()) return common::make_error(errc::malformed, "must not be empty");
+  if (text.find('\0') != std::string_view::npos) {
+    return common::make_error(errc::malformed, "must not contain a NUL byte");
+  }
   return {};
 }
 
@@ -361,6 +379,15 @@ void read_outbox(const Mapping& root, OutboxConfig& outbox) {
   if (const Field* ignore = m.find("ignore_relations")) {
     read_ignore_relations(ctx, *ignore, outbox.table, outbox.ignore_relations);
   }
+  if (const Field* source = m.find("source")) {
+    if (auto name = read_choice(ctx, *source, kOutboxSourceNames)) {
+      const auto* at = std::find(kOutboxSourceNames.begin(), kOutboxSourceNames.end(), *name);
+      outbox.source = static_cast<OutboxSource>(at - kOutboxSourceNames.begin());
+    }
+  }
+  read_key(m, "message_prefix", outbox.message_prefix, checked(check_message_prefix));
+  read_key(m, "allow_non_transactional_messages", outbox.allow_non_transactional_messages,
+           read_bool);
 }
 
 void read_limits(const Mapping& root, LimitsConfig& limits) {

@@ -117,6 +117,16 @@ TEST(ConfigErrors, BadEnumValueListsTheAllowedValues) {
                    "outbox.on_bad_row: expected one of dead_letter, halt, got 'drop'");
 }
 
+TEST(ConfigErrors, BadOutboxSourceListsTheSources) {
+  expect_one_error(kDsn + "outbox:\n  source: wal\n", 4, 11,
+                   "outbox.source: expected one of table, messages, both, got 'wal'");
+}
+
+TEST(ConfigErrors, AnEmptyMessagePrefixIsRejected) {
+  expect_one_error(kDsn + "outbox:\n  source: messages\n  message_prefix: \"\"\n", 5, 19,
+                   "outbox.message_prefix: must not be empty");
+}
+
 TEST(ConfigErrors, BadLogLevelListsTheLevels) {
   expect_one_error(kDsn + "log: {level: warning}\n", 3, 14,
                    "log.level: expected one of trace, debug, info, warn, error, got 'warning'");

@@ -77,6 +77,26 @@ TEST(ConfigLoad, ExampleFileWithoutPasswordInEnvironmentNamesTheVariable) {
       << diagnostics[0].format();
 }
 
+TEST(ConfigLoad, MessagesAsASourceWithTheirPrefixAndPolicy) {
+  auto cfg = load_ok(
+      "postgres: {dsn: x}\n"
+      "outbox: {source: both, message_prefix: \"orders-events\", "
+      "allow_non_transactional_messages: true}\n");
+  EXPECT_EQ(cfg.outbox.source, config::OutboxSource::kBoth);
+  EXPECT_TRUE(cfg.outbox.reads_table());
+  EXPECT_TRUE(cfg.outbox.reads_messages());
+  EXPECT_EQ(cfg.outbox.message_prefix, "orders-events");
+  EXPECT_TRUE(cfg.outbox.allow_non_transactional_messages);
+  EXPECT_FALSE(load_ok("postgres: {dsn: x}\noutbox: {source: messages}\n").outbox.reads_table());
+  const config::OutboxConfig defaults;
+  EXPECT_EQ(defaults.source, config::OutboxSource::kTable);
+  EXPECT_FALSE(defaults.reads_messages());
+  EXPECT_EQ(defaults.message_prefix, "outbox");
+  EXPECT_FALSE(defaults.allow_non_transactional_messages);
+  // check-config's view loads back to the same settings.
+  EXPECT_EQ(load_ok(config::describe(cfg)).outbox, cfg.outbox);
+}
+
 TEST(ConfigLoad, OnlyTheDsnGivesAllDefaults) {
   const auto cfg = load_ok("postgres:\n  dsn: host=db\n");
   EXPECT_EQ(cfg.postgres.dsn, "host=db");
