@@ -439,7 +439,11 @@ OutboxRecord Router::dead_letter(const BadRow& bad, const RowContext& ctx,
   r.headers.push_back(Header{std::string(kHeaderLsn), ctx.commit_lsn.to_string()});
   r.headers.push_back(Header{std::string(kHeaderXid), std::to_string(ctx.xid)});
   r.headers.push_back(Header{std::string(kHeaderError), bad.reason});
-  r.headers.push_back(Header{std::string(kHeaderSourceTable), bad.source_table});
+  if (bad.message_prefix) {
+    r.headers.push_back(Header{std::string(kHeaderMessagePrefix), *bad.message_prefix});
+  } else {
+    r.headers.push_back(Header{std::string(kHeaderSourceTable), bad.source_table});
+  }
   if (bad.original_topic) {
     r.headers.push_back(Header{std::string(kHeaderOriginalTopic), *bad.original_topic});
   }

@@ -60,6 +60,9 @@ struct BadRow {
   std::string row_id;                         // empty when the id column is null
   std::string details;                        // where the reason came from: the column and its type
   std::string source_table;                   // "schema.table" as the Relation message named it
+  // A logical decoding message's prefix, for a bad message (source_table is
+  // then empty).
+  std::optional<std::string> message_prefix;
   std::optional<std::string> original_topic;  // when the topic was read and valid
   std::optional<std::string> payload;         // when the payload was read
 };
@@ -86,6 +89,8 @@ inline constexpr std::string_view kHeaderXid = "outbox-xid";
 // Dead-letter records only.
 inline constexpr std::string_view kHeaderError = "outbox-error";
 inline constexpr std::string_view kHeaderSourceTable = "outbox-source-table";
+// Instead of outbox-source-table for a logical decoding message.
+inline constexpr std::string_view kHeaderMessagePrefix = "outbox-message-prefix";
 inline constexpr std::string_view kHeaderOriginalTopic = "outbox-original-topic";
 
 class Router {
