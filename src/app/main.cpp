@@ -369,10 +369,15 @@ int run(const std::string& config_path) {
   // The retained WAL of each slot, and its publication checked, only while
   // this instance streams it.
   supervisor.set_companion([](const config::Config& slot, relay::PipelineStats& stats) {
-    auto monitor = std::make_shared<app::SlotMonitor>(
-        stats, slot.postgres.dsn, slot.postgres.slot, kSlotMonitorInterval,
-        app::PublicationCheck{slot.outbox.table, slot.postgres.publication,
-                              slot.postgres.publication_check_interval});
+    // Without an outbox table (outbox.source: messages) there is nothing in
+    // the publication to lose track of.
+    std::optional<app::PublicationCheck> check;
+    if (slot.outbox.reads_table()) {
+      check = app::PublicationCheck{slot.outbox.table, slot.postgres.publication,
+                                    slot.postgres.publication_check_interval};
+    }
+    auto monitor = std::make_shared<app::SlotMonitor>(stats, slot.postgres.dsn, slot.postgres.slot,
+                                                      kSlotMonitorInterval, std::move(check));
     monitor->start();
     return std::shared_ptr<void>(std::move(monitor));
   });

@@ -158,6 +158,7 @@ pg::ReplicationOptions replication_options(const config::Config& cfg,
   ro.slot = pg.slot;
   ro.publication = pg.publication;
   ro.table = cfg.outbox.table;
+  ro.outbox_table = cfg.outbox.reads_table();
   ro.create_slot = pg.create_slot;
   ro.create_publication = pg.create_publication;
   ro.binary = pg.binary;
@@ -270,6 +271,13 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
     return foreign.error();
   }
   core.set_system_identifier((*stream)->system_identifier());
+  if (cfg_.outbox.reads_messages() && (*stream)->server_version() < 140000) {
+    return failure(errc::fatal,
+                   fmt::format("slot={} outbox.source: {} needs PostgreSQL 14 or later, whose "
+                               "pgoutput sends logical decoding messages; this server is {}",
+                               pg.slot, cfg_.outbox.reads_table() ? "both" : "messages",
+                               (*stream)->server_version()));
+  }
   auto slot = (*stream)->prepare();
   if (!slot) {
     const auto& code = slot.error().code;
@@ -295,8 +303,10 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
         "the two positions were NOT published)",
         lost_slot_message(*memory, **stream), slot->confirmed_flush.to_string());
   }
-  auto guard = relay::RelationGuard::create(cfg_.outbox, (*stream)->outbox(),
-                                            relay::GuardContext{pg.slot, pg.publication});
+  const relay::GuardContext guard_context{pg.slot, pg.publication};
+  auto guard = cfg_.outbox.reads_table()
+                   ? relay::RelationGuard::create(cfg_.outbox, (*stream)->outbox(), guard_context)
+                   : relay::RelationGuard::without_table(cfg_.outbox, guard_context);
   if (!guard) return failure(errc::fatal, guard.error().describe());
   stats_.outbox_oid = guard->outbox_oid();
   const wal::Lsn from = core.start_session(slot->confirmed_flush, std::move(*guard));

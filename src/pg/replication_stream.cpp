@@ -291,6 +291,40 @@ common::Result<void> ReplicationStream::ensure_publication(bool slot_exists) {
   return {};
 }
 
+// pgoutput carries messages whatever the publication holds, but it loads the
+// publication at the first change of any table and fails if it is missing;
+// so it must exist, and from before the slot, as with a table.
+common::Result<void> ReplicationStream::ensure_message_publication(bool slot_exists) {
+  auto rows = conn_->query("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " +
+                           quote_literal(options_.publication));
+  if (!rows) return rows.error();
+  if (!rows->empty()) return {};
+  const std::string create = "CREATE PUBLICATION " + quote_identifier(options_.publication);
+  const std::string where =
+      "slot=" + options_.slot + " publication \"" + options_.publication + "\" does not exist";
+  if (slot_exists) {
+    return error(replication_errc::publication_missing,
+                 where +
+                     " but the slot does; a publication created now is \"not found\" for the "
+                     "changes the slot has yet to send: create it, then drop the slot so that "
+                     "the relay creates it again (messages written in between are not "
+                     "published): " +
+                     create + "; SELECT pg_drop_replication_slot(" + quote_literal(options_.slot) +
+                     ")");
+  }
+  if (!options_.create_publication) {
+    return error(replication_errc::publication_missing,
+                 where + " and create_publication is false; create it with: " + create);
+  }
+  auto created = conn_->query(create, PGRES_COMMAND_OK);
+  if (!created) {
+    return error(replication_errc::publication_invalid,
+                 "slot=" + options_.slot + " cannot create publication \"" + options_.publication +
+                     "\": " + created.error().message);
+  }
+  return {};
+}
+
 common::Result<bool> ReplicationStream::slot_exists() {
   auto rows = conn_->query("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
                            quote_literal(options_.slot));
@@ -438,12 +472,16 @@ common::Result<std::optional<std::string>> ReplicationStream::terminate_relay_ho
 
 common::Result<SlotState> ReplicationStream::prepare() {
   const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
-  auto outbox = read_outbox_relation(q, options_.table, server_version_);
-  if (!outbox) return outbox.error();
-  outbox_ = std::move(*outbox);
+  if (options_.outbox_table) {
+    auto outbox = read_outbox_relation(q, options_.table, server_version_);
+    if (!outbox) return outbox.error();
+    outbox_ = std::move(*outbox);
+  }
   auto exists = slot_exists();
   if (!exists) return exists.error();
-  if (auto r = ensure_publication(*exists); !r) return r.error();
+  auto published =
+      options_.outbox_table ? ensure_publication(*exists) : ensure_message_publication(*exists);
+  if (!published) return published.error();
   return ensure_slot();
 }
 

@@ -42,6 +42,9 @@ struct ReplicationOptions {
   std::string slot;
   std::string publication;
   std::string table;  // schema-qualified outbox table, for CREATE PUBLICATION
+  // false (outbox.source: messages): there is no outbox table to read or to
+  // find in the publication, which only has to exist, and is created empty.
+  bool outbox_table = true;
   bool create_slot = true;
   bool create_publication = true;
   bool binary = true;
@@ -110,7 +113,8 @@ class ReplicationStream {
   // then the slot; fails if the slot is lost or held by another backend.
   common::Result<SlotState> prepare();
 
-  // The outbox as the catalog described it in prepare().
+  // The outbox as the catalog described it in prepare(); empty (oid 0)
+  // without an outbox table.
   const OutboxRelation& outbox() const { return outbox_; }
 
   // START_REPLICATION at `from` (0/0 means the slot's confirmed_flush_lsn; the
@@ -146,6 +150,7 @@ class ReplicationStream {
   common::Result<void> check_server();
   common::Result<void> read_wal_safety();
   common::Result<void> ensure_publication(bool slot_exists);
+  common::Result<void> ensure_message_publication(bool slot_exists);
   common::Result<SlotState> ensure_slot();
   common::Result<bool> slot_exists();
   common::Result<bool> wants_failover_slot();

@@ -35,11 +35,7 @@ common::Result<RelationGuard> RelationGuard::create(const config::OutboxConfig& 
   g.outbox_ = outbox;
   g.outbox_name_ = QualifiedName{outbox.nspname, outbox.relname};
   g.context_ = std::move(context);
-  for (const auto& text : cfg.ignore_relations) {
-    auto name = resolve_table_name(text, "outbox.ignore_relations entry");
-    if (!name) return name.error();
-    g.ignored_.push_back(std::move(*name));
-  }
+  if (auto r = g.read_ignored(cfg); !r) return r.error();
   // A router of its own: bind() remembers the optional columns it has seen,
   // which is the stream's business, not the catalog's.
   auto router = Router::create(cfg);
@@ -54,6 +50,24 @@ common::Result<RelationGuard> RelationGuard::create(const config::OutboxConfig& 
   return g;
 }
 
+common::Result<RelationGuard> RelationGuard::without_table(const config::OutboxConfig& cfg,
+                                                           GuardContext context) {
+  RelationGuard g;
+  g.has_table_ = false;
+  g.context_ = std::move(context);
+  if (auto r = g.read_ignored(cfg); !r) return r.error();
+  return g;
+}
+
+common::Result<void> RelationGuard::read_ignored(const config::OutboxConfig& cfg) {
+  for (const auto& text : cfg.ignore_relations) {
+    auto name = resolve_table_name(text, "outbox.ignore_relations entry");
+    if (!name) return name.error();
+    ignored_.push_back(std::move(*name));
+  }
+  return {};
+}
+
 bool RelationGuard::is_partition(wal::RelId relid) const {
   return std::find(outbox_.partitions.begin(), outbox_.partitions.end(), relid) !=
          outbox_.partitions.end();
@@ -66,6 +80,22 @@ bool RelationGuard::is_ignored(const QualifiedName& name) const {
 RelationGuard::Announced RelationGuard::judge(const RelationDesc& relation) const {
   const QualifiedName name{relation.nspname, relation.relname};
   Announced a{relation.relid, Kind::kUnmapped, "", ""};
+  if (!has_table_) {
+    if (is_ignored(name)) {
+      a.kind = Kind::kIgnored;
+      return a;
+    }
+    a.problem = fmt::format(
+        "relation {} (oid {}) is in publication \"{}\", but outbox.source is messages: no "
+        "table's rows are events",
+        qualified(name), relation.relid, context_.publication);
+    a.remedy = fmt::format(
+        "Remove it from the publication (ALTER PUBLICATION \"{}\" DROP TABLE {}), list it in "
+        "outbox.ignore_relations to skip its changes, or set outbox.source: both if it is the "
+        "outbox table.",
+        context_.publication, qualified(name));
+    return a;
+  }
   if (relation.relid == outbox_.oid) {
     if (name == outbox_name_) {
       a.kind = Kind::kOutbox;

@@ -51,6 +51,11 @@ class RelationGuard {
                                               const wal::OutboxRelation& outbox,
                                               GuardContext context);
 
+  // outbox.source: messages. No relation is the outbox: the rows of any
+  // relation not listed in outbox.ignore_relations stop the slot.
+  static common::Result<RelationGuard> without_table(const config::OutboxConfig& cfg,
+                                                     GuardContext context);
+
   // A Relation message. The relation to bind for routing, or nullopt for
   // any other: its rows are skipped when it is listed in
   // outbox.ignore_relations, and stop the slot otherwise. A partition of the
@@ -81,7 +86,9 @@ class RelationGuard {
   Announced judge(const RelationDesc& relation) const;
   bool is_partition(wal::RelId relid) const;
   bool is_ignored(const QualifiedName& name) const;
+  common::Result<void> read_ignored(const config::OutboxConfig& cfg);
 
+  bool has_table_ = true;
   wal::OutboxRelation outbox_;
   QualifiedName outbox_name_;
   std::vector<QualifiedName> ignored_;

@@ -65,6 +65,7 @@ SlotCore::SlotCore(const config::Config& cfg, Router& router, Publisher& publish
                    PipelineStats& stats, SlotCoreOptions options)
     : cfg_(cfg),
       router_(router),
+      message_router_(cfg.outbox),
       publisher_(publisher),
       stats_(stats),
       options_(std::move(options)),
@@ -80,6 +81,7 @@ wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed, RelationGuard guard) {
   stop_error_.reset();
   fenced_ = false;
   fence_noted_ = false;
+  skipped_message_logged_ = false;
   // What the open Kafka transaction holds is streamed again from the
   // checkpoint; none of it may become visible.
   abort_transaction();
@@ -119,11 +121,13 @@ common::Result<void> SlotCore::on_message(const wal::Event& event, wal::Lsn lsn)
           return on_relation(m);
         } else if constexpr (std::is_same_v<T, wal::Insert>) {
           return on_insert(m, lsn);
+        } else if constexpr (std::is_same_v<T, wal::Message>) {
+          return on_logical_message(m);
         } else if constexpr (std::is_same_v<T, wal::Update> || std::is_same_v<T, wal::Delete> ||
                              std::is_same_v<T, wal::Truncate> || std::is_same_v<T, wal::Origin> ||
-                             std::is_same_v<T, wal::Type> || std::is_same_v<T, wal::Message>) {
+                             std::is_same_v<T, wal::Type>) {
           // The outbox is insert-only; a publication shared with other tables
-          // may still carry these, and logical decoding messages are not rows.
+          // may still carry these.
           return {};
         } else {
           // Streaming and two-phase are never requested; receiving them means
@@ -165,19 +169,67 @@ common::Result<void> SlotCore::on_insert(const wal::Insert& insert, wal::Lsn lsn
   }
   auto routed = router_.route(insert.relid, values, row_context(lsn));
   if (!routed) return routed.error();
-  if (auto* bad = std::get_if<BadRow>(&*routed)) return bad_row(*bad, lsn);
+  return add(std::move(*routed), lsn);
+}
+
+// Messages with another prefix are someone else's (another plugin's, an
+// application's own), and skipped like a table outside the publication.
+common::Result<void> SlotCore::on_logical_message(const wal::Message& message) {
+  if (!message_router_.ours(message)) return {};
+  if (!cfg_.outbox.reads_messages()) {
+    if (!skipped_message_logged_) {
+      skipped_message_logged_ = true;
+      spdlog::warn(
+          "slot={} skipping messages with prefix '{}' (the first at lsn={}): outbox.source is "
+          "table; set it to messages or both to publish them",
+          cfg_.postgres.slot, cfg_.outbox.message_prefix, message.lsn.to_string());
+    }
+    return {};
+  }
+  if (!message.transactional()) return on_non_transactional(message);
+  if (!ledger_.in_transaction()) {
+    return make_error(
+        errc::stream_out_of_order,
+        "transactional Message outside a transaction at lsn=" + message.lsn.to_string());
+  }
+  // Counted by index among its transaction's records, as a row is, so that a
+  // resume inside the transaction skips exactly what Kafka holds.
+  return add(message_router_.route(message, row_context(message.lsn)), message.lsn);
+}
+
+// Decoded when its WAL record is, between transactions, and sent again
+// after a restart only from a position at or before it. So it is a
+// transaction of its own whose end is just past the message: confirming that
+// end never streams it again, and passes nothing that follows it.
+common::Result<void> SlotCore::on_non_transactional(const wal::Message& message) {
+  if (ledger_.in_transaction()) {
+    return make_error(
+        errc::unsupported_message,
+        "non-transactional Message inside a transaction at lsn=" + message.lsn.to_string());
+  }
+  const wal::Lsn at = message.lsn;
+  const wal::PgTimestamp now = wal::pg_now();
+  if (auto r = ledger_.begin(at, 0, now, at); !r) return r;
+  if (auto r = add(message_router_.route(message, RowContext{at, at, 0, now}), at); !r) return r;
+  return ledger_.commit(wal::Lsn(at.value() + 1), at);
+}
+
+common::Result<void> SlotCore::add(RouteOutcome&& routed, wal::Lsn lsn) {
+  if (auto* bad = std::get_if<BadRow>(&routed)) return bad_row(*bad, lsn);
   auto token = ledger_.add_record(lsn);
   if (!token) return token.error();
   if (!*token) return {};  // already in a committed Kafka transaction
-  return publish(std::move(std::get<OutboxRecord>(*routed)), **token);
+  return publish(std::move(std::get<OutboxRecord>(routed)), **token);
 }
 
 common::Result<void> SlotCore::bad_row(const BadRow& bad, wal::Lsn lsn) {
   const std::string id = bad.row_id.empty() ? "?" : bad.row_id;
   const wal::Xid xid = ledger_.txn().xid;
+  const std::string source =
+      bad.message_prefix ? "message_prefix=" + *bad.message_prefix : "table=" + cfg_.outbox.table;
   if (cfg_.outbox.on_bad_row == config::BadRowPolicy::kHalt) {
-    spdlog::error("slot={} halting at bad row: table={} id={} lsn={} xid={} reason={}",
-                  cfg_.postgres.slot, cfg_.outbox.table, id, lsn.to_string(), xid, bad.reason);
+    spdlog::error("slot={} halting at bad row: {} id={} lsn={} xid={} reason={}",
+                  cfg_.postgres.slot, source, id, lsn.to_string(), xid, bad.reason);
     // Exactly once, every row before this one is committed with a checkpoint
     // that stops just before it, so readers see what they would have seen at
     // least once, and a restart halts here again.
@@ -188,8 +240,8 @@ common::Result<void> SlotCore::bad_row(const BadRow& bad, wal::Lsn lsn) {
     return make_error(errc::halted,
                       "bad row id=" + id + " lsn=" + lsn.to_string() + ": " + bad.reason);
   }
-  log_dead_letter("slot={} dead-lettering bad row: table={} id={} lsn={} xid={} reason={}",
-                  cfg_.postgres.slot, cfg_.outbox.table, id, lsn.to_string(), xid, bad.reason);
+  log_dead_letter("slot={} dead-lettering bad row: {} id={} lsn={} xid={} reason={}",
+                  cfg_.postgres.slot, source, id, lsn.to_string(), xid, bad.reason);
   OutboxRecord dlq = router_.dead_letter(bad, row_context(lsn), cfg_.outbox.dead_letter_topic);
   auto token = ledger_.add_dead_letter(lsn);
   if (!token) return token.error();

@@ -17,6 +17,7 @@
 #include "relay/delivery_ledger.h"
 #include "relay/lease.h"
 #include "relay/log_budget.h"
+#include "relay/message_router.h"
 #include "relay/publisher.h"
 #include "relay/record.h"
 #include "relay/relation_guard.h"
@@ -122,6 +123,12 @@ class SlotCore {
  private:
   common::Result<void> on_relation(const wal::Relation& relation);
   common::Result<void> on_insert(const wal::Insert& insert, wal::Lsn lsn);
+  // A logical decoding message (pg_logical_emit_message), a record of its
+  // transaction like a row when it is ours (outbox.source, message_prefix).
+  common::Result<void> on_logical_message(const wal::Message& message);
+  common::Result<void> on_non_transactional(const wal::Message& message);
+  // A row or message routed at `lsn`: its record, or the bad-row policy's.
+  common::Result<void> add(RouteOutcome&& routed, wal::Lsn lsn);
   common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn);
   common::Result<void> publish(OutboxRecord&& record, DeliveryLedger::Token token);
   common::Result<void> retry_pending();
@@ -155,6 +162,7 @@ class SlotCore {
 
   const config::Config& cfg_;
   Router& router_;
+  MessageRouter message_router_;
   Publisher& publisher_;
   PipelineStats& stats_;
   SlotCoreOptions options_;
@@ -170,6 +178,9 @@ class SlotCore {
   std::optional<common::Error> stop_error_;  // set from delivery reports
   bool fenced_ = false;
   bool fence_noted_ = false;
+  // outbox.source: table skips messages with the relay's prefix; the first
+  // one of a session is logged, in case the source was meant to include them.
+  bool skipped_message_logged_ = false;
   // Each dead-lettered row is logged with its id and LSN, up to a flood;
   // past it, a count of the lines held back (the records still carry both).
   LogBudget dead_letter_log_{50};

@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 
+#include "envelope_writer.h"
 #include "relay/errc.h"
 
 namespace relay {
@@ -148,6 +149,22 @@ class Stream {
     null();
     text("\\x6869");
     return ins;
+  }
+  // A logical decoding message whose envelope names id `n`; an empty id
+  // leaves it out (the message's LSN stands in). A bad one has a null topic.
+  wal::Message message(int n, wal::Lsn lsn, bool bad = false, std::string_view prefix = "outbox",
+                       bool transactional = true) {
+    testing::EnvelopeFields f;
+    if (n >= 0) f.id = id_of(n);
+    if (bad) f.topic.reset();
+    f.key = "k" + std::to_string(n % 3);
+    f.payload = "hi";
+    wal::Message m;
+    m.flags = transactional ? wal::Message::kTransactional : 0;
+    m.lsn = lsn;
+    m.prefix = keep(std::string(prefix));
+    m.content = keep(testing::write_envelope(f));
+    return m;
   }
   static std::string id_of(int n) {
     char buf[40];
@@ -672,8 +689,11 @@ class ScriptedTransactions final : public TransactionalPublisher {
 // produce(), connections dropped, and the process killed (a new core that
 // knows only the slot and the checkpoint read back from Kafka). Every
 // reported position covers only rows a read_committed reader sees; in the
-// end every row is seen exactly once.
-TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
+// end every row is seen exactly once. With `messages` (outbox.source: both)
+// rows are interleaved with the relay's messages, which count like rows in a
+// checkpoint, with messages of another prefix, which count for nothing, and
+// with non-transactional messages between transactions.
+void exactly_once_model(bool messages) {
   constexpr int kSchedules = 1500;
   for (int seed = 1; seed <= kSchedules; ++seed) {
     SCOPED_TRACE("seed=" + std::to_string(seed));
@@ -681,6 +701,10 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
     auto chance = [&](int percent) { return static_cast<int>(rng() % 100) < percent; };
 
     config::Config cfg = test_config();
+    if (messages) {
+      cfg.outbox.source = config::OutboxSource::kBoth;
+      cfg.outbox.allow_non_transactional_messages = true;
+    }
     Router router = *Router::create(cfg.outbox);
     ScriptedTransactions kafka;
     kafka.capacity = 1 + rng() % 8;
@@ -696,15 +720,28 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
       uint64_t end;
       std::vector<int> ids;
       std::set<int> bad;
+      std::set<int> messages;  // ids sent as messages of the relay's prefix
+      std::set<int> foreign;   // ids preceded by a message of another prefix
+      // One message decoded on its own at end - 1, outside any transaction.
+      bool non_transactional = false;
     };
     std::vector<Txn> db;
     const int txns = 5 + static_cast<int>(rng() % 15);
     for (int i = 0; i < txns; ++i) {
       Txn t{static_cast<uint64_t>(i + 1) * 0x100, {}, {}};
+      if (messages && chance(10)) {
+        t.non_transactional = true;
+        t.ids.push_back(i * 10);
+        t.messages.insert(i * 10);
+        db.push_back(t);
+        continue;
+      }
       const int n = static_cast<int>(rng() % 6);
       for (int r = 0; r < n; ++r) {
         t.ids.push_back(i * 10 + r);
         if (chance(4)) t.bad.insert(i * 10 + r);
+        if (messages && chance(40)) t.messages.insert(i * 10 + r);
+        if (messages && chance(15)) t.foreign.insert(i * 10 + r);
       }
       db.push_back(t);
     }
@@ -760,6 +797,13 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
 
     auto send_next = [&]() -> common::Result<void> {
       Txn& t = db[next];
+      if (t.non_transactional) {
+        const int id = t.ids[0];
+        ++next;
+        return core->on_message(
+            stream.message(id, wal::Lsn(t.end - 1), t.bad.count(id) > 0, "outbox", false),
+            wal::Lsn(t.end - 1));
+      }
       if (!in_txn) {
         wal::Begin b;
         b.final_lsn = wal::Lsn(t.end - 8);
@@ -770,8 +814,16 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
       }
       if (next_row < t.ids.size()) {
         const int id = t.ids[next_row];
-        return core->on_message(stream.insert(id, t.bad.count(id) > 0),
-                                wal::Lsn(t.end - 0x40 + next_row++));
+        const wal::Lsn at(t.end - 0x40 + 2 * next_row++);
+        if (t.foreign.count(id)) {
+          auto r = core->on_message(stream.message(id, at, false, "another"), at);
+          if (!r) return r;
+        }
+        if (t.messages.count(id)) {
+          const wal::Lsn own(at.value() + 1);
+          return core->on_message(stream.message(id, own, t.bad.count(id) > 0), own);
+        }
+        return core->on_message(stream.insert(id, t.bad.count(id) > 0), at);
       }
       wal::Commit c;
       c.end_lsn = wal::Lsn(t.end);
@@ -803,7 +855,7 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
       } else {
         restart(true);  // kill -9
       }
-      if (HasFatalFailure()) return;
+      if (::testing::Test::HasFatalFailure()) return;
     }
     for (int round = 0; round < 400 && (next < db.size() || in_txn || kafka.in_transaction());
          ++round) {
@@ -817,19 +869,27 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
       }
       now += milliseconds(5000);
       if (!core->maybe_commit(now, true)) restart(false);
-      if (HasFatalFailure()) return;
+      if (::testing::Test::HasFatalFailure()) return;
     }
     now += milliseconds(20000);
     check(core->feedback(now, true));
-    if (HasFatalFailure()) return;
+    if (::testing::Test::HasFatalFailure()) return;
     for (const auto& t : db) {
       for (int id : t.ids) {
         EXPECT_EQ(kafka.visible[Stream::id_of(id)], 1) << "row " << id;
       }
     }
     EXPECT_GE(last_reported, wal::Lsn(db.back().end));
-    if (HasFailure()) return;
+    if (::testing::Test::HasFailure()) return;
   }
+}
+
+TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
+  exactly_once_model(false);
+}
+
+TEST(SlotCoreModel, ExactlyOnceEveryRowAndMessageIsReadOnceWhateverIsKilledAndWhen) {
+  exactly_once_model(true);
 }
 
 // The exactly-once metrics as the core keeps them: Kafka commits with their
@@ -952,6 +1012,295 @@ TEST_F(SlotCoreTest, AFatalErrorForAnotherReasonIsNotFencing) {
   publisher_.report(0, DeliveryStatus::kFatal, DeliveryReason::kOther);
   EXPECT_FALSE(core_.serve(milliseconds(0)).ok());
   EXPECT_EQ(stats_.fenced.load(), 0u);
+}
+
+// Logical decoding messages (outbox.source: both): records of their
+// transaction like its rows, in stream order.
+class SlotCoreMessagesTest : public ::testing::Test {
+ protected:
+  explicit SlotCoreMessagesTest(config::OutboxSource source = config::OutboxSource::kBoth,
+                                config::BadRowPolicy policy = config::BadRowPolicy::kDeadLetter)
+      : cfg_(messages_config(source, policy)),
+        router_(*Router::create(cfg_.outbox)),
+        core_(cfg_, router_, publisher_, stats_) {}
+
+  static config::Config messages_config(config::OutboxSource source, config::BadRowPolicy policy) {
+    config::Config cfg = test_config(policy);
+    cfg.outbox.source = source;
+    return cfg;
+  }
+
+  void SetUp() override {
+    core_.start_session(wal::Lsn(0x1000), guard());
+    ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(0x1000)).ok());
+  }
+
+  RelationGuard guard() const {
+    if (cfg_.outbox.reads_table()) return outbox_guard(cfg_);
+    return *RelationGuard::without_table(cfg_.outbox, GuardContext{"test_slot", "outbox_pub"});
+  }
+
+  common::Result<void> begin(uint64_t end) {
+    wal::Begin b;
+    b.final_lsn = wal::Lsn(end - 8);
+    b.xid = static_cast<wal::Xid>(end);
+    return core_.on_message(b, wal::Lsn(end - 64));
+  }
+  common::Result<void> commit(uint64_t end) {
+    wal::Commit c;
+    c.commit_lsn = wal::Lsn(end - 8);
+    c.end_lsn = wal::Lsn(end);
+    return core_.on_message(c, wal::Lsn(end - 8));
+  }
+  common::Result<void> message(int id, uint64_t at, bool bad = false,
+                               std::string_view prefix = "outbox") {
+    return core_.on_message(stream_.message(id, wal::Lsn(at), bad, prefix), wal::Lsn(at));
+  }
+  common::Result<void> row(int id, uint64_t at) {
+    return core_.on_message(stream_.insert(id), wal::Lsn(at));
+  }
+  // Decoded on its own, outside any transaction.
+  common::Result<void> non_transactional(int id, uint64_t at, std::string_view prefix = "outbox",
+                                         SlotCore* core = nullptr) {
+    return (core ? *core : core_)
+        .on_message(stream_.message(id, wal::Lsn(at), false, prefix, false), wal::Lsn(at));
+  }
+
+  std::vector<std::string> sent_ids() const {
+    std::vector<std::string> ids;
+    for (const auto& s : publisher_.sent())
+      ids.push_back(header(s.record, "outbox-id").value_or("?"));
+    return ids;
+  }
+  void deliver_all() {
+    while (!publisher_.sent().empty()) publisher_.report(0, DeliveryStatus::kOk);
+    ASSERT_TRUE(core_.serve(milliseconds(0)).ok());
+  }
+  wal::Lsn confirm() { return *core_.feedback(Clock::now(), true); }
+
+  config::Config cfg_;
+  Router router_;
+  ScriptedPublisher publisher_;
+  PipelineStats stats_;
+  SlotCore core_;
+  Stream stream_;
+};
+
+TEST_F(SlotCoreMessagesTest, RowsAndMessagesOfOneTransactionAreProducedInStreamOrder) {
+  ASSERT_TRUE(begin(0x2000).ok());
+  ASSERT_TRUE(row(1, 0x1f00).ok());
+  ASSERT_TRUE(message(2, 0x1f10).ok());
+  ASSERT_TRUE(message(99, 0x1f18, false, "someone-else").ok());
+  ASSERT_TRUE(row(3, 0x1f20).ok());
+  ASSERT_TRUE(message(-1, 0x1f30).ok());  // no id: its LSN stands in
+  ASSERT_TRUE(commit(0x2000).ok());
+  EXPECT_EQ(sent_ids(), (std::vector<std::string>{Stream::id_of(1), Stream::id_of(2),
+                                                  Stream::id_of(3), "0/1F30"}));
+  // Every record of the transaction carries its commit LSN and xid.
+  for (const auto& s : publisher_.sent()) {
+    EXPECT_EQ(header(s.record, "outbox-lsn"), "0/1FF8");
+    EXPECT_EQ(header(s.record, "outbox-xid"), std::to_string(0x2000));
+  }
+  deliver_all();
+  EXPECT_EQ(confirm(), wal::Lsn(0x2000));
+}
+
+TEST_F(SlotCoreMessagesTest, AMessageIsConfirmedOnlyOnceKafkaHoldsIt) {
+  ASSERT_TRUE(begin(0x2000).ok());
+  ASSERT_TRUE(message(1, 0x1f00).ok());
+  ASSERT_TRUE(commit(0x2000).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+  publisher_.report(0, DeliveryStatus::kRetriable, DeliveryReason::kTimeout);
+  EXPECT_FALSE(core_.serve(milliseconds(0)).ok());
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+}
+
+TEST_F(SlotCoreMessagesTest, AMalformedMessageIsDeadLetteredInItsPlace) {
+  ASSERT_TRUE(begin(0x2000).ok());
+  ASSERT_TRUE(message(1, 0x1f00, /*bad=*/true).ok());
+  wal::Message garbage = stream_.message(2, wal::Lsn(0x1f10));
+  garbage.content = "not an envelope";
+  ASSERT_TRUE(core_.on_message(garbage, wal::Lsn(0x1f10)).ok());
+  ASSERT_TRUE(commit(0x2000).ok());
+  ASSERT_EQ(publisher_.sent().size(), 2u);
+  const OutboxRecord& null_topic = publisher_.sent()[0].record;
+  EXPECT_EQ(null_topic.topic, cfg_.outbox.dead_letter_topic);
+  EXPECT_EQ(header(null_topic, "outbox-error"), "topic is null");
+  EXPECT_EQ(header(null_topic, "outbox-message-prefix"), "outbox");
+  EXPECT_EQ(header(null_topic, "outbox-source-table"), std::nullopt);
+  const OutboxRecord& malformed = publisher_.sent()[1].record;
+  EXPECT_EQ(malformed.payload, "not an envelope");
+  EXPECT_EQ(header(malformed, "outbox-id"), "0/1F10");
+  deliver_all();
+  EXPECT_EQ(confirm(), wal::Lsn(0x2000));
+  EXPECT_EQ(stats_.records_dead_lettered.load(), 2u);
+}
+
+TEST_F(SlotCoreMessagesTest, ATransactionalMessageOutsideATransactionIsAnError) {
+  auto r = message(1, 0x1500);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, make_error_code(errc::stream_out_of_order));
+}
+
+// Decoded between transactions and sent again only from a position at or
+// before it: confirmed just past it, so a restart neither repeats nor skips.
+TEST_F(SlotCoreMessagesTest, ANonTransactionalMessageIsDeadLetteredAndConfirmedJustPastIt) {
+  ASSERT_TRUE(non_transactional(1, 0x1800).ok());
+  ASSERT_EQ(publisher_.sent().size(), 1u);
+  const OutboxRecord& dlq = publisher_.sent()[0].record;
+  EXPECT_EQ(dlq.topic, cfg_.outbox.dead_letter_topic);
+  EXPECT_EQ(header(dlq, "outbox-original-topic"), "orders");
+  EXPECT_EQ(header(dlq, "outbox-lsn"), "0/1800");
+  EXPECT_EQ(header(dlq, "outbox-xid"), "0");
+  EXPECT_NE(header(dlq, "outbox-error")->find("non-transactional"), std::string::npos);
+  EXPECT_EQ(dlq.payload, "hi");
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+  deliver_all();
+  EXPECT_EQ(confirm(), wal::Lsn(0x1801));
+  // The next transaction is unaffected.
+  ASSERT_TRUE(begin(0x2000).ok());
+  ASSERT_TRUE(row(2, 0x1f00).ok());
+  ASSERT_TRUE(commit(0x2000).ok());
+  deliver_all();
+  EXPECT_EQ(confirm(), wal::Lsn(0x2000));
+}
+
+TEST_F(SlotCoreMessagesTest, AnAllowedNonTransactionalMessageIsPublished) {
+  config::Config cfg = cfg_;
+  cfg.outbox.allow_non_transactional_messages = true;
+  SlotCore core(cfg, router_, publisher_, stats_);
+  core.start_session(wal::Lsn(0x1000), guard());
+  ASSERT_TRUE(non_transactional(1, 0x1800, "outbox", &core).ok());
+  ASSERT_EQ(publisher_.sent().size(), 1u);
+  EXPECT_EQ(publisher_.sent()[0].record.topic, "orders");
+  EXPECT_EQ(header(publisher_.sent()[0].record, "outbox-id"), Stream::id_of(1));
+}
+
+TEST_F(SlotCoreMessagesTest, ANonTransactionalMessageOfAnotherPrefixIsSkipped) {
+  ASSERT_TRUE(non_transactional(1, 0x1800, "other").ok());
+  EXPECT_TRUE(publisher_.sent().empty());
+  EXPECT_FALSE(core_.ledger().in_transaction());
+}
+
+class SlotCoreTableOnlyTest : public SlotCoreMessagesTest {
+ protected:
+  SlotCoreTableOnlyTest() : SlotCoreMessagesTest(config::OutboxSource::kTable) {}
+};
+
+TEST_F(SlotCoreTableOnlyTest, TheRelaysMessagesAreSkippedWhenTheSourceIsTheTable) {
+  ASSERT_TRUE(begin(0x2000).ok());
+  ASSERT_TRUE(message(1, 0x1f00).ok());
+  ASSERT_TRUE(row(2, 0x1f10).ok());
+  ASSERT_TRUE(commit(0x2000).ok());
+  ASSERT_TRUE(non_transactional(3, 0x2100).ok());
+  EXPECT_EQ(sent_ids(), std::vector<std::string>{Stream::id_of(2)});
+}
+
+class SlotCoreMessagesOnlyTest : public SlotCoreMessagesTest {
+ protected:
+  SlotCoreMessagesOnlyTest() : SlotCoreMessagesTest(config::OutboxSource::kMessages) {}
+};
+
+// No table is the outbox: a row in the stream is a table in the publication
+// that the relay cannot map, never skipped and confirmed.
+TEST_F(SlotCoreMessagesOnlyTest, ARowOfATableInThePublicationStopsTheSlot) {
+  ASSERT_TRUE(begin(0x2000).ok());
+  ASSERT_TRUE(message(1, 0x1f00).ok());
+  auto r = row(2, 0x1f10);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, make_error_code(errc::unmapped_relation));
+  EXPECT_NE(r.error().message.find("outbox.source is messages"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(sent_ids(), std::vector<std::string>{Stream::id_of(1)});
+}
+
+TEST_F(SlotCoreMessagesOnlyTest, ARowOfAnIgnoredTableIsSkipped) {
+  cfg_.outbox.ignore_relations = {"public.outbox"};
+  core_.start_session(wal::Lsn(0x1000), guard());
+  ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(0x1000)).ok());
+  ASSERT_TRUE(begin(0x2000).ok());
+  ASSERT_TRUE(row(1, 0x1f00).ok());
+  ASSERT_TRUE(message(2, 0x1f10).ok());
+  ASSERT_TRUE(commit(0x2000).ok());
+  EXPECT_EQ(sent_ids(), std::vector<std::string>{Stream::id_of(2)});
+}
+
+class SlotCoreMessagesHaltTest : public SlotCoreMessagesTest {
+ protected:
+  SlotCoreMessagesHaltTest()
+      : SlotCoreMessagesTest(config::OutboxSource::kMessages, config::BadRowPolicy::kHalt) {}
+};
+
+TEST_F(SlotCoreMessagesHaltTest, AMalformedMessageHaltsWithoutConfirmingIt) {
+  ASSERT_TRUE(begin(0x2000).ok());
+  auto r = message(1, 0x1f00, /*bad=*/true);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, make_error_code(errc::halted));
+  EXPECT_NE(r.error().message.find("topic is null"), std::string::npos) << r.error().message;
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+}
+
+TEST_F(SlotCoreMessagesHaltTest, ANonTransactionalMessageHaltsWithoutConfirmingIt) {
+  auto r = non_transactional(1, 0x1800);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, make_error_code(errc::halted));
+  EXPECT_EQ(confirm(), wal::Lsn(0x1000));
+}
+
+// Exactly once, a PostgreSQL transaction committed to Kafka in slices: the
+// checkpoint counts its messages like its rows (and messages of another
+// prefix not at all), so a new process resumes after exactly the records
+// Kafka holds.
+TEST(SlotCoreMessagesExactlyOnce, AResumeInsideATransactionSkipsExactlyItsCommittedRecords) {
+  config::Config cfg = test_config();
+  cfg.outbox.source = config::OutboxSource::kBoth;
+  Router router = *Router::create(cfg.outbox);
+  ScriptedTransactions kafka;
+  PipelineStats stats;
+  SlotCoreOptions options;
+  options.transactions = &kafka;
+  options.transaction_max_records = 3;
+  Stream stream;
+  auto replay = [&](SlotCore& core) -> common::Result<void> {
+    core.start_session(wal::Lsn(0x1000), outbox_guard(cfg));
+    if (auto r = core.on_message(stream.relation(), wal::Lsn(0x1000)); !r) return r;
+    wal::Begin b;
+    b.final_lsn = wal::Lsn(0x1ff8);
+    b.xid = 7;
+    if (auto r = core.on_message(b, wal::Lsn(0x1e00)); !r) return r;
+    const std::vector<wal::Event> events = {
+        stream.insert(1),
+        stream.message(2, wal::Lsn(0x1f10)),
+        stream.message(90, wal::Lsn(0x1f18), false, "another"),
+        stream.message(3, wal::Lsn(0x1f20)),
+        stream.insert(4),
+        stream.message(5, wal::Lsn(0x1f40)),
+    };
+    uint64_t at = 0x1f00;
+    for (const auto& e : events) {
+      if (auto r = core.on_message(e, wal::Lsn(at += 0x10)); !r) return r;
+      if (auto r = core.maybe_commit(Clock::now()); !r) return r;
+    }
+    return {};
+  };
+  {
+    SlotCore first(cfg, router, kafka, stats, options);
+    ASSERT_TRUE(replay(first).ok());
+    // Killed before the transaction's Commit: Kafka committed 1, 2, 3.
+    ASSERT_EQ(kafka.committed_checkpoint(), (Checkpoint{wal::Lsn(0x1000), 2, std::nullopt}));
+    ASSERT_TRUE(kafka.abort(milliseconds(0)).ok());
+  }
+  SlotCore second(cfg, router, kafka, stats, options);
+  second.restore(*kafka.committed_checkpoint());
+  ASSERT_TRUE(replay(second).ok());
+  wal::Commit c;
+  c.end_lsn = wal::Lsn(0x2000);
+  ASSERT_TRUE(second.on_message(c, wal::Lsn(0x1ff8)).ok());
+  ASSERT_TRUE(second.maybe_commit(Clock::now(), true).ok());
+  for (int id : {1, 2, 3, 4, 5}) EXPECT_EQ(kafka.visible[Stream::id_of(id)], 1) << id;
+  EXPECT_EQ(kafka.visible.count(Stream::id_of(90)), 0u);
+  EXPECT_EQ(kafka.committed_checkpoint(),
+            (Checkpoint{wal::Lsn(0x2000), std::nullopt, std::nullopt}));
 }
 
 }  // namespace
