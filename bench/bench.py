@@ -81,12 +81,15 @@ class Result:
         return d
 
 
-def run_ceiling(servers, wl, slot, binary, timeout, result):
+def run_ceiling(servers, wl, slot, binary, timeout, result, messages=False):
     cmd = [os.path.join(PG_BINDIR, "pg_recvlogical"), "-d", servers.dsn(), "--slot", slot,
            "--start", f"--endpos={wl.end_lsn}", "-F", "0", "-f", "/dev/null",
            "-o", "proto_version=1", "-o", "publication_names=outbox_pub"]
     if binary:
         cmd += ["-o", "binary=true"]
+    # Logical decoding messages, as the relay asks for them.
+    if messages:
+        cmd += ["-o", "messages=true"]
     broker0 = proc_cpu_seconds(servers.kafka_pid)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -124,9 +127,10 @@ def run_ceiling(servers, wl, slot, binary, timeout, result):
 # Experiments with the relay's configuration and environment only (no code
 # change): contenders "outbox-relay+<variant>", selected with --contenders.
 # "kafka" adds kafka.properties, "kafka_keys" adds keys of the kafka section,
-# "limits" replaces limits, "env" is added to the relay's environment, "bin"
-# runs another build of the relay (a path, or the name of an environment
-# variable holding one, for side-by-side runs against an earlier build).
+# "outbox_keys" adds keys of the outbox section, "limits" replaces limits,
+# "env" is added to the relay's environment, "bin" runs another build of the
+# relay (a path, or the name of an environment variable holding one, for
+# side-by-side runs against an earlier build).
 RELAY_VARIANTS = {
     # The delivery guarantee: exactly_once is the default.
     "alo": {"kafka_keys": {"delivery": "at_least_once"}},
@@ -178,6 +182,7 @@ def relay_config(servers, slot, topic_prefix, path, variant=None):
     kafka_props = "".join(f"\n    {k}: \"{v}\"" for k, v in variant.get("kafka", {}).items())
     limits = "".join(f"\n  {k}: {v}" for k, v in variant.get("limits", {}).items())
     kafka_keys = "".join(f"\n  {k}: {v}" for k, v in variant.get("kafka_keys", {}).items())
+    outbox_keys = "".join(f"\n  {k}: {v}" for k, v in variant.get("outbox_keys", {}).items())
     with open(path, "w") as f:
         f.write(f"""postgres:
   dsn: "{servers.dsn('outbox_relay')}"
@@ -194,7 +199,7 @@ kafka:
   properties:{kafka_props or " {}"}
 outbox:
   table: public.outbox
-  topic_template: "{topic_prefix}.${{topic}}"
+  topic_template: "{topic_prefix}.${{topic}}"{outbox_keys}
 http:
   listen: "127.0.0.1:0"
 log:

@@ -8,10 +8,16 @@
 #                       [--rows N] [--timeout S] [--out FILE] [--keep]
 #          bench/run.sh --live [--quick] [--rates LIST] [--seconds S] [--clients N]
 #                       [--out FILE] [--keep]
+#          bench/run.sh --sources [--quick] [--only LIST] [--rate R] [--seconds S]
+#                       [--clients N] [--out FILE] [--keep]
 #
 # --quick: a 20,000-row backlog, ceiling and relay only, no results file (CI).
 # --live: commit-to-Kafka latency at a constant pgbench rate (bench/live.py):
 #   1k, 5k, 10k rows/s for 30 s each; with --quick 1k rows/s for 5 s.
+# --sources: insert, insert-then-delete and outbox.emit() side by side
+#   (bench/sources.py): WAL per event, the application's tps and latency at
+#   a fixed rate and at full speed, the relay's drain against the ceiling;
+#   writes bench/RESULTS-sources.md.
 # Environment: SKIP_INSTALL=1 (dependencies already installed), OUTBOX_BUILD_DIR
 # (default build/), OUTBOX_CACHE (where peers are fetched and built, default
 # ~/.cache/outbox-relay). Run it alone: it measures CPU time and rates on a
@@ -23,7 +29,7 @@ BUILD="${OUTBOX_BUILD_DIR:-$ROOT/build}"
 
 for arg in "$@"; do
   if [[ $arg == -h || $arg == --help ]]; then
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
   fi
 done
@@ -39,5 +45,6 @@ cmake --build "$BUILD" -j "${OUTBOX_JOBS:-2}" --target outbox-relay kafka-admin 
 script=bench.py
 for arg in "$@"; do
   [[ $arg == --live ]] && script=live.py
+  [[ $arg == --sources ]] && script=sources.py
 done
 exec python3 "$ROOT/bench/$script" --build-dir "$BUILD" "$@"

@@ -9,7 +9,7 @@
 #      there unsanitized; the long fault ones on 15 only), then the soak
 #      variants (ctest -L soak) on 15, then a smoke run of the partitioned
 #      outbox and failover scenarios on PostgreSQL 16 and 18, then the
-#      benchmark's smoke modes (drain and live latency); the
+#      benchmark's smoke modes (drain, live latency and sources); the
 #      network-namespace fault scenarios run on 15 only;
 #   4. check the deployment artefacts (ctest -L deploy: systemd unit,
 #      Dockerfile, Helm chart, the container image built and run), then
@@ -262,6 +262,7 @@ bench_smoke() {
 step_bench_quick() {
   bench_smoke bench-quick --quick
   bench_smoke bench-live-quick --live --quick
+  bench_smoke bench-sources-quick --sources --quick
 }
 
 # The targets are built first, then fuzzed side by side, one per core.
