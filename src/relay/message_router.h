@@ -39,11 +39,10 @@ class MessageRouter {
   RouteOutcome route(const wal::Message& message, const RowContext& ctx);
 
  private:
-  RouteOutcome route_envelope(const wal::Message& message, const RowContext& ctx);
-
   std::string prefix_;
   bool allow_non_transactional_;
   JsonHeaderReader header_reader_;
+  RelayHeaders relay_headers_;
   std::string last_valid_topic_;
 };
 

@@ -86,6 +86,18 @@ common::Result<Router> Router::create(const config::OutboxConfig& cfg) {
   return r;
 }
 
+void RelayHeaders::append(std::vector<Header>& headers, std::string id, const RowContext& ctx) {
+  if (lsn_text_.empty() || commit_lsn_ != ctx.commit_lsn || xid_ != ctx.xid) {
+    commit_lsn_ = ctx.commit_lsn;
+    xid_ = ctx.xid;
+    lsn_text_ = ctx.commit_lsn.to_string();
+    xid_text_ = std::to_string(ctx.xid);
+  }
+  headers.push_back(Header{std::string(kHeaderId), std::move(id)});
+  headers.push_back(Header{std::string(kHeaderLsn), lsn_text_});
+  headers.push_back(Header{std::string(kHeaderXid), xid_text_});
+}
+
 common::Result<QualifiedName> resolve_table_name(std::string_view text, std::string_view what) {
   const size_t dot = find_qualifying_dot(text);
   auto schema = dot == std::string_view::npos
@@ -245,16 +257,7 @@ class Router::RowBuilder {
 
   // Last, after every step that could make a BadRow out of row_id_.
   void add_relay_headers() {
-    if (router_.cached_lsn_text_.empty() || router_.cached_commit_lsn_ != ctx_.commit_lsn ||
-        router_.cached_xid_ != ctx_.xid) {
-      router_.cached_commit_lsn_ = ctx_.commit_lsn;
-      router_.cached_xid_ = ctx_.xid;
-      router_.cached_lsn_text_ = ctx_.commit_lsn.to_string();
-      router_.cached_xid_text_ = std::to_string(ctx_.xid);
-    }
-    record_.headers.push_back(Header{std::string(kHeaderId), std::move(row_id_)});
-    record_.headers.push_back(Header{std::string(kHeaderLsn), router_.cached_lsn_text_});
-    record_.headers.push_back(Header{std::string(kHeaderXid), router_.cached_xid_text_});
+    router_.relay_headers_.append(record_.headers, std::move(row_id_), ctx_);
   }
 
   const RawValue& at(int index) {

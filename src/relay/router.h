@@ -93,6 +93,21 @@ inline constexpr std::string_view kHeaderSourceTable = "outbox-source-table";
 inline constexpr std::string_view kHeaderMessagePrefix = "outbox-message-prefix";
 inline constexpr std::string_view kHeaderOriginalTopic = "outbox-original-topic";
 
+// Appends outbox-id, outbox-lsn and outbox-xid, the headers every record
+// carries after its own. Every record of a transaction has the same
+// outbox-lsn and outbox-xid, so their text is formatted once per
+// transaction: per record it is measurable at the rates the relay targets.
+class RelayHeaders {
+ public:
+  void append(std::vector<Header>& headers, std::string id, const RowContext& ctx);
+
+ private:
+  wal::Lsn commit_lsn_;
+  wal::Xid xid_ = 0;
+  std::string lsn_text_;
+  std::string xid_text_;
+};
+
 class Router {
  public:
   // Resolves the configured names. Table and column names follow SQL
@@ -185,14 +200,10 @@ class Router {
   std::vector<std::pair<wal::RelId, std::vector<std::string>>> seen_optional_;
   JsonHeaderReader header_reader_;
 
-  // Caches for the hot path, valid across rows. Every row of a transaction
-  // has the same outbox-lsn and outbox-xid, and consecutive rows mostly go to
-  // one topic; formatting and validating them per row is measurable at the
-  // rates the relay targets.
-  wal::Lsn cached_commit_lsn_;
-  wal::Xid cached_xid_ = 0;
-  std::string cached_lsn_text_;
-  std::string cached_xid_text_;
+  // Caches for the hot path, valid across rows. Consecutive rows mostly go
+  // to one topic; validating it per row is measurable at the rates the relay
+  // targets.
+  RelayHeaders relay_headers_;
   std::string last_valid_topic_;
 };
 
