@@ -124,15 +124,13 @@ bool stop_within(std::chrono::milliseconds timeout) {
   return g_stop.load();
 }
 
-// Exactly once, the checkpoints live as committed offsets on a topic of
-// their own, one partition per slot in group mode; the broker refuses
-// offsets for partitions that do not exist, so the topic exists before any
-// slot starts. A
-// broker that cannot be reached (or refuses the credentials) is waited for,
-// with backoff, as the pipelines wait for theirs; a configuration or
+// The checkpoints live as committed offsets on a topic of their own, one
+// partition per slot in group mode; the broker refuses offsets for
+// partitions that do not exist, so the topic exists before any slot starts.
+// A broker that cannot be reached (or refuses the credentials) is waited
+// for, with backoff, as the pipelines wait for theirs; a configuration or
 // authorization error stops the relay. nullopt: stopped while waiting.
 std::optional<int> ensure_checkpoint_topic(const config::Config& cfg) {
-  if (cfg.kafka.delivery != config::DeliveryGuarantee::kExactlyOnce) return kExitOk;
   const auto place = driver::checkpoint_place(cfg, cfg, 0);
   const int partitions = cfg.group ? static_cast<int>(config::slots_of(cfg).size()) : 1;
   std::chrono::milliseconds backoff = cfg.postgres.reconnect_backoff_min;
@@ -210,6 +208,11 @@ std::unique_ptr<kafka::GroupMember> join_group(const config::Config& cfg, relay:
   go.slots = static_cast<int>(slots);
   go.session_timeout = group.session_timeout;
   go.instance = identity.describe();
+  // Exactly once, each slot's producer commits its checkpoint in its Kafka
+  // transactions; at least once, the member does.
+  if (cfg.kafka.delivery == config::DeliveryGuarantee::kAtLeastOnce) {
+    go.checkpoint_topic = driver::checkpoint_place(cfg, cfg, 0).topic;
+  }
   auto member = kafka::GroupMember::create(go, lease, supervisor);
   if (!member) {
     spdlog::error("{}", member.error().describe());
@@ -381,6 +384,7 @@ int run(const std::string& config_path) {
     int exit_code = kExitOk;
     member = join_group(cfg, lease, supervisor, identity, exit_code);
     if (!member) return exit_code;
+    supervisor.set_group_member(member.get());
   }
 
   relay::PipelineStats group_loop;

@@ -270,6 +270,7 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
     return foreign.error();
   }
   core.set_system_identifier((*stream)->system_identifier());
+  system_identifier_ = (*stream)->system_identifier();
   auto slot = (*stream)->prepare();
   if (!slot) {
     const auto& code = slot.error().code;
@@ -333,15 +334,41 @@ bool Pipeline::producer_can_start_over(const common::Error& error) const {
 // where the slot stood; without one (at least once), what this process had
 // delivered of it when it streamed it.
 std::optional<Pipeline::SlotMemory> Pipeline::slot_memory(const relay::SlotCore& core) const {
+  std::optional<SlotMemory> memory;
   if (const auto& checkpoint = core.ledger().last_checkpoint()) {
-    return SlotMemory{checkpoint->end_lsn,
-                      "Kafka holds its checkpoint at lsn=" + checkpoint->end_lsn.to_string() +
-                          " (group " + options_.checkpoint_group + ")"};
+    memory = SlotMemory{checkpoint->end_lsn,
+                        "Kafka holds its checkpoint at lsn=" + checkpoint->end_lsn.to_string() +
+                            " (group " + options_.checkpoint_group + ")"};
   }
-  if (!slot_streamed_) return std::nullopt;
+  if (!slot_streamed_) return memory;
+  // At least once, the checkpoint read at start trails what this process
+  // delivered since.
   const wal::Lsn delivered = core.watermark();
+  if (memory && memory->lsn >= delivered) return memory;
   return SlotMemory{delivered, "this process streamed it and had delivered everything up to lsn=" +
                                    delivered.to_string()};
+}
+
+// At least once, the position just confirmed is written as the slot's
+// checkpoint when it moved, and at least hourly when it did not, so that
+// the broker never expires it (offsets.retention.minutes).
+void Pipeline::offer_checkpoint(wal::Lsn confirmed) {
+  constexpr std::chrono::hours kRefresh{1};
+  if (!options_.checkpoints || !system_identifier_ || confirmed.value() == 0) return;
+  const auto now = Clock::now();
+  if (confirmed == checkpoint_offered_ && now - checkpoint_offered_at_ < kRefresh) return;
+  options_.checkpoints->offer(relay::Checkpoint{confirmed, std::nullopt, system_identifier_});
+  checkpoint_offered_ = confirmed;
+  checkpoint_offered_at_ = now;
+}
+
+void Pipeline::serve_checkpoints() {
+  if (!options_.checkpoints) return;
+  options_.checkpoints->serve();
+  if (const uint64_t written = options_.checkpoints->written_lsn(); written != 0) {
+    stats_.checkpoint_lsn = written;
+    stats_.checkpoint_known = true;
+  }
 }
 
 // The slot is gone though it streamed before: it was dropped, or a failover
@@ -407,14 +434,17 @@ common::Result<void> Pipeline::check_system(relay::SlotCore& core, uint64_t syst
 bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& failed) {
   if (!options_.take_output || output_taken_) return true;
   milliseconds backoff = cfg_.postgres.reconnect_backoff_min;
+  const std::string what = options_.transactions ? "take the slot's Kafka output"
+                                                 : "read the slot's Kafka checkpoint";
   while (!stop_.load()) {
     stats_.mark_loop_alive();
     auto checkpoint = options_.take_output();
     if (checkpoint) {
       if (*checkpoint) core.restore(**checkpoint);
       output_taken_ = true;
-      spdlog::info("slot={} took the slot's Kafka output (exactly once); checkpoint {}",
-                   cfg_.postgres.slot,
+      spdlog::info("slot={} {}; checkpoint {}", cfg_.postgres.slot,
+                   options_.transactions ? "took the slot's Kafka output (exactly once)"
+                                         : "read the slot's Kafka checkpoint (at least once)",
                    *checkpoint ? "lsn=" + (*checkpoint)->end_lsn.to_string() +
                                      ((*checkpoint)->last_row
                                           ? " last_row=" + std::to_string(*(*checkpoint)->last_row)
@@ -426,11 +456,10 @@ bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& 
         kind != errc::retriable && checkpoint.error().code != kafka::txn_errc::timed_out) {
       failed = failure(
           kind, "slot=" + cfg_.postgres.slot +
-                    " cannot take the slot's Kafka output: " + checkpoint.error().describe());
+                    " cannot " + what + ": " + checkpoint.error().describe());
       return false;
     }
-    spdlog::warn("slot={} cannot take the slot's Kafka output yet: {}; retrying in {} ms",
-                 cfg_.postgres.slot, checkpoint.error().describe(), backoff.count());
+    spdlog::warn("slot={} cannot {} yet: {}; retrying in {} ms", cfg_.postgres.slot, what, checkpoint.error().describe(), backoff.count());
     struct pollfd pfd = {stop_fd_, POLLIN, 0};
     ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
     backoff = std::min(backoff * 2, cfg_.postgres.reconnect_backoff_max);
@@ -514,6 +543,7 @@ common::Result<void> Pipeline::Session::turn() {
   if (auto r = check_receive_timeout(); !r) return r;
   p_.stats_.in_flight_records = p_.publisher_.in_flight();
   p_.stats_.in_flight_bytes = p_.publisher_.in_flight_bytes();
+  p_.serve_checkpoints();
 
   // Keep going at once while the socket has more.
   if (read == kReadBudget && !core_.backpressured()) return {};
@@ -658,6 +688,7 @@ common::Result<void> Pipeline::Session::send_feedback(bool force, bool ask_reply
     spdlog::debug("slot={} confirmed lsn={}", cfg_.postgres.slot, w.to_string());
   }
   p_.stats_.confirmed_lsn = w.value();
+  p_.offer_checkpoint(w);
   return {};
 }
 

@@ -61,7 +61,9 @@ class DeliveryLedger {
   // position. The previous session's unfinished transactions are forgotten
   // (the server sends them again) and their tokens become stale. Returns
   // where to ask the server to start: never before what readers can read.
-  // Exactly once, it resumes after the last checkpoint Kafka committed.
+  // Exactly once, it resumes after the last checkpoint Kafka committed. At
+  // least once the checkpoint is only the slot's memory (a lost slot is
+  // told from a first start by it): the slot's own position decides.
   wal::Lsn start_session(wal::Lsn slot_confirmed);
 
   // Stream messages. Each fails (without changing anything) when the stream
