@@ -118,6 +118,10 @@ class DeliveryLedger {
   // Exactly once: the position of what has been produced so far, to commit
   // with the open Kafka transaction; and the commit that made it readable.
   Checkpoint checkpoint() const;
+  // The checkpoint a commit starts with. Records added while that commit
+  // runs belong to the next Kafka transaction: on_committed() counts only
+  // the ones before it as committed.
+  Checkpoint begin_commit();
   void on_committed(const Checkpoint& checkpoint);
   // The checkpoint read back from Kafka when the slot is taken: the next
   // session resumes after it.
@@ -178,6 +182,7 @@ class DeliveryLedger {
   wal::Lsn stream_end_;
   uint64_t rows_in_txn_ = 0;
   uint64_t records_since_commit_ = 0;
+  uint64_t records_in_commit_ = 0;
   std::optional<uint64_t> skip_through_;
   std::optional<Checkpoint> last_checkpoint_;
   std::optional<uint64_t> system_identifier_;
