@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -604,7 +605,7 @@ def split_results(path):
 
 def written_by(args, started, heading):
     """The run's command line and date, then the machine description."""
-    return (f"Written by `bench/run.sh {' '.join(args)}` on {started} "
+    return (f"Written by `bench/run.sh {shlex.join(args)}` on {started} "
             "(see README.md, \"Benchmarks\", for what each figure means).\n\n"
             f"{heading}\n\n")
 
