@@ -205,6 +205,31 @@ class Peers:
         finally:
             stop_process(proc)
 
+    def new_topic(self, name, wl, servers):
+        """The run's id and its topic, created."""
+        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
+        topic = f"{run_id}.{TOPIC}"
+        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
+        return run_id, topic
+
+    def timed_run(self, cmd, servers, wl, slot, run_id, topic, rows, timeout, result, work,
+                  **popen):
+        """Starts cmd (its output into <work>/<run_id>.log) and measures its
+        drain of `rows` records into topic, with the CPU of the walsender
+        serving `slot` where it reads one; then deletes the topic."""
+        logf = open(os.path.join(work, f"{run_id}.log"), "w")
+        broker0 = proc_cpu_seconds(servers.kafka_pid)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, **popen)
+        try:
+            ws_pid = (walsender_pid(servers, slot, lambda: proc.poll() is None, timeout=120)
+                      if slot else None)
+            self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0, rows,
+                         ws_pid)
+        finally:
+            logf.close()
+        servers.kafka_admin("delete-topic", topic, check=False)
+
     # gox: its own database (it migrates its own outbox table), the same rows.
 
     def gox_db_url(self, servers):
@@ -260,9 +285,7 @@ class Peers:
         self.gox_setup(servers, work)
         rows = min(GOX_ROWS, wl.rows)
         result.rows = rows
-        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
-        topic = f"{run_id}.{TOPIC}"
-        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
+        run_id, topic = self.new_topic(name, wl, servers)
         self.gox_psql(servers, "TRUNCATE public.outbox")
         self.gox_psql(servers, f"CALL bench_load({rows}, {wl.per_txn}, {wl.payload}, '{topic}')")
         self.gox_psql(servers, "VACUUM ANALYZE public.outbox")
@@ -270,15 +293,7 @@ class Peers:
                 "--topics", topic]
         if name == "gox-tuned":
             args += GOX_TUNED
-        logf = open(os.path.join(work, f"{run_id}.log"), "w")
-        broker0 = proc_cpu_seconds(servers.kafka_pid)
-        t0 = time.monotonic()
-        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
-        try:
-            self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0, rows)
-        finally:
-            logf.close()
-        servers.kafka_admin("delete-topic", topic, check=False)
+        self.timed_run(args, servers, wl, None, run_id, topic, rows, timeout, result, work)
 
     # Debezium Server: the outbox EventRouter and the Kafka sink, on its own
     # slot created before the backlog.
@@ -361,46 +376,22 @@ class Peers:
                 f.write(f"{k}={v}\n")
 
     def run_debezium(self, name, servers, wl, slot, timeout, result, work):
-        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
-        topic = f"{run_id}.{TOPIC}"
-        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
+        run_id, topic = self.new_topic(name, wl, servers)
         home = os.path.join(work, run_id)
         self.debezium_home(home, self.debezium_properties(name, servers, slot, run_id,
                                                           os.path.join(home, "data")))
-        logf = open(os.path.join(work, f"{run_id}.log"), "w")
-        broker0 = proc_cpu_seconds(servers.kafka_pid)
-        t0 = time.monotonic()
-        proc = subprocess.Popen(["./run.sh"], cwd=home, stdout=logf, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, JAVA_HOME=self.debezium_java),
-                                start_new_session=True)
-        try:
-            ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None, timeout=120)
-            self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0,
-                         wl.rows, ws_pid)
-        finally:
-            logf.close()
-        servers.kafka_admin("delete-topic", topic, check=False)
+        self.timed_run(["./run.sh"], servers, wl, slot, run_id, topic, wl.rows, timeout, result,
+                       work, cwd=home, env=dict(os.environ, JAVA_HOME=self.debezium_java),
+                       start_new_session=True)
 
     # go-pq-cdc-kafka: the glue program, on its own slot created before the
     # backlog.
 
     def run_go_pq_cdc_kafka(self, name, servers, wl, slot, timeout, result, work):
-        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
-        topic = f"{run_id}.{TOPIC}"
-        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
+        run_id, topic = self.new_topic(name, wl, servers)
         args = [self.go_pq_cdc_kafka_bin, "--port", servers.pg_port, "--slot", slot,
                 "--publication", "outbox_pub", "--topic", topic, "--brokers", servers.brokers,
                 "--metric-port", str(free_port())]
         if name == "go-pq-cdc-kafka-tuned":
             args += GO_PQ_CDC_KAFKA_TUNED
-        logf = open(os.path.join(work, f"{run_id}.log"), "w")
-        broker0 = proc_cpu_seconds(servers.kafka_pid)
-        t0 = time.monotonic()
-        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
-        try:
-            ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None, timeout=120)
-            self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0,
-                         wl.rows, ws_pid)
-        finally:
-            logf.close()
-        servers.kafka_admin("delete-topic", topic, check=False)
+        self.timed_run(args, servers, wl, slot, run_id, topic, wl.rows, timeout, result, work)
