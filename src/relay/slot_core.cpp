@@ -503,7 +503,8 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
   if (!committing_) commit_began_ = Clock::now();
   if (auto r = txns->commit(checkpoint, force ? options_.commit_slice : options_.commit_wait); !r) {
     // Kafka is slow or away: the loop goes back to answering the server and
-    // reads nothing more until this commit is done (backpressured()).
+    // reads on, holding what it reads for the next transaction, until this
+    // commit is done (backpressured()).
     if (txns->in_transaction() || txns->commit_pending()) {
       committing_ = checkpoint;
       return {};
