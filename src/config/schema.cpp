@@ -293,6 +293,13 @@ void read_columns(Context& ctx, const Field& field, OutboxColumns& columns) {
 // deduplicate on.
 constexpr std::string_view kReservedHeaderPrefix = "outbox-";
 
+// Printable ASCII, spaces included: what header names are in practice, and
+// text that check-config prints back unchanged.
+bool is_header_name(std::string_view name) {
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+}
+
 // A list of columns, each copied under its own name, or a mapping of header
 // name to column: {eventType: type}.
 void read_header_columns(Context& ctx, const Field& field, std::vector<HeaderColumn>& out) {
@@ -304,6 +311,10 @@ void read_header_columns(Context& ctx, const Field& field, std::vector<HeaderCol
       // The name is the key: reported there.
       if (entry.key.empty()) {
         ctx.error(entry.key_at, entry.path + ": a header name must not be empty");
+        continue;
+      }
+      if (!is_header_name(entry.key)) {
+        ctx.error(entry.key_at, entry.path + ": a header name is printable ASCII characters");
         continue;
       }
       if (entry.key.starts_with(kReservedHeaderPrefix)) {

@@ -225,6 +225,13 @@ TEST(ConfigErrors, HeaderNameOfTheRelaysOwnIsRefused) {
                    "the relay's own");
 }
 
+TEST(ConfigErrors, HeaderNameThatIsNotPrintableAscii) {
+  expect_one_error(kDsn + "outbox:\n  header_columns:\n    \"tab\\there\": type\n", 5, 5,
+                   "outbox.header_columns.tab\there: a header name is printable ASCII characters");
+  expect_one_error(kDsn + "outbox:\n  header_columns:\n    \u00e9t\u00e9: type\n", 5, 5,
+                   "a header name is printable ASCII characters");
+}
+
 TEST(ConfigErrors, HeaderMappedToAnEmptyColumn) {
   expect_one_error(kDsn + "outbox:\n  header_columns:\n    eventType: ''\n", 5, 16,
                    "outbox.header_columns.eventType: a column name must not be empty");

@@ -282,7 +282,7 @@ TEST(ConfigDescribe, RenamedHeaderColumnsAndTombstonesLoadBack) {
   const auto original = load_ok(
       "postgres: {dsn: host=db}\n"
       "outbox: {header_columns: {eventType: type, '${not_env}': c, '~': d, 'null': e, 'true': f,\n"
-      "  '1': g, 'a: b # c': h, \"tab\\there\": i}, null_payload: tombstone}\n");
+      "  '1': g, 'a: b # c': h, \"sp ace\": i}, null_payload: tombstone}\n");
   EXPECT_EQ(original.outbox.header_columns.at(1).header, std::optional<std::string>("${not_env}"));
   const std::string text = config::describe(original);
   EXPECT_NE(text.find("null_payload: tombstone"), std::string::npos) << text;
