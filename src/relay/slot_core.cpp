@@ -57,6 +57,7 @@ OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& r
     dlq.headers.push_back(Header{"outbox-payload-size", std::to_string(original.payload.size())});
   } else {
     dlq.payload = std::move(original.payload);
+    dlq.null_value = original.null_value;
   }
   return dlq;
 }
