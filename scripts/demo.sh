@@ -8,8 +8,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="$ROOT/tests/harness"
 ROWS="${DEMO_ROWS:-10}"
 
+# Only what the demo uses (no test tools): see scripts/install-deps.sh.
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
-  "$ROOT/scripts/install-deps.sh"
+  "$ROOT/scripts/install-deps.sh" --demo
 fi
 cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$ROOT/build" --target outbox-relay kafka-admin
