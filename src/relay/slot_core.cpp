@@ -420,6 +420,11 @@ void SlotCore::note_fenced() {
   if (fence_noted_) return;
   fence_noted_ = true;
   ++stats_.fenced;
+  // Whichever noticed first, the lease check or Kafka's refusal, a session
+  // fenced without the lease was ended by this instance losing its group
+  // membership (frozen, cut off from the coordinator), not by a stray
+  // second producer.
+  if (!lease_held()) ++stats_.lease_lost;
 }
 
 void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeout) {

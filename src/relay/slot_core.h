@@ -83,9 +83,10 @@ class SlotCore {
   bool backpressured() const;
 
   bool lease_held() const;
-  // Ownership can no longer be proven: records not yet sent are dropped
-  // (whoever owns the slot next streams them again) and nothing more is
-  // produced this session.
+  // Ownership can no longer be proven (the lease ran out or was revoked):
+  // records not yet sent are dropped (whoever owns the slot next streams
+  // them again) and nothing more is produced this session. Counted as a
+  // lost lease unless Kafka fenced the session first.
   common::Error fence(const char* why);
   bool fenced() const { return fenced_; }
   // Waits up to `timeout` for Kafka to acknowledge what is in flight; then
@@ -114,7 +115,8 @@ class SlotCore {
   void forget_positions();
   // Counts, once per session, that a newer owner took the slot's output:
   // the lease ran out (fence()), or Kafka refused this producer for a newer
-  // one (a delivery report here, a failed commit in the driver).
+  // one (a delivery report here, a failed commit in the driver); and, when
+  // the lease is not held at that moment, that the lease was lost.
   void note_fenced();
 
   std::optional<wal::Lsn> feedback(Clock::time_point now, bool force) {

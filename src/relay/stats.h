@@ -115,6 +115,10 @@ struct PipelineStats {
   std::atomic<uint64_t> kafka_transactions_committed{0};
   std::atomic<uint64_t> kafka_transactions_aborted{0};
   std::atomic<uint64_t> fenced{0};
+  // Group mode: the fencings that the lease running out (or being revoked
+  // with a lost assignment) caused, a subset of `fenced`. The rest were
+  // Kafka refusing this producer for a newer one.
+  std::atomic<uint64_t> lease_lost{0};
   std::atomic<uint64_t> checkpoint_lsn{0};
   std::atomic<bool> checkpoint_known{false};
   std::atomic<uint64_t> received_lsn{0};

@@ -3,6 +3,7 @@
 // self-fencing of a frozen instance, sharding over three instances and
 // scaling during a load. Session timeout 6 s throughout.
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <regex>
 
@@ -319,7 +320,58 @@ TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) 
       << a.process->log_contents();
   // Awake again, it rejoins as a standby rather than exiting.
   EXPECT_TRUE(harness::wait_until([&] { return readyz(a) == "standby\n"; }, 30s)) << readyz(a);
+  // What the alerts go by: the woken instance lost its lease once, and that
+  // fencing is the lease's; the new owner lost nothing.
+  const std::string s = "{slot=\"" + slots[0].slot + "\"}";
+  const std::string page_a = http_get(a.http_port, "/metrics").value_or("");
+  EXPECT_EQ(sample(page_a, "outbox_relay_lease_lost_total" + s), 1.0) << page_a;
+  EXPECT_EQ(sample(page_a, "outbox_relay_fenced_total" + s), 1.0) << page_a;
+  const std::string page_b = http_get(b.http_port, "/metrics").value_or("");
+  EXPECT_EQ(sample(page_b, "outbox_relay_lease_lost_total" + s), 0.0) << page_b;
+  EXPECT_EQ(sample(page_b, "outbox_relay_fenced_total" + s), 0.0) << page_b;
   for (auto* in : {&a, &b}) expect_clean_stop(*in->process);
+}
+
+// The chart's Grafana dashboard and alerting rules use only what a relay
+// really exports: the page of an instance in group mode with every family on
+// (exactly once: the checkpoint; a server with max_slot_wal_keep_size:
+// safe_wal_size; a published row: the per-topic counters) is handed to
+// tests/deploy/monitoring/check-metrics.py, which reads the chart's files.
+TEST_F(GroupScenario, TheChartsDashboardAndAlertsUseOnlyMetricsARelayExports) {
+  harness::PostgresServer::Options options;
+  options.extra_conf = {"max_slot_wal_keep_size = 64MB"};
+  auto server = harness::PostgresServer::start(options);
+  GroupSlot slot{make_outbox_db(*server), unique("slot"), 0};
+  const std::string topic = unique("events");
+  kafka().create_topic(topic, 1);
+  Instance in = start_instance(unique("grp"), {slot});
+  ASSERT_TRUE(wait_leads(in, slot.slot, 60s)) << readyz(in) << in.process->log_contents();
+  server->exec(insert_rows_sql(topic, 0, 10), slot.db.name);
+
+  const std::string s = "{slot=\"" + slot.slot + "\"}";
+  const std::string published =
+      "outbox_relay_records_published_total{slot=\"" + slot.slot + "\",topic=\"" + topic + "\"}";
+  std::string page;
+  // The slot monitor reads the slot every 10 s.
+  ASSERT_TRUE(harness::wait_until(
+      [&] {
+        page = http_get(in.http_port, "/metrics").value_or("");
+        return sample(page, published) == 10.0 &&
+               sample(page, "outbox_relay_slot_safe_wal_bytes" + s).has_value() &&
+               sample(page, "outbox_relay_checkpoint_lsn" + s).has_value() &&
+               sample(page, "outbox_relay_slot_failover" + s).has_value();
+      },
+      45s))
+      << page;
+  harness::TempDir dir;
+  const std::string scrape = dir.path() + "/metrics.txt";
+  std::ofstream(scrape) << page;
+  const std::string source = OUTBOX_SOURCE_DIR;
+  auto check = harness::run_command({"python3", source + "/tests/deploy/monitoring/check-metrics.py",
+                                     source + "/deploy/helm/outbox-relay", scrape});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err << "\n" << page;
+  std::printf("%s", check.out.c_str());
+  expect_clean_stop(*in.process);
 }
 
 // takeover_after: the new owner terminates a frozen relay's walsender after

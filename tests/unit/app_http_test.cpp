@@ -139,7 +139,8 @@ TEST(MetricsText, RendersTheExactlyOnceFamilies) {
   PipelineStats stats;
   stats.kafka_transactions_committed = 12;
   stats.kafka_transactions_aborted = 2;
-  stats.fenced = 1;
+  stats.fenced = 3;
+  stats.lease_lost = 2;
   stats.checkpoint_lsn = 0x16B374D848ull;
   stats.checkpoint_known = true;
   stats.kafka_commit.observe_micros(30000);
@@ -151,7 +152,9 @@ TEST(MetricsText, RendersTheExactlyOnceFamilies) {
            "# TYPE outbox_relay_kafka_transactions_aborted_total counter\n"
            "outbox_relay_kafka_transactions_aborted_total{slot=\"s1\"} 2\n",
            "# TYPE outbox_relay_fenced_total counter\n"
-           "outbox_relay_fenced_total{slot=\"s1\"} 1\n",
+           "outbox_relay_fenced_total{slot=\"s1\"} 3\n",
+           "# TYPE outbox_relay_lease_lost_total counter\n"
+           "outbox_relay_lease_lost_total{slot=\"s1\"} 2\n",
            "# TYPE outbox_relay_checkpoint_lsn gauge\n"
            "outbox_relay_checkpoint_lsn{slot=\"s1\"} 97500059720\n",
            "# TYPE outbox_relay_kafka_commit_seconds histogram\n",
@@ -175,6 +178,7 @@ TEST(MetricsText, TheCheckpointIsLeftOutUntilKnownAndTheCountersStartAtZero) {
   for (const char* line : {"outbox_relay_kafka_transactions_committed_total{slot=\"s1\"} 0\n",
                            "outbox_relay_kafka_transactions_aborted_total{slot=\"s1\"} 0\n",
                            "outbox_relay_fenced_total{slot=\"s1\"} 0\n",
+                           "outbox_relay_lease_lost_total{slot=\"s1\"} 0\n",
                            "outbox_relay_kafka_commit_seconds_count{slot=\"s1\"} 0\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "in:\n" << text;
   }

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "relay/errc.h"
+#include "relay/lease.h"
 
 namespace relay {
 namespace {
@@ -877,10 +878,13 @@ class SlotCoreExactlyOnceStats : public ::testing::Test {
       : cfg_(test_config()), router_(*Router::create(cfg_.outbox)), core_(make_core()) {}
 
   SlotCore make_core() {
+    hold_lease();
     SlotCoreOptions options;
     options.transactions = &kafka_;
+    options.lease = &lease_;
     return SlotCore(cfg_, router_, kafka_, stats_, options);
   }
+  void hold_lease() { lease_.renew(Lease::now(), std::chrono::hours(1)); }
   void start(uint64_t slot_confirmed) {
     core_.start_session(wal::Lsn(slot_confirmed), outbox_guard(cfg_));
     ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(slot_confirmed)).ok());
@@ -903,6 +907,7 @@ class SlotCoreExactlyOnceStats : public ::testing::Test {
   Router router_;
   ScriptedTransactions kafka_;
   PipelineStats stats_;
+  Lease lease_;
   SlotCore core_;
   Stream stream_;
 };
@@ -964,16 +969,35 @@ TEST_F(SlotCoreExactlyOnceStats, AbortsAreCountedWhetherACommitFailsOrTheCoreAbo
 TEST_F(SlotCoreExactlyOnceStats, FencingIsCountedOncePerSessionWhateverReportsIt) {
   start(0x1000);
   ASSERT_TRUE(txn(0x2000, {1}).ok());
+  lease_.revoke();
   EXPECT_EQ(core_.fence("lease expired").code, make_error_code(errc::fenced));
   EXPECT_EQ(stats_.fenced.load(), 1u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
   // The transaction it had open is aborted, never committed.
   EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 1u);
   core_.note_fenced();  // the driver sees the same end of the session
   EXPECT_EQ(stats_.fenced.load(), 1u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
 
+  // A commit refused while the lease holds: a newer producer of the slot's
+  // transactional.id, not the group, took it.
+  hold_lease();
   start(0x1000);
-  core_.note_fenced();  // a commit refused: a newer producer has the slot
+  core_.note_fenced();
   EXPECT_EQ(stats_.fenced.load(), 2u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
+}
+
+// A frozen instance may serve Kafka's refusal before its own lease check:
+// the lease was gone all the same, and that is what is counted.
+TEST_F(SlotCoreExactlyOnceStats, AFencingReportedAfterTheLeaseRanOutCountsAsALostLease) {
+  start(0x1000);
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  lease_.revoke();
+  core_.note_fenced();
+  EXPECT_EQ(core_.fence("lease expired").code, make_error_code(errc::fenced));
+  EXPECT_EQ(stats_.fenced.load(), 1u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
 }
 
 TEST_F(SlotCoreTest, AReportThatANewerProducerTookTheSlotCountsAsFenced) {
