@@ -209,8 +209,10 @@ void GroupMember::commit_result(int err) {
   const Nanos now = relay::Lease::now();
   if (now - last_commit_warning_ >= std::chrono::seconds(5)) {
     last_commit_warning_ = now;
-    spdlog::warn("group={} membership not confirmed: {}; lease ends in {} ms", options_.group_id,
-                 rd_kafka_err2str(code),
+    spdlog::warn(
+        "group={} membership not confirmed: {}; lease ends in {} ms, then this instance's slots "
+        "stop until the group coordinator answers again (check the brokers)",
+        options_.group_id, rd_kafka_err2str(code),
                  std::max<int64_t>(
                      0, std::chrono::duration_cast<milliseconds>(lease_.expires() - now).count()));
   }
