@@ -236,7 +236,12 @@ std::unique_ptr<kafka::GroupMember> join_group(const config::Config& cfg, relay:
   }
   auto partitions = (*member)->ensure_topic(std::chrono::seconds(30));
   if (!partitions) {
-    spdlog::error("{}", partitions.error().describe());
+    spdlog::error("group={} coordination topic={}: {}{}", group.id, group.coordination_topic,
+                  partitions.error().describe(),
+                  partitions.error().code == kafka::errc::too_few_partitions
+                      ? ""
+                      : "; check kafka.brokers and that the relay may describe and create the "
+                        "topic, then start again");
     // A topic too small for the slots is a configuration to fix, like a bad
     // file; an unreachable cluster is a runtime failure.
     exit_code = partitions.error().code == kafka::errc::too_few_partitions ? kExitUsage

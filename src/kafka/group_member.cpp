@@ -157,7 +157,10 @@ void GroupMember::poll(milliseconds timeout) {
   rd_kafka_message_t* msg = rd_kafka_consumer_poll(handle_->rk, static_cast<int>(timeout.count()));
   if (msg) {
     if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      spdlog::warn("group={} consumer error: {}", options_.group_id, rd_kafka_message_errstr(msg));
+      spdlog::warn(
+          "group={} consumer error: {}; librdkafka retries on its own (the lease runs out if "
+          "the coordinator stays silent)",
+          options_.group_id, rd_kafka_message_errstr(msg));
     }
     rd_kafka_message_destroy(msg);
   }
