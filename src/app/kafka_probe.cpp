@@ -71,8 +71,8 @@ void KafkaProbe::run() {
       }
       if (!failing) {
         spdlog::warn(
-            "kafka brokers={} {}: /readyz answers 503 once no broker has answered for "
-            "http.ready_kafka_timeout; check the brokers and the network path to them",
+            "kafka brokers={} {}; /readyz answers 503 once no broker has answered for "
+            "http.ready_kafka_timeout: check the brokers and the network path to them",
             brokers_, message);
       }
       failing = true;

@@ -16,7 +16,7 @@
 #include "app/json_text.h"
 #include "driver/supervisor.h"
 #include "kafka/checkpoint_store.h"
-#include "kafka/group_owners.h"
+#include "kafka/group_holders.h"
 #include "pg/slot_status.h"
 
 namespace app {
@@ -298,6 +298,13 @@ std::string opt_num(const std::optional<T>& v) {
   std::ostringstream o;
   o << *v;
   return o.str();
+}
+// Seconds with millisecond precision, whatever their size.
+std::string opt_num(const std::optional<double>& v) {
+  if (!v) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", *v);
+  return buf;
 }
 std::string opt_str(const std::optional<std::string>& v) { return v ? json_string(*v) : "null"; }
 

@@ -75,7 +75,7 @@ TEST_F(ReadinessTest, KafkaDownMakesReadyz503WithinTheBoundWhileHealthzStays200)
   EXPECT_NE(status.find("\"ready\":false"), std::string::npos) << status;
   EXPECT_NE(status.find("\"last_error\":{\"message\":"), std::string::npos) << status;
 
-  expect_live_for(port, 45s, *relay);
+  expect_live_for(port, 35s, *relay);
   EXPECT_EQ(status_of(port, "/readyz"), 503) << get(port, "/readyz");
   kafka().start_again();
   ASSERT_TRUE(relay->running()) << relay->log_contents();

@@ -96,7 +96,7 @@ TEST_F(StatusTest, HealthyStreamingRelayExitsZeroWithItsPositionCheckpointAndNoS
   EXPECT_EQ(json_value(r.out, "exists"), "true") << r.out;
   EXPECT_EQ(json_value(r.out, "active_pid"), active_pid(db, slot).value_or("?")) << r.out;
   EXPECT_EQ(json_value(r.out, "confirmed_lsn"), confirmed_flush(db, slot).value_or("?")) << r.out;
-  EXPECT_EQ(json_value(r.out, "lag_seconds"), "0") << r.out;
+  EXPECT_EQ(json_value(r.out, "lag_seconds"), "0.000") << r.out;
   EXPECT_EQ(json_value(r.out, "wal_status"), "reserved") << r.out;
   EXPECT_EQ(json_value(r.out, "safe_wal_bytes"), "null") << r.out;
   EXPECT_NE(json_value(r.out, "retained_wal_bytes"), "null") << r.out;

@@ -1,4 +1,4 @@
-#include "kafka/group_owners.h"
+#include "kafka/group_holders.h"
 
 #include <librdkafka/rdkafka.h>
 
