@@ -23,12 +23,6 @@ const char* state_name(int s) {
   return "unknown";
 }
 
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 // Liveness only: the loops of this process turn. In group mode the group's
@@ -72,7 +66,7 @@ std::optional<std::string> HttpServer::kafka_unreachable() const {
   if (ready_kafka_timeout_.count() <= 0) return std::nullopt;
   const int64_t last = stats_.kafka_answered_unix_ms.load();
   if (last == 0) return "kafka_unreachable no broker has answered yet\n";
-  const int64_t age = unix_ms_now() - last;
+  const int64_t age = relay::unix_ms_now() - last;
   if (age <= ready_kafka_timeout_.count()) return std::nullopt;
   return "kafka_unreachable no broker answered for " + std::to_string(age) +
          " ms (http.ready_kafka_timeout " + std::to_string(ready_kafka_timeout_.count()) +
@@ -121,7 +115,7 @@ std::string HttpServer::render_status() const {
   out += ",\"readiness\":" + json_string(readiness_body.substr(0, readiness_body.size() - 1));
   const int64_t answered = stats_.kafka_answered_unix_ms.load();
   out += ",\"kafka_last_answer_ms_ago\":" +
-         (answered ? std::to_string(unix_ms_now() - answered) : std::string("null"));
+         (answered ? std::to_string(relay::unix_ms_now() - answered) : std::string("null"));
   out += ",\"slots\":[";
   if (ownership_.slots) {
     bool first = true;

@@ -8,16 +8,6 @@
 
 namespace app {
 
-namespace {
-
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 std::chrono::milliseconds kafka_probe_interval(std::chrono::milliseconds ready_kafka_timeout) {
   return std::clamp(ready_kafka_timeout / 3, std::chrono::milliseconds(100),
                     std::chrono::milliseconds(5000));
@@ -60,14 +50,15 @@ void KafkaProbe::run() {
     lock.unlock();
     const auto next = std::chrono::steady_clock::now() + interval_;
     if (auto r = admin->ping(interval_); r) {
-      stats_.kafka_answered_unix_ms = unix_ms_now();
+      stats_.kafka_answered_unix_ms = relay::unix_ms_now();
       if (failing) spdlog::info("kafka brokers={} answering again", brokers_);
       failing = false;
     } else {
       const int64_t last = stats_.kafka_answered_unix_ms.load();
       std::string message = r.error().describe();
       if (last != 0) {
-        message += "; last answer " + std::to_string((unix_ms_now() - last) / 1000) + " s ago";
+        message +=
+            "; last answer " + std::to_string((relay::unix_ms_now() - last) / 1000) + " s ago";
       }
       if (!failing) {
         spdlog::warn(

@@ -109,12 +109,6 @@ bool ensure_dead_letter_topic(kafka::Admin& admin, const config::Config& cfg) {
   return true;
 }
 
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Every slot's dead-letter topic, checked once at start-up.
 int check_dead_letter_topics(const config::Config& cfg) {
   auto admin = kafka::Admin::create({cfg.kafka.brokers, cfg.kafka.properties});
@@ -345,7 +339,7 @@ void supervise_until_stopped(driver::Supervisor& supervisor, kafka::GroupMember*
     }
     const auto views = supervisor.view();
     if (yielder) yielder->turn(views);
-    const int64_t now = unix_ms_now();
+    const int64_t now = relay::unix_ms_now();
     group_loop.last_loop_unix_ms = now;
     bool stalled = false;
     bool streaming = true;

@@ -4,45 +4,26 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <charconv>
 #include <cstring>
 #include <variant>
 
-#include "config/config.h"
+#include "pg/query_connection.h"
 #include "pg/replication_stream.h"
 #include "wal/pgoutput.h"
 
 namespace pg {
 
+using detail::int8_column;
+using detail::query_error;
+using detail::trimmed_error;
+
 namespace {
-
-common::Error query_error(std::string message) {
-  return common::Error{make_error_code(replication_errc::query_failed), std::move(message)};
-}
-
-std::string trimmed_error(PGconn* c) {
-  std::string s = c ? PQerrorMessage(c) : "out of memory";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
 
 std::optional<std::string> text(PGresult* res, int row, int column) {
   if (PQgetisnull(res, row, column)) return std::nullopt;
   return std::string(PQgetvalue(res, row, column), PQgetlength(res, row, column));
-}
-
-template <typename T>
-common::Result<std::optional<T>> number(PGresult* res, int row, int column, const char* what) {
-  auto v = text(res, row, column);
-  if (!v) return std::optional<T>();
-  T value{};
-  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), value);
-  if (ec != std::errc() || end != v->data() + v->size()) {
-    return query_error(std::string("unexpected ") + what + " value '" + *v + "'");
-  }
-  return std::optional<T>(value);
 }
 
 common::Result<std::optional<wal::Lsn>> lsn(PGresult* res, int row, int column, const char* what) {
@@ -56,20 +37,17 @@ common::Result<std::optional<wal::Lsn>> lsn(PGresult* res, int row, int column, 
 }  // namespace
 
 struct SlotInspector::Conn {
-  PGconn* pg = nullptr;
-  ~Conn() {
-    if (pg) PQfinish(pg);
-  }
+  detail::OwnedConn pg;
   // Runs `sql` with text parameters; results in `binary` format when asked.
   common::Result<Result> run(const char* sql, std::initializer_list<const char*> params,
                              const char* what, int result_format = 0) {
     std::vector<const char*> values(params);
-    Result res(PQexecParams(pg, sql, static_cast<int>(values.size()), nullptr, values.data(),
+    Result res(PQexecParams(pg.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
                             nullptr, nullptr, result_format),
                &PQclear);
     const auto status = PQresultStatus(res.get());
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      return query_error(std::string(what) + ": " + trimmed_error(pg));
+      return query_error(std::string(what) + ": " + trimmed_error(pg.get()));
     }
     return res;
   }
@@ -81,21 +59,9 @@ SlotInspector::~SlotInspector() = default;
 
 common::Result<void> SlotInspector::ensure_connected() {
   if (conn_) return {};
-  // Ours first, so that the same keywords in the DSN win.
-  const std::string connect_timeout =
-      std::to_string(std::max<int64_t>(1, (timeout_.count() + 999) / 1000));
-  const std::string options = "-c statement_timeout=" + std::to_string(timeout_.count());
-  const char* keywords[] = {"connect_timeout", "options", "fallback_application_name", "dbname",
-                            nullptr};
-  const char* values[] = {connect_timeout.c_str(), options.c_str(), "outbox-relay-status",
-                          dsn_.c_str(), nullptr};
-  auto c = std::make_unique<Conn>();
-  c->pg = PQconnectdbParams(keywords, values, 1);
-  if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-    return common::Error{make_error_code(replication_errc::connect_failed),
-                         config::redact_libpq_message(trimmed_error(c->pg), dsn_)};
-  }
-  conn_ = std::move(c);
+  auto c = detail::connect_for_queries(dsn_, timeout_, "outbox-relay-status");
+  if (!c) return c.error();
+  conn_ = std::make_unique<Conn>(Conn{std::move(*c)});
   return {};
 }
 
@@ -113,9 +79,9 @@ common::Result<ServerPosition> SlotInspector::position() {
   auto end = lsn(r, 0, 1, "WAL position");
   if (!end) return end.error();
   p.wal_end = end->value_or(wal::Lsn());
-  auto version = number<int>(r, 0, 2, "server_version_num");
+  auto version = int8_column(r, 0, 2, "server_version_num");
   if (!version) return version.error();
-  p.server_version = version->value_or(0);
+  p.server_version = static_cast<int>(version->value_or(0));
   return p;
 }
 
@@ -134,9 +100,9 @@ common::Result<std::optional<SlotRow>> SlotInspector::slot(const std::string& sl
   SlotRow row;
   row.plugin = text(r, 0, 0).value_or("");
   row.slot_type = text(r, 0, 1).value_or("");
-  auto pid = number<int>(r, 0, 2, "active_pid");
+  auto pid = int8_column(r, 0, 2, "active_pid");
   if (!pid) return pid.error();
-  row.active_pid = *pid;
+  if (*pid) row.active_pid = static_cast<int>(**pid);
   auto confirmed = lsn(r, 0, 3, "confirmed_flush_lsn");
   if (!confirmed) return confirmed.error();
   row.confirmed_flush = *confirmed;
@@ -144,7 +110,7 @@ common::Result<std::optional<SlotRow>> SlotInspector::slot(const std::string& sl
   if (!restart) return restart.error();
   row.restart_lsn = *restart;
   row.wal_status = text(r, 0, 5);
-  auto safe = number<int64_t>(r, 0, 6, "safe_wal_size");
+  auto safe = int8_column(r, 0, 6, "safe_wal_size");
   if (!safe) return safe.error();
   row.safe_wal_size = *safe;
   row.application_name = text(r, 0, 7);
@@ -198,7 +164,7 @@ common::Result<std::optional<PendingCommit>> SlotInspector::oldest_pending_commi
     return dropped.error();
   }
   if (pending) {
-    auto now = number<int64_t>(dropped->get(), 0, 1, "clock_timestamp");
+    auto now = int8_column(dropped->get(), 0, 1, "clock_timestamp");
     if (!now) return now.error();
     pending->server_now_unix_micros = now->value_or(0);
   }

@@ -16,6 +16,13 @@
 
 namespace relay {
 
+// Wall-clock Unix milliseconds, as the stats' timestamps are kept.
+inline int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // Per-topic delivery counters. Written by the pipeline's thread only, read by
 // the HTTP thread; the objects never move once created.
 struct TopicCounters {
@@ -90,9 +97,7 @@ class LastError {
     int64_t unix_ms = 0;
   };
   void set(std::string message) {
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now = unix_ms_now();
     std::lock_guard lock(mu_);
     entry_ = Entry{std::move(message), now};
   }
@@ -179,11 +184,7 @@ struct PipelineStats {
   // Exactly once: from the first commit() of a Kafka transaction to its success.
   LatencyHistogram kafka_commit;
 
-  void mark_loop_alive() {
-    last_loop_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-  }
+  void mark_loop_alive() { last_loop_unix_ms = unix_ms_now(); }
   // Longer than the longest wait the loop makes on purpose (the reconnect
   // backoff) plus a slow connection attempt.
   static constexpr std::chrono::milliseconds kLoopStallTimeout{30000};
