@@ -77,6 +77,15 @@ class StatusTest : public GroupTest {
         << confirmed_flush(db, slot).value_or("?");
   }
 
+  // A relay streams three rows, then stops cleanly.
+  void run_then_stop(const std::string& cfg, const OutboxDb& db, const std::string& slot,
+                     const std::string& topic) {
+    auto relay = start_relay(cfg);
+    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    stream_rows(db, slot, topic, 3);
+    expect_clean_stop(*relay);
+  }
+
   bool lost_slot_made_ = false;
 };
 
@@ -131,12 +140,8 @@ TEST_F(StatusTest, HealthyStreamingRelayExitsZeroWithItsPositionCheckpointAndNoS
 TEST_F(StatusTest, StoppedRelayWithRowsWaitingIsLaggingOnceOverTheThresholds) {
   auto [db, slot, topic] = new_scene(1);
   const std::string cfg = config(db, slot, 0, "at_least_once");
-  {
-    auto relay = start_relay(cfg);
-    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-    stream_rows(db, slot, topic, 3);
-    expect_clean_stop(*relay);
-  }
+  run_then_stop(cfg, db, slot, topic);
+  if (HasFatalFailure()) return;
   const std::string before = current_wal_lsn(db);
   pg().exec(insert_rows_sql(topic, 3, 20), db.name);
   std::this_thread::sleep_for(1500ms);
@@ -172,12 +177,8 @@ TEST_F(StatusTest, StoppedRelayWithRowsWaitingIsLaggingOnceOverTheThresholds) {
 TEST_F(StatusTest, SlotInvalidatedByMaxSlotWalKeepSizeIsLost) {
   auto [db, slot, topic] = new_scene(1);
   const std::string cfg = config(db, slot, 0, "at_least_once");
-  {
-    auto relay = start_relay(cfg);
-    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-    stream_rows(db, slot, topic, 3);
-    expect_clean_stop(*relay);
-  }
+  run_then_stop(cfg, db, slot, topic);
+  if (HasFatalFailure()) return;
   pg().exec(insert_rows_sql(topic, 3, 5), db.name);
   lost_slot_made_ = true;
   pg().exec("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
@@ -212,12 +213,8 @@ TEST_F(StatusTest, SlotInvalidatedByMaxSlotWalKeepSizeIsLost) {
 TEST_F(StatusTest, MissingSlotWhoseCheckpointKafkaHoldsIsLost) {
   auto [db, slot, topic] = new_scene(1);
   const std::string cfg = config(db, slot, 0);
-  {
-    auto relay = start_relay(cfg);
-    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-    stream_rows(db, slot, topic, 3);
-    expect_clean_stop(*relay);
-  }
+  run_then_stop(cfg, db, slot, topic);
+  if (HasFatalFailure()) return;
   const std::string confirmed = confirmed_flush(db, slot).value_or("?");
   pg().exec("SELECT pg_drop_replication_slot('" + slot + "')", db.name);
 
