@@ -112,6 +112,9 @@ struct LimitsConfig {
 
 struct HttpConfig {
   std::string listen = "127.0.0.1:9187";  // empty disables the endpoints
+  // /readyz answers 503 once no Kafka broker has answered the relay's probe
+  // for this long; 0 leaves Kafka out of readiness.
+  std::chrono::milliseconds ready_kafka_timeout{15000};
 
   bool operator==(const HttpConfig&) const = default;
 };

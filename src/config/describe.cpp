@@ -198,6 +198,8 @@ void emit_rest(YAML::Emitter& out, const Config& cfg) {
   out << YAML::EndMap;
   out << YAML::Key << "http" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "listen" << YAML::Value << literal(cfg.http.listen);
+  out << YAML::Key << "ready_kafka_timeout" << YAML::Value
+      << format_duration(cfg.http.ready_kafka_timeout);
   out << YAML::EndMap;
   out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "level" << YAML::Value << literal(cfg.log.level);

@@ -46,7 +46,7 @@ constexpr std::string_view kOutboxKeys[] = {
 constexpr std::string_view kColumnKeys[] = {"id",        "topic",   "key",
                                             "partition", "headers", "payload"};
 constexpr std::string_view kLimitsKeys[] = {"max_inflight_messages", "max_inflight_bytes"};
-constexpr std::string_view kHttpKeys[] = {"listen"};
+constexpr std::string_view kHttpKeys[] = {"listen", "ready_kafka_timeout"};
 constexpr std::string_view kLogKeys[] = {"level", "format"};
 
 // Same order as kColumnKeys.
@@ -433,6 +433,8 @@ void read_http(const Mapping& root, HttpConfig& http) {
   Mapping m(root.context(), *section, kHttpKeys);
   if (!m.valid()) return;
   read_key(m, "listen", http.listen, checked(check_listen_address));
+  read_key(m, "ready_kafka_timeout", http.ready_kafka_timeout,
+           duration_within(milliseconds(0), kMaxDuration));
 }
 
 void read_log(const Mapping& root, LogConfig& log) {

@@ -57,6 +57,9 @@ constexpr int kReadBudget = 4096;
 constexpr milliseconds kFencedDrain{300};
 constexpr milliseconds kFencedPurgeWait{200};
 constexpr milliseconds kPurgeWait{5000};
+constexpr const char* kSlotHeldAction =
+    "another process streams it (pg_stat_replication.application_name says which): this relay "
+    "takes it once it is free; stop the other one if it should not run";
 
 }  // namespace
 
@@ -214,8 +217,9 @@ common::Result<void> Pipeline::run() {
     if (producer_can_start_over(outcome.error()) && !stop_.load()) {
       spdlog::error(
           "slot={} the slot's Kafka producer cannot go on ({}); starting over with a new "
-          "one, which takes the slot's output again and resumes from its checkpoint",
-          pg.slot, outcome.error().describe());
+          "one, which takes the slot's output again and resumes from its checkpoint "
+          "(confirmed lsn={}); if this repeats, check the brokers' transaction coordinator",
+          pg.slot, outcome.error().describe(), core.watermark().to_string());
       if (auto r = options_.transactions->reset(); !r)
         return failure(errc::fatal, r.error().describe());
       output_taken_ = false;
@@ -234,8 +238,11 @@ common::Result<void> Pipeline::run() {
     }
 
     ++stats_.reconnects;
-    spdlog::warn("slot={} {}; reconnecting in {} ms", pg.slot, outcome.error().describe(),
-                 backoff.count());
+    stats_.last_error.set(outcome.error().describe());
+    // Retried for good: what the error names is what an operator fixes if
+    // it repeats; nothing past the confirmed position is lost meanwhile.
+    spdlog::warn("slot={} {}; reconnecting in {} ms, resuming from confirmed lsn={}", pg.slot,
+                 outcome.error().describe(), backoff.count(), core.watermark().to_string());
     stats_.mark_loop_alive();
     struct pollfd pfd = {stop_fd_, POLLIN, 0};
     ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
@@ -276,7 +283,8 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
     const auto& code = slot.error().code;
     if (code == pg::replication_errc::slot_in_use) {
       stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
-      spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
+      spdlog::warn("slot={} waiting for the slot: {}; {}", pg.slot, slot.error().describe(),
+                   kSlotHeldAction);
       maybe_take_over(**stream);
       return failure(errc::retriable, slot.error().describe());
     }
@@ -304,7 +312,8 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
   if (auto start = (*stream)->start(from, pg.binary, true); !start) {
     if (start.error().code == pg::replication_errc::slot_in_use) {
       stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
-      spdlog::warn("slot={} waiting for the slot: {}", pg.slot, start.error().describe());
+      spdlog::warn("slot={} waiting for the slot: {}; {}", pg.slot, start.error().describe(),
+                   kSlotHeldAction);
     }
     return failure(errc::retriable, start.error().describe());
   }
@@ -459,7 +468,11 @@ bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& 
                     " cannot " + what + ": " + checkpoint.error().describe());
       return false;
     }
-    spdlog::warn("slot={} cannot {} yet: {}; retrying in {} ms", cfg_.postgres.slot, what, checkpoint.error().describe(), backoff.count());
+    stats_.last_error.set("cannot " + what + " yet: " + checkpoint.error().describe());
+    spdlog::warn(
+        "slot={} cannot {} yet: {}; retrying in {} ms (nothing streams until Kafka answers: "
+        "check the brokers and the network path)",
+        cfg_.postgres.slot, what, checkpoint.error().describe(), backoff.count());
     struct pollfd pfd = {stop_fd_, POLLIN, 0};
     ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
     backoff = std::min(backoff * 2, cfg_.postgres.reconnect_backoff_max);
@@ -497,8 +510,10 @@ void Pipeline::maybe_take_over(pg::ReplicationStream& stream) {
   // request.
   auto killed = stream.terminate_relay_holder("outbox-relay");
   if (!killed) {
-    spdlog::warn("slot={} cannot take over the slot: {}", cfg_.postgres.slot,
-                 killed.error().describe());
+    spdlog::warn(
+        "slot={} cannot take over the slot: {}; its holder keeps it until wal_sender_timeout "
+        "(or pg_terminate_backend on pg_replication_slots.active_pid)",
+        cfg_.postgres.slot, killed.error().describe());
   } else if (*killed && takeover_requests_++ % 10 == 0) {
     spdlog::warn("slot={} taking over the slot: terminating relay backend pid={} after {} ms",
                  cfg_.postgres.slot, **killed,

@@ -220,6 +220,7 @@ void Supervisor::start(int index) {
     r->checkpoints.reset();
     companion.reset();
     clear_running_gauges(stats);
+    if (!result) stats.last_error.set("stopped: " + result.error().describe());
     if (!result && result.error().code == make_error_code(errc::fenced) && cfg_.group) {
       // Another instance owns the slot's output now: this one just stops it.
       spdlog::warn("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());

@@ -163,7 +163,10 @@ void GroupMember::poll(milliseconds timeout) {
   rd_kafka_message_t* msg = rd_kafka_consumer_poll(handle_->rk, static_cast<int>(timeout.count()));
   if (msg) {
     if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      spdlog::warn("group={} consumer error: {}", options_.group_id, rd_kafka_message_errstr(msg));
+      spdlog::warn(
+          "group={} consumer error: {}; librdkafka retries on its own (the lease runs out if "
+          "the coordinator stays silent)",
+          options_.group_id, rd_kafka_message_errstr(msg));
     }
     rd_kafka_message_destroy(msg);
   }
@@ -314,8 +317,10 @@ void GroupMember::commit_result(int err) {
   const Nanos now = relay::Lease::now();
   if (now - last_commit_warning_ >= std::chrono::seconds(5)) {
     last_commit_warning_ = now;
-    spdlog::warn("group={} membership not confirmed: {}; lease ends in {} ms", options_.group_id,
-                 rd_kafka_err2str(code),
+    spdlog::warn(
+        "group={} membership not confirmed: {}; lease ends in {} ms, then this instance's slots "
+        "stop until the group coordinator answers again (check the brokers)",
+        options_.group_id, rd_kafka_err2str(code),
                  std::max<int64_t>(
                      0, std::chrono::duration_cast<milliseconds>(lease_.expires() - now).count()));
   }

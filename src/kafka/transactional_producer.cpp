@@ -148,8 +148,11 @@ TransactionalProducer::~TransactionalProducer() {
   if (state_ == State::kInTransaction || state_ == State::kAbortPending) {
     if (auto r = abort_until(Clock::now() + std::min(kMinAbortTime, options_.transaction_timeout));
         !r) {
-      spdlog::warn("transactional_id={} abort at shutdown failed: {}", options_.transactional_id,
-                   r.error().describe());
+      spdlog::warn(
+          "transactional_id={} abort at shutdown failed: {}; the broker aborts it after "
+          "kafka.transaction_timeout, and read_committed consumers of its partitions wait until "
+          "then",
+          options_.transactional_id, r.error().describe());
     }
   }
 }

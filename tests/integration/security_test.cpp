@@ -245,7 +245,7 @@ class SecurityTest : public RelayTest {
     httplib::Client c("127.0.0.1", port);
     c.set_connection_timeout(5);
     c.set_read_timeout(5);
-    for (const char* path : {"/metrics", "/healthz", "/readyz"}) {
+    for (const char* path : {"/metrics", "/healthz", "/readyz", "/status"}) {
       auto r = c.Get(path);
       all +=
           std::string(path) + " " + (r ? std::to_string(r->status) + "\n" + r->body : "-") + "\n";

@@ -76,7 +76,7 @@ TEST(ConfigErrors, UnknownTopLevelKeySuggestsTheSection) {
 
 TEST(ConfigErrors, UnknownKeyFarFromAllListsTheKnownKeys) {
   expect_one_error(kDsn + "http:\n  port: 9187\n", 4, 3,
-                   "unknown key 'port' in 'http' (expected one of listen)");
+                   "unknown key 'port' in 'http' (expected one of listen, ready_kafka_timeout)");
 }
 
 TEST(ConfigErrors, MissingDsnIsReportedAtThePostgresMapping) {

@@ -104,6 +104,7 @@ TEST(ConfigLoad, OnlyTheDsnGivesAllDefaults) {
   EXPECT_EQ(cfg.limits.max_inflight_messages, 20000u);
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 268435456u);
   EXPECT_EQ(cfg.http.listen, "127.0.0.1:9187");
+  EXPECT_EQ(cfg.http.ready_kafka_timeout, std::chrono::milliseconds(15000));
   EXPECT_EQ(cfg.log.level, "info");
   EXPECT_EQ(cfg.log.format, config::LogFormat::kText);
   EXPECT_EQ(cfg.source_file, "test.yaml");
@@ -151,6 +152,7 @@ limits:
   max_inflight_bytes: 64MB
 http:
   listen: ""
+  ready_kafka_timeout: 0
 log:
   level: debug
   format: json
@@ -191,6 +193,7 @@ log:
   EXPECT_EQ(cfg.limits.max_inflight_messages, 10000000u);
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 64000000u);
   EXPECT_EQ(cfg.http.listen, "");
+  EXPECT_EQ(cfg.http.ready_kafka_timeout, std::chrono::milliseconds(0));
   EXPECT_EQ(cfg.log.level, "debug");
   EXPECT_EQ(cfg.log.format, config::LogFormat::kJson);
 }
