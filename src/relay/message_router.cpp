@@ -12,7 +12,9 @@
 namespace relay {
 
 MessageRouter::MessageRouter(const config::OutboxConfig& cfg)
-    : prefix_(cfg.message_prefix), allow_non_transactional_(cfg.allow_non_transactional_messages) {}
+    : prefix_(cfg.message_prefix),
+      allow_non_transactional_(cfg.allow_non_transactional_messages),
+      null_payload_(cfg.null_payload) {}
 
 RouteOutcome MessageRouter::route(const wal::Message& message, const RowContext& ctx) {
   auto envelope = parse_envelope(message.content);
@@ -38,9 +40,11 @@ RouteOutcome MessageRouter::route(const wal::Message& message, const RowContext&
     return RouteOutcome{std::move(b)};
   };
 
-  if (!e.payload) return bad("payload is null");
+  const bool tombstone = !e.payload && null_payload_ == config::NullPayloadPolicy::kTombstone;
+  if (!e.payload && !tombstone) return bad("payload is null");
   if (!e.topic) return bad("topic is null");
   OutboxRecord record;
+  record.null_value = tombstone;
   record.topic.assign(*e.topic);
   if (record.topic.empty() || record.topic != last_valid_topic_) {
     if (auto valid = config::check_topic_name(record.topic); !valid) {
@@ -65,7 +69,7 @@ RouteOutcome MessageRouter::route(const wal::Message& message, const RowContext&
         "outbox.allow_non_transactional_messages: true to publish such messages");
   }
   relay_headers_.append(record.headers, std::move(id), ctx);
-  record.payload.assign(*e.payload);
+  if (e.payload) record.payload.assign(*e.payload);
   return RouteOutcome{std::move(record)};
 }
 

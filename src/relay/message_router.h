@@ -9,10 +9,12 @@
 // without one, the message's own LSN: it is where the message sits in the
 // WAL, so every replay of the message carries the same id.
 //
-// Every fault of a message is the data's, never the protocol's: a malformed
-// envelope, a field a row would be refused for, or a non-transactional
-// message that was not allowed comes back as a BadRow for the bad-row
-// policy, with the content when nothing else could be read of it.
+// A null payload is a tombstone under outbox.null_payload: tombstone, as for
+// a row. Every fault of a message is the data's, never the protocol's: a
+// malformed envelope, a field a row would be refused for, or a
+// non-transactional message that was not allowed comes back as a BadRow for
+// the bad-row policy, with the content when nothing else could be read of
+// it.
 
 #include <string>
 #include <string_view>
@@ -41,6 +43,7 @@ class MessageRouter {
  private:
   std::string prefix_;
   bool allow_non_transactional_;
+  config::NullPayloadPolicy null_payload_;
   JsonHeaderReader header_reader_;
   RelayHeaders relay_headers_;
   std::string last_valid_topic_;

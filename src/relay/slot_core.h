@@ -45,7 +45,11 @@ struct SlotCoreOptions {
   std::chrono::milliseconds transaction_timeout{30000};
   // How long one commit() may block the loop before it returns to answer
   // the server; a commit not done by then is resumed on the next turn.
+  // A due commit does not block at all: the loop reads on while it runs,
+  // holding what it reads (up to max_pending_while_committing records) for
+  // the next Kafka transaction. A forced one (before a halt) waits the slice.
   std::chrono::milliseconds commit_slice{500};
+  std::chrono::milliseconds commit_wait{0};
 };
 
 // One slot's path from decoded pgoutput messages to Kafka and back to a
@@ -80,9 +84,10 @@ class SlotCore {
   bool backpressured() const;
 
   bool lease_held() const;
-  // Ownership can no longer be proven: records not yet sent are dropped
-  // (whoever owns the slot next streams them again) and nothing more is
-  // produced this session.
+  // Ownership can no longer be proven (the lease ran out or was revoked):
+  // records not yet sent are dropped (whoever owns the slot next streams
+  // them again) and nothing more is produced this session. Counted as a
+  // lost lease unless Kafka fenced the session first.
   common::Error fence(const char* why);
   bool fenced() const { return fenced_; }
   // Waits up to `timeout` for Kafka to acknowledge what is in flight; then
@@ -111,7 +116,8 @@ class SlotCore {
   void forget_positions();
   // Counts, once per session, that a newer owner took the slot's output:
   // the lease ran out (fence()), or Kafka refused this producer for a newer
-  // one (a delivery report here, a failed commit in the driver).
+  // one (a delivery report here, a failed commit in the driver); and, when
+  // the lease is not held at that moment, that the lease was lost.
   void note_fenced();
 
   std::optional<wal::Lsn> feedback(Clock::time_point now, bool force) {
@@ -132,6 +138,9 @@ class SlotCore {
   common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn);
   common::Result<void> publish(OutboxRecord&& record, DeliveryLedger::Token token);
   common::Result<void> retry_pending();
+  size_t max_pending_while_committing() const {
+    return static_cast<size_t>(std::max<uint64_t>(1, cfg_.limits.max_inflight_messages / 4));
+  }
   // Hands one record to the producer while the lease is held: true once it
   // is queued there, false when the producer's queue is full. A record Kafka
   // refuses for good becomes its dead-letter record in place, per policy.

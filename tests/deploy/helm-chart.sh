@@ -58,7 +58,8 @@ for v in "${variants[@]}"; do
     "$tools/venv/bin/python" - "$out" "$work/$name" <<'PY'
 import sys, yaml
 for doc in yaml.safe_load_all(open(sys.argv[1])):
-    if doc and doc["kind"] == "ConfigMap":
+    # The relay's configs, not the Grafana dashboard's ConfigMap.
+    if doc and doc["kind"] == "ConfigMap" and "config.yaml" in doc["data"]:
         open(f"{sys.argv[2]}/{doc['metadata']['name']}.yaml", "w").write(doc["data"]["config.yaml"])
 PY
     for cfg in "$work/$name"/*.yaml; do

@@ -3,6 +3,7 @@
 // self-fencing of a frozen instance, sharding over three instances and
 // scaling during a load. Session timeout 6 s throughout.
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <regex>
 
@@ -319,7 +320,58 @@ TEST_F(GroupScenario, FrozenLeaderWakesFencedAndNeverProducesAfterItsSlotMoved) 
       << a.process->log_contents();
   // Awake again, it rejoins as a standby rather than exiting.
   EXPECT_TRUE(harness::wait_until([&] { return readyz(a) == "standby\n"; }, 30s)) << readyz(a);
+  // What the alerts go by: the woken instance lost its lease once, and that
+  // fencing is the lease's; the new owner lost nothing.
+  const std::string s = "{slot=\"" + slots[0].slot + "\"}";
+  const std::string page_a = http_get(a.http_port, "/metrics").value_or("");
+  EXPECT_EQ(sample(page_a, "outbox_relay_lease_lost_total" + s), 1.0) << page_a;
+  EXPECT_EQ(sample(page_a, "outbox_relay_fenced_total" + s), 1.0) << page_a;
+  const std::string page_b = http_get(b.http_port, "/metrics").value_or("");
+  EXPECT_EQ(sample(page_b, "outbox_relay_lease_lost_total" + s), 0.0) << page_b;
+  EXPECT_EQ(sample(page_b, "outbox_relay_fenced_total" + s), 0.0) << page_b;
   for (auto* in : {&a, &b}) expect_clean_stop(*in->process);
+}
+
+// The chart's Grafana dashboard and alerting rules use only what a relay
+// really exports: the page of an instance in group mode with every family on
+// (exactly once: the checkpoint; a server with max_slot_wal_keep_size:
+// safe_wal_size; a published row: the per-topic counters) is handed to
+// tests/deploy/monitoring/check-metrics.py, which reads the chart's files.
+TEST_F(GroupScenario, TheChartsDashboardAndAlertsUseOnlyMetricsARelayExports) {
+  harness::PostgresServer::Options options;
+  options.extra_conf = {"max_slot_wal_keep_size = 64MB"};
+  auto server = harness::PostgresServer::start(options);
+  GroupSlot slot{make_outbox_db(*server), unique("slot"), 0};
+  const std::string topic = unique("events");
+  kafka().create_topic(topic, 1);
+  Instance in = start_instance(unique("grp"), {slot});
+  ASSERT_TRUE(wait_leads(in, slot.slot, 60s)) << readyz(in) << in.process->log_contents();
+  server->exec(insert_rows_sql(topic, 0, 10), slot.db.name);
+
+  const std::string s = "{slot=\"" + slot.slot + "\"}";
+  const std::string published =
+      "outbox_relay_records_published_total{slot=\"" + slot.slot + "\",topic=\"" + topic + "\"}";
+  std::string page;
+  // The slot monitor reads the slot every 10 s.
+  ASSERT_TRUE(harness::wait_until(
+      [&] {
+        page = http_get(in.http_port, "/metrics").value_or("");
+        return sample(page, published) == 10.0 &&
+               sample(page, "outbox_relay_slot_safe_wal_bytes" + s).has_value() &&
+               sample(page, "outbox_relay_checkpoint_lsn" + s).has_value() &&
+               sample(page, "outbox_relay_slot_failover" + s).has_value();
+      },
+      45s))
+      << page;
+  harness::TempDir dir;
+  const std::string scrape = dir.path() + "/metrics.txt";
+  std::ofstream(scrape) << page;
+  const std::string source = OUTBOX_SOURCE_DIR;
+  auto check = harness::run_command({"python3", source + "/tests/deploy/monitoring/check-metrics.py",
+                                     source + "/deploy/helm/outbox-relay", scrape});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err << "\n" << page;
+  std::printf("%s", check.out.c_str());
+  expect_clean_stop(*in.process);
 }
 
 // takeover_after: the new owner terminates a frozen relay's walsender after
@@ -540,6 +592,60 @@ TEST_F(GroupScenario, AnInstanceThatCannotStreamItsSlotYieldsItToOneThatCan) {
   for (const auto& r : got) EXPECT_TRUE(produced_by(r, *b.process)) << instance_header(r);
   expect_clean_stop(*b.process);
   expect_clean_stop(*a.process);
+}
+
+// At least once in group mode, the member commits each slot's confirmed
+// position as its checkpoint in the coordination group (under its
+// generation, so a deposed member's is refused): a slot an admin drops while
+// the fleet is stopped is refused as lost, naming the position it was left
+// at, and never created again; the other slot streams on.
+TEST_F(GroupScenario, AtLeastOnceTheMemberCheckpointsEachSlotAndADroppedSlotIsRefused) {
+  auto [slots, group, topic] = new_group_scene(2);
+  const auto at_least_once = [&](Instance& in) {
+    in.http_port = harness::free_port();
+    std::string body = group_config(group, slots, in.http_port);
+    body.replace(body.find("  drain_timeout: 5s\n"), 19,
+                 "  drain_timeout: 5s\n  delivery: at_least_once\n");
+    in.config_path = write_config(body);
+    in.process = start_relay(in.config_path);
+  };
+  const auto checkpoint_read = [](const std::string& log, const std::string& slot) {
+    const std::string line =
+        "slot=" + slot + " read the slot's Kafka checkpoint (at least once); checkpoint ";
+    const size_t at = log.find(line);
+    if (at == std::string::npos) return std::string("(not read)");
+    const size_t from = at + line.size();
+    return log.substr(from, log.find('\n', from) - from);
+  };
+  Instance a;
+  at_least_once(a);
+  for (const auto& slot : slots) {
+    ASSERT_TRUE(wait_leads(a, slot.slot, 60s)) << a.process->log_contents();
+    EXPECT_EQ(checkpoint_read(a.process->log_contents(), slot.slot), "none yet (first start)");
+  }
+  for (const auto& slot : slots) {
+    pg().exec(insert_rows_sql(topic, slot.first_row, 200), slot.db.name);
+  }
+  ASSERT_TRUE(wait_all_confirmed(slots, 60s));
+  expect_clean_stop(*a.process);
+  std::vector<std::string> left_at;
+  for (const auto& slot : slots) left_at.push_back(*confirmed_flush(slot.db, slot.slot));
+
+  pg().exec("SELECT pg_drop_replication_slot('" + slots[1].slot + "')", slots[1].db.name);
+  Instance again;
+  at_least_once(again);
+  ASSERT_EQ(again.process->wait_exit(60s), std::optional<int>(1)) << again.process->log_contents();
+  const std::string log = again.process->log_contents();
+  EXPECT_EQ(checkpoint_read(log, slots[0].slot), "lsn=" + left_at[0]) << log;
+  EXPECT_EQ(checkpoint_read(log, slots[1].slot), "lsn=" + left_at[1]) << log;
+  EXPECT_NE(log.find("slot=" + slots[1].slot + " does not exist, but Kafka holds its checkpoint "
+                     "at lsn=" + left_at[1] + " (group " + group + ")"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(slot_active(slots[1].db, slots[1].slot), std::nullopt)
+      << "the lost slot was created again";
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 2s, 60s);
+  expect_nothing_lost(delivered(got), slots, {200, 200});
 }
 
 // Fewer coordination partitions than slots cannot give every slot an owner:

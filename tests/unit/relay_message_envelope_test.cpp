@@ -201,7 +201,7 @@ TEST(MessageRouter, AMalformedEnvelopeIsABadRowCarryingTheWholeContent) {
   EXPECT_EQ(show(dlq.headers),
             "outbox-id=0/1509D38, outbox-lsn=16/B374D848, outbox-xid=1234, outbox-error=message "
             "envelope: version '{' (0x7b) at offset 0; this relay reads version 1, "
-            "outbox-message-prefix=outbox");
+            "outbox-message-prefix=outbox, outbox-original-topic=<null>");
 }
 
 TEST(MessageRouter, FieldsARowWouldBeRefusedForAreBadRowsWithWhatWasRead) {
@@ -244,6 +244,21 @@ TEST(MessageRouter, FieldsARowWouldBeRefusedForAreBadRowsWithWhatWasRead) {
     OutboxRecord dlq = Router::dead_letter(bad, ctx(), "dlq");
     EXPECT_EQ(dlq.key, std::optional<std::string>("evt-7"));
   }
+}
+
+TEST(MessageRouter, ANullPayloadIsATombstoneUnderTheTombstonePolicy) {
+  EnvelopeFields f;
+  f.key = "42";
+  f.payload.reset();
+  const std::string content = write_envelope(f);
+  config::OutboxConfig cfg = messages_config();
+  cfg.null_payload = config::NullPayloadPolicy::kTombstone;
+  MessageRouter router(cfg);
+  OutboxRecord r = expect_record(router.route(message(content), ctx()));
+  EXPECT_TRUE(r.null_value);
+  EXPECT_EQ(r.payload, "");
+  EXPECT_EQ(r.key, std::optional<std::string>("42"));
+  EXPECT_EQ(r.topic, "orders");
 }
 
 TEST(MessageRouter, ANonTransactionalMessageIsABadRowUnlessAllowed) {

@@ -16,6 +16,7 @@
 
 #include "envelope_writer.h"
 #include "relay/errc.h"
+#include "relay/lease.h"
 
 namespace relay {
 namespace {
@@ -585,7 +586,21 @@ class ScriptedTransactions final : public TransactionalPublisher {
     open_ = true;
     return {};
   }
-  common::Result<void> commit(const Checkpoint& checkpoint, milliseconds) override {
+  common::Result<void> commit(const Checkpoint& checkpoint, milliseconds wait) override {
+    if (running_) {
+      EXPECT_EQ(*running_, checkpoint) << "a running commit resumed with another checkpoint";
+    }
+    // A slow commit runs over several calls that do not wait; the core reads
+    // on meanwhile. One that waits sees it through.
+    if (slow && !finish_running && wait == milliseconds(0)) {
+      running_ = checkpoint;
+      return common::Error{make_error_code(errc::unacknowledged), "commit still running"};
+    }
+    finish_running = false;
+    running_.reset();
+    return complete(checkpoint);
+  }
+  common::Result<void> complete(const Checkpoint& checkpoint) {
     // librdkafka flushes every delivery before it commits.
     while (!sent_.empty()) report(0, DeliveryStatus::kOk);
     if (doomed_) {
@@ -599,16 +614,27 @@ class ScriptedTransactions final : public TransactionalPublisher {
     ++commits;
     return {};
   }
+  // An abort waits for a running commit, which the coordinator may have
+  // completed already.
   common::Result<void> abort(milliseconds) override {
+    if (running_) {
+      const Checkpoint c = *running_;
+      running_.reset();
+      if (complete_running_on_abort) {
+        (void)complete(c);
+        return {};
+      }
+    }
     abort_now();
     return {};
   }
   bool in_transaction() const override { return open_; }
-  bool commit_pending() const override { return false; }
+  bool commit_pending() const override { return running_.has_value(); }
   common::Result<void> reset() override { return {}; }
 
   ProduceResult produce(const OutboxRecord& record, uint64_t token) override {
     EXPECT_TRUE(open_) << "produce() outside a transaction";
+    EXPECT_FALSE(running_) << "produce() while a commit runs";
     if (reject_next_) {
       reject_next_ = false;
       return {ProduceOutcome::kRejected, DeliveryStatus::kPermanent, DeliveryReason::kTooLarge,
@@ -664,6 +690,9 @@ class ScriptedTransactions final : public TransactionalPublisher {
 
   size_t capacity = 1000000;
   int commits = 0;
+  bool slow = false;
+  bool finish_running = false;
+  bool complete_running_on_abort = true;
   std::map<std::string, int> visible;  // outbox-id -> copies a read_committed reader sees
 
  private:
@@ -678,6 +707,7 @@ class ScriptedTransactions final : public TransactionalPublisher {
   std::deque<std::string> topics_;
   std::vector<std::string> written_;
   std::optional<Checkpoint> checkpoint_;
+  std::optional<Checkpoint> running_;
   std::set<std::string> refused_;
   bool open_ = false;
   bool doomed_ = false;
@@ -708,6 +738,7 @@ void exactly_once_model(bool messages) {
     Router router = *Router::create(cfg.outbox);
     ScriptedTransactions kafka;
     kafka.capacity = 1 + rng() % 8;
+    kafka.slow = chance(50);
     PipelineStats stats;
     SlotCoreOptions options;
     options.transactions = &kafka;
@@ -776,13 +807,16 @@ void exactly_once_model(bool messages) {
     auto restart = [&](bool crash) {
       if (!core || crash) {
         // A new process: all it knows is the slot and Kafka's checkpoint.
-        core = std::make_unique<SlotCore>(cfg, router, kafka, stats, options);
-        if (kafka.committed_checkpoint()) core->restore(*kafka.committed_checkpoint());
-        // Its init() fences the dead process's open transaction.
+        // Its init() fences the dead process's open transaction (a commit
+        // it had asked for may have completed or not) before the checkpoint
+        // is read.
+        kafka.complete_running_on_abort = chance(50);
         if (kafka.in_transaction()) {
           EXPECT_TRUE(kafka.abort(milliseconds(0)).ok());
         }
         kafka.forget_reports();  // they were the dead producer's
+        core = std::make_unique<SlotCore>(cfg, router, kafka, stats, options);
+        if (kafka.committed_checkpoint()) core->restore(*kafka.committed_checkpoint());
         last_reported = wal::Lsn();
       }
       const uint64_t slot = chance(20) ? told[rng() % told.size()] : server_confirmed;
@@ -845,7 +879,10 @@ void exactly_once_model(bool messages) {
         const size_t i = rng() % kafka.unreported();
         kafka.report(i, chance(95) ? DeliveryStatus::kOk : DeliveryStatus::kPermanent);
         if (!core->serve(milliseconds(0))) restart(false);
+      } else if (action < 80) {
+        if (!core->maybe_commit(now)) restart(false);
       } else if (action < 85) {
+        kafka.finish_running = true;
         if (!core->maybe_commit(now)) restart(false);
       } else if (action < 96) {
         check(core->feedback(now, chance(20)));
@@ -857,6 +894,7 @@ void exactly_once_model(bool messages) {
       }
       if (::testing::Test::HasFatalFailure()) return;
     }
+    kafka.slow = false;
     for (int round = 0; round < 400 && (next < db.size() || in_txn || kafka.in_transaction());
          ++round) {
       while (kafka.unreported() > 0) kafka.report(0, DeliveryStatus::kOk);
@@ -900,10 +938,13 @@ class SlotCoreExactlyOnceStats : public ::testing::Test {
       : cfg_(test_config()), router_(*Router::create(cfg_.outbox)), core_(make_core()) {}
 
   SlotCore make_core() {
+    hold_lease();
     SlotCoreOptions options;
     options.transactions = &kafka_;
+    options.lease = &lease_;
     return SlotCore(cfg_, router_, kafka_, stats_, options);
   }
+  void hold_lease() { lease_.renew(Lease::now(), std::chrono::hours(1)); }
   void start(uint64_t slot_confirmed) {
     core_.start_session(wal::Lsn(slot_confirmed), outbox_guard(cfg_));
     ASSERT_TRUE(core_.on_message(stream_.relation(), wal::Lsn(slot_confirmed)).ok());
@@ -926,6 +967,7 @@ class SlotCoreExactlyOnceStats : public ::testing::Test {
   Router router_;
   ScriptedTransactions kafka_;
   PipelineStats stats_;
+  Lease lease_;
   SlotCore core_;
   Stream stream_;
 };
@@ -987,16 +1029,35 @@ TEST_F(SlotCoreExactlyOnceStats, AbortsAreCountedWhetherACommitFailsOrTheCoreAbo
 TEST_F(SlotCoreExactlyOnceStats, FencingIsCountedOncePerSessionWhateverReportsIt) {
   start(0x1000);
   ASSERT_TRUE(txn(0x2000, {1}).ok());
+  lease_.revoke();
   EXPECT_EQ(core_.fence("lease expired").code, make_error_code(errc::fenced));
   EXPECT_EQ(stats_.fenced.load(), 1u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
   // The transaction it had open is aborted, never committed.
   EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 1u);
   core_.note_fenced();  // the driver sees the same end of the session
   EXPECT_EQ(stats_.fenced.load(), 1u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
 
+  // A commit refused while the lease holds: a newer producer of the slot's
+  // transactional.id, not the group, took it.
+  hold_lease();
   start(0x1000);
-  core_.note_fenced();  // a commit refused: a newer producer has the slot
+  core_.note_fenced();
   EXPECT_EQ(stats_.fenced.load(), 2u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
+}
+
+// A frozen instance may serve Kafka's refusal before its own lease check:
+// the lease was gone all the same, and that is what is counted.
+TEST_F(SlotCoreExactlyOnceStats, AFencingReportedAfterTheLeaseRanOutCountsAsALostLease) {
+  start(0x1000);
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  lease_.revoke();
+  core_.note_fenced();
+  EXPECT_EQ(core_.fence("lease expired").code, make_error_code(errc::fenced));
+  EXPECT_EQ(stats_.fenced.load(), 1u);
+  EXPECT_EQ(stats_.lease_lost.load(), 1u);
 }
 
 TEST_F(SlotCoreTest, AReportThatANewerProducerTookTheSlotCountsAsFenced) {
