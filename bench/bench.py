@@ -266,9 +266,12 @@ class RelayRun:
                                 env=dict(os.environ, **self.variant.get("env", {})))
 
 
-def run_relay(servers, wl, slot, timeout, result, work):
-    run_id = slug(f"{result.contender}_{wl.name}").replace("_", "-")
-    run = RelayRun(servers, slot, run_id, work, relay_variant(result.contender))
+def run_relay(servers, wl, slot, timeout, result, work, run=None):
+    """Drains `wl` with the relay; `run` is one already made (its topic named
+    in the backlog), by default one for the result's contender."""
+    if run is None:
+        run_id = slug(f"{result.contender}_{wl.name}").replace("_", "-")
+        run = RelayRun(servers, slot, run_id, work, relay_variant(result.contender))
     topic, logf = run.topic, run.logf
     broker0 = proc_cpu_seconds(servers.kafka_pid)
     t0 = time.monotonic()

@@ -252,31 +252,14 @@ def run_full_and_drain(servers, source, work, seconds, clients, timeout):
         bench.run_ceiling(servers, wl, ceiling_slot, True, timeout, d.ceiling, messages=True)
         log(f"{source}: draining {p.txns:,} events: outbox-relay")
         d.relay.load_before = float(open("/proc/loadavg").read().split()[0])
-        run_relay(servers, wl, relay_slot, run, timeout, d.relay)
+        bench.run_relay(servers, wl, relay_slot, timeout, d.relay, work, run)
         if d.ceiling.rate and d.relay.rate:
             d.relay.ratio = d.relay.rate / d.ceiling.rate
     finally:
-        run.logf.close()
+        run.logf.close()  # bench.run_relay closed it if it ran
         servers.kafka_admin("delete-topic", run.topic, check=False)
         common.drop_slots(servers, [ceiling_slot, relay_slot])
     return p, d
-
-
-def run_relay(servers, wl, slot, run, timeout, result):
-    broker0 = common.proc_cpu_seconds(servers.kafka_pid)
-    t0 = time.monotonic()
-    proc = run.start()
-    try:
-        ws_pid = common.walsender_pid(servers, slot, lambda: proc.poll() is None)
-        if common.wait_drained(servers, wl, slot, run.topic, proc, timeout, result, t0):
-            result.seconds = time.monotonic() - t0
-        result.cpu = common.proc_cpu_seconds(proc.pid)
-        result.rss_mb = common.proc_hwm_mb(proc.pid)
-        result.cpu_walsender = common.proc_cpu_seconds(ws_pid) if ws_pid else None
-        b1 = common.proc_cpu_seconds(servers.kafka_pid)
-        result.cpu_broker = b1 - broker0 if b1 is not None and broker0 is not None else None
-    finally:
-        common.stop_process(proc)
 
 
 def app_table(phases):
