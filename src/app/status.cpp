@@ -115,7 +115,8 @@ void read_postgres(const StatusOptions& o, const config::Config& slot_cfg, SlotR
     r.retained_bytes = end > restart ? static_cast<int64_t>(end.value() - restart.value()) : 0;
   }
   if (r.row->wal_status == std::optional<std::string>("lost") || !r.row->confirmed_flush) return;
-  auto pending = inspector.oldest_pending_commit(slot_cfg.postgres.slot, slot_cfg.postgres.publication);
+  auto pending =
+      inspector.oldest_pending_commit(slot_cfg.postgres.slot, slot_cfg.postgres.publication);
   if (!pending) {
     r.lag_seconds_error = pending.error().describe();
   } else if (!*pending) {
@@ -188,7 +189,9 @@ void ask_instance(const StatusOptions& o, const config::Config& cfg,
     set_error(where + " answered without a slots list");
     return;
   }
-  for (auto& r : reports) r.instance_error = "the instance at " + where + " does not serve this slot";
+  for (auto& r : reports) {
+    r.instance_error = "the instance at " + where + " does not serve this slot";
+  }
   for (simdjson::dom::element s : slots) {
     std::string_view name;
     if (s["slot"].get_string().get(name) != simdjson::SUCCESS) continue;
@@ -229,7 +232,8 @@ void read_owners(const StatusOptions& o, const config::Config& cfg,
 // The verdict, from what was read; every reason names what to do.
 void judge(const StatusOptions& o, SlotReport& r) {
   if (r.postgres_error) {
-    add_finding(r, kStatusUnknown, "unknown", "cannot read the slot from PostgreSQL: " + *r.postgres_error);
+    add_finding(r, kStatusUnknown, "unknown",
+                "cannot read the slot from PostgreSQL: " + *r.postgres_error);
     return;
   }
   if (!r.row) {

@@ -38,10 +38,9 @@ struct GroupHolders {
 
 // errc::unavailable when the committed offsets cannot be read in `timeout`;
 // `properties` are the user's kafka.properties (security settings).
-common::Result<GroupHolders> read_group_holders(const std::string& brokers,
-                                                const std::map<std::string, std::string>& properties,
-                                                const std::string& group_id,
-                                                const std::string& coordination_topic, int slots,
-                                                std::chrono::milliseconds timeout);
+common::Result<GroupHolders> read_group_holders(
+    const std::string& brokers, const std::map<std::string, std::string>& properties,
+    const std::string& group_id, const std::string& coordination_topic, int slots,
+    std::chrono::milliseconds timeout);
 
 }  // namespace kafka

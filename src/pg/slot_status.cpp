@@ -157,7 +157,8 @@ common::Result<std::optional<PendingCommit>> SlotInspector::oldest_pending_commi
     pending = PendingCommit{begin->final_lsn, begin->commit_time.unix_micros(), 0};
   }
   auto dropped = conn_->run(
-      "SELECT pg_drop_replication_slot($1), (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
+      "SELECT pg_drop_replication_slot($1), "
+      "(extract(epoch FROM clock_timestamp()) * 1000000)::int8",
       {copy.c_str()}, "dropping the slot's copy");
   if (!dropped) {
     conn_.reset();

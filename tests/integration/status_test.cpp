@@ -161,7 +161,8 @@ TEST_F(StatusTest, StoppedRelayWithRowsWaitingIsLaggingOnceOverTheThresholds) {
   EXPECT_NE(json_value(r.out, "instance_error").find("http.listen is empty"), std::string::npos)
       << r.out;
   // Nothing was moved: the relay streams those rows when it comes back.
-  EXPECT_EQ(confirmed_flush(db, slot), std::optional<std::string>(json_value(r.out, "confirmed_lsn")));
+  EXPECT_EQ(confirmed_flush(db, slot),
+            std::optional<std::string>(json_value(r.out, "confirmed_lsn")));
   EXPECT_EQ(pg().query_scalar("SELECT count(*)::text FROM pg_replication_slots"),
             pg().query_scalar("SELECT count(*)::text FROM pg_replication_slots WHERE slot_name "
                               "NOT LIKE 'outbox_relay_status_%'"));
