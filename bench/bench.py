@@ -16,7 +16,10 @@ transactions from the same start. Then it runs the contenders one at a time:
       watermarks) AND the slot's confirmed_flush_lsn has reached the backlog
       end. CPU: utime+stime from /proc/<pid>/stat, peak RSS: VmHWM, both read
       just before SIGTERM.
-  gox, debezium (peers, not in --quick): see bench/peers/.
+  debezium-server-*, go-pq-cdc-kafka-*, gox-* (peers, not in --quick): see
+      peer_runners.py and bench/peers/. Also timed from process start to the
+      first record in the topic (start-up) and from the first record to the
+      last (the steady-state rate), as is outbox-relay.
 
 "all CPU" adds the walsender serving the contender and the Kafka broker's JVM
 over the same interval, so a contender that moves work to the database or
@@ -28,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -35,6 +39,7 @@ import sys
 import time
 
 import common
+from peer_runners import PEER_CONTENDERS, PEER_GROUPS, PEER_SLOT_CONTENDERS
 from common import (PARTITIONS, PG_BINDIR, ROOT, TOPIC, Servers, Workload, drop_slots, fmt, log,
                     machine_busy_seconds, md_table, new_work_dir, proc_cpu_seconds, proc_hwm_mb,
                     raise_on_sigterm, slug, stop_process, use_build_dir, wait_drained,
@@ -66,6 +71,10 @@ class Result:
         self.cpu_broker = None
         self.rss_mb = None
         self.kafka_seconds = None  # relay/peers: until every record was in the topic
+        # relay/peers: the first sample of the topic that held a record
+        self.first_record_seconds = None
+        self.first_record_count = None
+        self.cpu_at_first_record = None  # peers: their CPU seconds at that sample
         self.error = None
         self.ratio = None
         self.cpu_machine = None  # every process on the machine over the run
@@ -75,9 +84,28 @@ class Result:
     def rate(self):
         return self.rows / self.seconds if self.seconds else None
 
+    @property
+    def steady_rate(self):
+        """Rows/s from the first record in the topic to the last: the rows
+        not yet there at the first sample over the time between."""
+        if self.first_record_seconds is None or self.kafka_seconds is None:
+            return None
+        span = self.kafka_seconds - self.first_record_seconds
+        rows = self.rows - self.first_record_count
+        return rows / span if span > 0 and rows > 0 else None
+
+    @property
+    def steady_cpu(self):
+        """The contender's CPU seconds per row over the steady state."""
+        if self.cpu_at_first_record is None or self.cpu is None:
+            return None
+        rows = self.rows - self.first_record_count
+        return (self.cpu - self.cpu_at_first_record) / rows if rows > 0 else None
+
     def to_dict(self):
         d = dict(self.__dict__)
         d["rate"] = self.rate
+        d["steady_rate"] = self.steady_rate
         return d
 
 
@@ -424,6 +452,85 @@ def table(results):
     return md_table(head, rows)
 
 
+def best_ceilings(results):
+    """Per workload, the faster pg_recvlogical rate of the run."""
+    best = {}
+    for r in results:
+        if r.contender.startswith("ceiling") and r.rate and not r.error:
+            best[r.workload] = max(best.get(r.workload, 0), r.rate)
+    return best
+
+
+def is_relay(r):
+    """The relay at its defaults (repeats included, variants not)."""
+    return r.contender.split("#")[0] == "outbox-relay"
+
+
+def steady_table(results):
+    """Start-up and steady state of every contender that writes to Kafka."""
+    best = best_ceilings(results)
+    head = ["contender", "workload", "rows", "start-up s", "rows at first sample",
+            "steady s", "steady rows/s", "steady ratio to ceiling", "steady CPU s per M rows",
+            "CPU s per M rows", "peak RSS MB"]
+    rows = []
+    for r in results:
+        if r.error or r.first_record_seconds is None:
+            continue
+        ceiling = best.get(r.workload)
+        steady = r.steady_rate
+        rows.append([r.contender, r.workload, f"{r.rows:,}", fmt(r.first_record_seconds, ".2f"),
+                     f"{r.first_record_count:,}",
+                     fmt(r.kafka_seconds - r.first_record_seconds, ".2f"), fmt(steady, ",.0f"),
+                     fmt(steady / ceiling if steady and ceiling else None, ".2f"),
+                     fmt(r.steady_cpu * 1e6 if r.steady_cpu is not None else None, ".2f"),
+                     fmt(per_m(r, r.cpu), ".2f"), fmt(r.rss_mb, ".1f")])
+    return md_table(head, rows) if rows else ""
+
+
+def versus_peers_table(results):
+    """Per workload, the relay against the fastest peer's steady state: the
+    relay's slowest run, timed from its process start, over the peer's best
+    run, timed from its first record (the peer's best day)."""
+    head = ["workload", "relay rows/s", "relay steady rows/s", "fastest peer",
+            "peer steady rows/s", "relay / peer", "2x goal"]
+    rows = []
+    for wl in dict.fromkeys(r.workload for r in results):
+        ok = [r for r in results if r.workload == wl and not r.error and r.rate]
+        relay = [r for r in ok if is_relay(r)]
+        peers = [r for r in ok if r.contender in PEER_CONTENDERS and r.steady_rate]
+        if not relay or not peers:
+            continue
+        slowest = min(relay, key=lambda r: r.rate)
+        steady = [r.steady_rate for r in relay if r.steady_rate]
+        fastest = max(peers, key=lambda r: r.steady_rate)
+        ratio = slowest.rate / fastest.steady_rate
+        rows.append([wl, f"{slowest.rate:,.0f}", fmt(min(steady) if steady else None, ",.0f"),
+                     fastest.contender, f"{fastest.steady_rate:,.0f}", f"{ratio:.1f}",
+                     "met" if ratio >= 2 else "NOT met"])
+    return md_table(head, rows) if rows else ""
+
+
+def peer_sections(results, level="##"):
+    """The start-up / steady-state table and the relay against the fastest
+    peer, as markdown sections; empty when the run had neither."""
+    out = ""
+    steady = steady_table(results)
+    if steady:
+        out += (f"{level} Start-up and steady state\n\n"
+                "Start-up: process start until the first sample of the topic (every 20 ms) that "
+                "held a record. Steady: from that sample to the one that held every row; steady "
+                "rows/s counts the rows not yet in the topic at the first sample. Steady CPU: the "
+                "contender's CPU over the same span (peers only; sampled at the first record).\n\n"
+                + steady + "\n\n")
+    versus = versus_peers_table(results)
+    if versus:
+        out += (f"{level} The relay against the fastest peer\n\n"
+                "Relay rows/s: its slowest run, timed from process start; the peer: its fastest "
+                "steady-state rate (default or tuned), start-up excluded. Goal: at least 2x.\n\n"
+                + versus + "\n\n")
+    return out
+
+
 def detail_table(results, workloads):
     head = ("| contender | workload | records in Kafka at (s) | drained at (s) | contender CPU s "
             "| walsender CPU s | broker CPU s | whole machine CPU s | load avg before |")
@@ -498,7 +605,7 @@ def split_results(path):
 
 def written_by(args, started, heading):
     """The run's command line and date, then the machine description."""
-    return (f"Written by `bench/run.sh {' '.join(args)}` on {started} "
+    return (f"Written by `bench/run.sh {shlex.join(args)}` on {started} "
             "(see README.md, \"Benchmarks\", for what each figure means).\n\n"
             f"{heading}\n\n")
 
@@ -519,6 +626,7 @@ def write_results(path, results, workloads, info, args, started):
                 "the walsender that served it and the Kafka broker over the same interval. "
                 "Peak RSS: the contender's VmHWM (pg_recvlogical: ru_maxrss).\n\n")
         f.write(table(results) + "\n\n")
+        f.write(peer_sections(results))
         f.write("## Details\n\n")
         f.write(detail_table(results, workloads) + "\n")
         if live:
@@ -545,10 +653,8 @@ class NoPeers:
         raise RuntimeError(f"unknown contender {name}")
 
 
-SLOT_CONTENDERS = {"ceiling-text", "ceiling-binary", "outbox-relay", "debezium-default",
-                   "debezium-tuned"}
+SLOT_CONTENDERS = {"ceiling-text", "ceiling-binary", "outbox-relay", *PEER_SLOT_CONTENDERS}
 BASE_CONTENDERS = ["ceiling-text", "ceiling-binary", "outbox-relay"]
-PEER_CONTENDERS = ["gox-default", "gox-tuned", "debezium-default", "debezium-tuned"]
 
 
 def main():
@@ -558,11 +664,13 @@ def main():
     ap.add_argument("--workloads", help="comma-separated subset of: " +
                     ", ".join(w[0] for w in WORKLOADS))
     ap.add_argument("--contenders", help="comma-separated subset of: " +
-                    ", ".join(BASE_CONTENDERS + PEER_CONTENDERS))
+                    ", ".join(BASE_CONTENDERS + PEER_CONTENDERS) + "; " +
+                    ", ".join(PEER_GROUPS) + " stand for a peer's default and tuned runs")
     ap.add_argument("--rows", type=int, help="override every workload's row count")
     ap.add_argument("--no-peers", action="store_true", help="ceiling and outbox-relay only")
-    ap.add_argument("--peer-workloads", default="256B x100",
-                    help="workloads the peers run on (default: %(default)s; 'all' for every one)")
+    ap.add_argument("--peer-workloads",
+                    help="workloads the peers run on, or 'all' (default: every workload when "
+                         "--contenders names a peer, else '256B x100')")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of each of pg_recvlogical and outbox-relay per workload "
                          "(peers run once)")
@@ -596,10 +704,12 @@ def main():
     if not args.quick and not args.no_peers:
         contenders += PEER_CONTENDERS
     if args.contenders:
-        contenders = [c.strip() for c in args.contenders.split(",")]
+        contenders = [x for c in args.contenders.split(",")
+                      for x in PEER_GROUPS.get(c.strip(), [c.strip()])]
+    peer_workloads = args.peer_workloads or ("all" if args.contenders else "256B x100")
     peers = NoPeers()
     if any(c in PEER_CONTENDERS for c in contenders):
-        import peer_runners  # only needed with peers
+        import peer_runners  # fetches and builds the peers
         peers = peer_runners.Peers(ROOT, log)
         contenders = peers.prepare(contenders)
 
@@ -614,8 +724,8 @@ def main():
         servers = Servers(work)
         prepare_servers(servers, args.quick)
         for wl in wls:
-            peer_wls = ({w.name for w in wls} if args.peer_workloads == "all" else
-                        {w.strip() for w in args.peer_workloads.split(",")})
+            peer_wls = ({w.name for w in wls} if peer_workloads == "all" else
+                        {w.strip() for w in peer_workloads.split(",")})
             results += run_workload(servers, wl, contenders, args.timeout, work, peers, peer_wls)
             print(table(results), file=sys.stderr, flush=True)
     finally:
@@ -628,6 +738,9 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
     print(table(results))
+    extra = peer_sections(results)
+    if extra:
+        print("\n" + extra.rstrip())
     with open(os.path.join(ROOT, "build", "bench-results.json") if os.path.isdir(
             os.path.join(ROOT, "build")) else os.devnull, "w") as f:
         json.dump({"machine": info, "results": [r.to_dict() for r in results],

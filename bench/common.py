@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,24 +139,62 @@ def slot_reached(servers, slot, lsn):
         f"WHERE slot_name = '{slot}'") == "t"
 
 
-def wait_drained(servers, wl, slot, topic, proc, timeout, result, t0):
+class KafkaProgress:
+    """Reads the "progress SECONDS COUNT" lines of `kafka-admin count
+    --progress` on a thread of its own: the first sample that saw a record,
+    and the last sample (SECONDS on time.monotonic()'s clock)."""
+
+    def __init__(self, stream):
+        self.first = None  # (seconds, count)
+        self.last = None
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            parts = line.split()
+            if len(parts) != 3 or parts[0] != "progress":
+                continue
+            sample = (float(parts[1]), int(parts[2]))
+            if self.first is None and sample[1] > 0:
+                self.first = sample
+            self.last = sample
+
+
+def wait_drained(servers, wl, slot, topic, proc, timeout, result, t0, cpu_of=None):
     """Waits until `topic` holds wl.rows records and `slot` has confirmed the
-    backlog end (when slot is given). Returns True on success."""
+    backlog end (when slot is given). Returns True on success.
+
+    Also records when the first record reached the topic and how many were
+    there then (result.first_record_seconds, result.first_record_count), and
+    when the last did (result.kafka_seconds), all from t0; with `cpu_of`, a
+    callable returning the contender's CPU seconds so far, it is sampled as
+    soon as the first record is seen (result.cpu_at_first_record), so that
+    start-up and steady state can be told apart."""
     counter = subprocess.Popen(
         [KAFKA_ADMIN, servers.brokers, "count", topic, "--until", str(wl.rows), "--timeout",
-         str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         str(timeout), "--progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = KafkaProgress(counter.stdout)
     while counter.poll() is None:
         if proc.poll() is not None:
             counter.kill()
             counter.wait()
             result.error = f"contender exited {proc.returncode} before draining"
             return False
+        if cpu_of and progress.first and result.cpu_at_first_record is None:
+            result.cpu_at_first_record = cpu_of()
         time.sleep(0.02)
-    out, err = counter.communicate()
+    progress.thread.join(5)
+    err = counter.stderr.read()
     if counter.returncode != 0:
-        result.error = f"count of {topic}: exit {counter.returncode} ({out.strip()} {err.strip()})"
+        last = progress.last[1] if progress.last else None
+        result.error = f"count of {topic}: exit {counter.returncode} ({last} {err.strip()})"
         return False
     result.kafka_seconds = time.monotonic() - t0
+    if progress.first and progress.last:
+        result.first_record_seconds = progress.first[0] - t0
+        result.first_record_count = progress.first[1]
+        result.kafka_seconds = progress.last[0] - t0
     if slot is None:
         return True
     while not slot_reached(servers, slot, wl.end_lsn):

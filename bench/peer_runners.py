@@ -1,11 +1,16 @@
-"""The peers of bench.py: gox and Debezium Server, fetched and configured at
-bench time (bench/peers/fetch-*.sh), never committed.
+"""The peers of bench.py: Debezium Server, go-pq-cdc-kafka and gox, fetched,
+built and configured at bench time (bench/peers/fetch-*.sh), never committed.
 
 Each runs at its defaults and tuned. A peer's drain ends when its topic holds
-every row of the backlog (sum of high watermarks); neither confirms a slot
-the way the relay does, so the slot half of the relay's condition does not
-apply. CPU and peak RSS are read like the relay's, over the peer's whole
-process tree (Debezium's run.sh execs one JVM; gox is one process).
+every row of the backlog (sum of high watermarks); the relay's condition
+also waits for the slot's confirmed_flush_lsn, which the peers either do not
+confirm the same way or confirm later on a timer, so that half does not
+apply to them. Besides the drain, wait_drained() records when the first
+record reached the topic: start-up is process start to first record, and the
+steady-state rate is first record to last, so a JVM's start and warm-up are
+reported apart from its rate. CPU and peak RSS are read like the relay's,
+over the peer's whole process tree (Debezium's run.sh execs one JVM; the
+others are one process), and CPU once more at the first record.
 """
 
 import os
@@ -15,33 +20,69 @@ import time
 from common import (PARTITIONS, TOPIC, Workload, free_port, proc_cpu_seconds, proc_hwm_mb, slug,
                     stop_process, wait_drained, walsender_pid)
 
+# Contender names, and the names that stand for a peer's two settings.
+PEER_GROUPS = {
+    "debezium-server": ["debezium-server-default", "debezium-server-tuned"],
+    "go-pq-cdc-kafka": ["go-pq-cdc-kafka-default", "go-pq-cdc-kafka-tuned"],
+    "gox": ["gox-default", "gox-tuned"],
+}
+PEER_CONTENDERS = [c for group in PEER_GROUPS.values() for c in group]
+# Peers that read a logical slot: bench.py creates it before the backlog.
+PEER_SLOT_CONTENDERS = set(PEER_GROUPS["debezium-server"] + PEER_GROUPS["go-pq-cdc-kafka"])
+
 # gox publishes one record at a time and waits for its delivery report
 # before the next (internal/operator/operator.go), so it drains a few hundred
 # rows per second: a 1,000,000-row backlog would take hours. It gets the
 # first rows of the same backlog instead; rows/s stays comparable.
 GOX_ROWS = int(os.environ.get("OUTBOX_BENCH_GOX_ROWS", "10000"))
 
-# Debezium Server drains a few hundred to a few thousand rows per second
-# here; it is timed over the first rows of the same backlog (its slot holds
-# all of it), from process start, JVM start-up included.
-DEBEZIUM_ROWS = int(os.environ.get("OUTBOX_BENCH_DEBEZIUM_ROWS", "50000"))
-
 GOX_TUNED = ["--batchSize", "1000", "--pollInterval", "1"]
 
-# Debezium Server's source and sink settings, on top of the shared ones.
-# Its Kafka sink (KafkaChangeConsumer.handleBatch in 2.7) sends each record
-# and waits on its Future before sending the next, so producer batching
-# (linger.ms, batch.size) only adds latency per record: those stay at the
-# Kafka client's defaults (linger.ms=0). What can help is the source side.
+DEBEZIUM_VERSION = os.environ.get("DEBEZIUM_VERSION", "3.6.3.Final")
+
+# Debezium Server's settings for the tuned run, on top of the shared ones.
+#
+# Its Kafka sink sends a whole batch, then waits for the batch's futures:
+# KafkaChangeConsumer.handleBatch in debezium-server-kafka 3.x (file
+# debezium-server-kafka/src/main/java/io/debezium/server/kafka/KafkaChangeConsumer.java,
+# tag v3.6.0.Final; the 3.6.3.Final jar's bytecode has the same two loops:
+# KafkaProducer.send + List.add for every record, then Future.get +
+# markProcessed for every record, then markBatchFinished). That came with
+# DBZ-8251 ("Sent records without waiting", 3.0.0.CR2 and 2.7.4.Final); in
+# 2.7.3.Final, measured before, send() and get() alternated per record. So a
+# batch is in flight at once: the producer's batching (batch.size, linger.ms)
+# and the engine's batch size both count, and each batch ends in one wait.
 DEBEZIUM_TUNED = {
-    # Bigger batches from the connector's queue to the sink, polled often.
-    "debezium.source.max.batch.size": "8192",
+    # Connector side (Debezium's PostgreSQL connector documentation,
+    # "Advanced connector configuration properties"; defaults 2048, 8192,
+    # 500 ms): larger batches to the sink, so its per-batch wait is paid
+    # less often, a queue four batches deep, and a short poll interval.
+    "debezium.source.max.batch.size": "16384",
     "debezium.source.max.queue.size": "65536",
     "debezium.source.poll.interval.ms": "10",
-    # No schema envelope around every key and value.
-    "debezium.format.key.schemas.enable": "false",
-    "debezium.format.value.schemas.enable": "false",
+    # Producer side (passed through as debezium.sink.kafka.producer.*;
+    # Kafka client 4.3 defaults batch.size 16384, linger.ms 5, buffer.memory
+    # 32 MiB): 256 KiB per partition batch, and room for a whole 16,384-row
+    # batch of 4 KiB rows in the producer's buffer.
+    "debezium.sink.kafka.producer.batch.size": "262144",
+    "debezium.sink.kafka.producer.linger.ms": "5",
+    "debezium.sink.kafka.producer.buffer.memory": "134217728",
 }
+
+GO_PQ_CDC_KAFKA_VERSION = os.environ.get("GO_PQ_CDC_KAFKA_VERSION", "v1.3.1")
+
+# go-pq-cdc-kafka's producer (kafka/producer/producer_batch.go) appends each
+# row's records to one batch from the replication loop and, once the batch
+# holds producerBatchSize records or producerBatchBytes, writes it with one
+# synchronous kafka-go Writer.WriteMessages (every partition in parallel)
+# before it decodes the next row; a ticker flushes a partial batch after
+# producerBatchTickerDuration. Defaults 2000 records, 1 MiB, 10 s. Tuned: its
+# own benchmark's 10,000 records and 100 ms ticker (benchmark/go-pq-cdc-kafka/
+# main.go), with 4 MiB so that the byte limit does not cut 10,000-record
+# batches short at 256 B, while a partition's share (about a sixth) stays
+# under the broker's message.max.bytes (1 MiB).
+GO_PQ_CDC_KAFKA_TUNED = ["--batch-size", "10000", "--batch-bytes", "4mb",
+                         "--batch-ticker", "100ms"]
 
 
 def tree_pids(pid):
@@ -71,10 +112,17 @@ class Peers:
         self.gox_bin = None
         self.gox_version = None
         self.debezium_dir = None
-        self.debezium_version = os.environ.get("DEBEZIUM_VERSION", "2.7.3.Final")
+        self.debezium_java = None
+        self.go_pq_cdc_kafka_bin = None
+        self.go_pq_cdc_kafka_source = None
         self.gox_db_ready = False
 
     # -- fetching -----------------------------------------------------------
+
+    def fetch(self, script, *args):
+        """Runs bench/peers/<script>; its stdout lines."""
+        return subprocess.run([os.path.join(self.root, "bench", "peers", script), *args],
+                              check=True, capture_output=True, text=True).stdout.split("\n")
 
     def prepare(self, contenders):
         kept = []
@@ -82,9 +130,7 @@ class Peers:
             try:
                 if c.startswith("gox") and self.gox_bin is None:
                     self.log("building gox (go install, cached)")
-                    self.gox_bin = subprocess.run(
-                        [os.path.join(self.root, "bench", "peers", "fetch-gox.sh")],
-                        check=True, capture_output=True, text=True).stdout.strip()
+                    self.gox_bin = self.fetch("fetch-gox.sh")[0]
                     mod = subprocess.run(["go", "version", "-m", self.gox_bin],
                                          capture_output=True, text=True).stdout
                     for line in mod.splitlines():
@@ -96,12 +142,17 @@ class Peers:
                     if os.path.exists(commit):  # built from a clone (GOX_SRC)
                         self.gox_version = (f"github.com/angusgyoung/gox at commit "
                                             f"{open(commit).read().strip()[:12]}")
-                elif c.startswith("debezium") and self.debezium_dir is None:
-                    self.log(f"fetching Debezium Server {self.debezium_version} (cached)")
-                    self.debezium_dir = subprocess.run(
-                        [os.path.join(self.root, "bench", "peers", "fetch-debezium.sh"),
-                         self.debezium_version],
-                        check=True, capture_output=True, text=True).stdout.strip()
+                elif c.startswith("debezium-server") and self.debezium_dir is None:
+                    self.log(f"fetching Debezium Server {DEBEZIUM_VERSION} (cached)")
+                    self.debezium_dir, self.debezium_java = \
+                        self.fetch("fetch-debezium.sh", DEBEZIUM_VERSION)[:2]
+                elif c.startswith("go-pq-cdc-kafka") and self.go_pq_cdc_kafka_bin is None:
+                    self.log(f"building go-pq-cdc-kafka {GO_PQ_CDC_KAFKA_VERSION} (cached)")
+                    self.go_pq_cdc_kafka_bin = \
+                        self.fetch("fetch-go-pq-cdc-kafka.sh", GO_PQ_CDC_KAFKA_VERSION)[0]
+                    source = os.path.join(os.path.dirname(os.path.dirname(
+                        self.go_pq_cdc_kafka_bin)), "source")
+                    self.go_pq_cdc_kafka_source = open(source).read().strip()
             except subprocess.CalledProcessError as e:
                 self.log(f"cannot prepare {c}, leaving it out: {e.stderr.strip()[-500:]}")
                 continue
@@ -110,24 +161,30 @@ class Peers:
 
     def versions(self):
         out = []
+        if self.debezium_dir:
+            java = subprocess.run([os.path.join(self.debezium_java, "bin", "java"), "-version"],
+                                  capture_output=True, text=True).stderr.splitlines()
+            out.append(("Debezium Server", f"{DEBEZIUM_VERSION} ({java[0] if java else '?'}; "
+                        "postgres connector with pgoutput, outbox EventRouter, Kafka sink; "
+                        "the whole backlog)"))
+        if self.go_pq_cdc_kafka_bin:
+            out.append(("go-pq-cdc-kafka", f"{self.go_pq_cdc_kafka_source}; "
+                        f"{subprocess.run(['go', 'version'], capture_output=True, text=True).stdout.strip()}; "
+                        "glue bench/peers/go-pq-cdc-kafka/main.go; the whole backlog"))
         if self.gox_bin:
             out.append(("gox", (self.gox_version or "unknown") +
                         f" (go install; first {GOX_ROWS:,} rows of each backlog)"))
-        if self.debezium_dir:
-            out.append(("Debezium Server", self.debezium_version + " (Java 17, EventRouter, "
-                        f"Kafka sink; first {DEBEZIUM_ROWS:,} rows of each backlog)"))
         return out
-
-    def slot_based(self, name):
-        return name.startswith("debezium")
 
     # -- running ------------------------------------------------------------
 
     def run(self, name, servers, wl, slot, timeout, result, work):
         if name.startswith("gox"):
             self.run_gox(name, servers, wl, timeout, result, work)
-        elif name.startswith("debezium"):
+        elif name.startswith("debezium-server"):
             self.run_debezium(name, servers, wl, slot, timeout, result, work)
+        elif name.startswith("go-pq-cdc-kafka"):
+            self.run_go_pq_cdc_kafka(name, servers, wl, slot, timeout, result, work)
         else:
             raise RuntimeError(f"unknown contender {name}")
 
@@ -137,7 +194,8 @@ class Peers:
         sub = Workload(wl.name, wl.payload, wl.per_txn, rows)
         sub.end_lsn = wl.end_lsn
         try:
-            if wait_drained(servers, sub, slot, topic, proc, timeout, result, t0):
+            if wait_drained(servers, sub, slot, topic, proc, timeout, result, t0,
+                            cpu_of=lambda: tree_cpu(proc.pid)):
                 result.seconds = time.monotonic() - t0
             result.cpu = tree_cpu(proc.pid)
             result.rss_mb = tree_hwm(proc.pid)
@@ -146,6 +204,31 @@ class Peers:
             result.cpu_broker = b1 - broker0 if b1 is not None and broker0 is not None else None
         finally:
             stop_process(proc)
+
+    def new_topic(self, name, wl, servers):
+        """The run's id and its topic, created."""
+        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
+        topic = f"{run_id}.{TOPIC}"
+        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
+        return run_id, topic
+
+    def timed_run(self, cmd, servers, wl, slot, run_id, topic, rows, timeout, result, work,
+                  **popen):
+        """Starts cmd (its output into <work>/<run_id>.log) and measures its
+        drain of `rows` records into topic, with the CPU of the walsender
+        serving `slot` where it reads one; then deletes the topic."""
+        logf = open(os.path.join(work, f"{run_id}.log"), "w")
+        broker0 = proc_cpu_seconds(servers.kafka_pid)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, **popen)
+        try:
+            ws_pid = (walsender_pid(servers, slot, lambda: proc.poll() is None, timeout=120)
+                      if slot else None)
+            self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0, rows,
+                         ws_pid)
+        finally:
+            logf.close()
+        servers.kafka_admin("delete-topic", topic, check=False)
 
     # gox: its own database (it migrates its own outbox table), the same rows.
 
@@ -202,9 +285,7 @@ class Peers:
         self.gox_setup(servers, work)
         rows = min(GOX_ROWS, wl.rows)
         result.rows = rows
-        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
-        topic = f"{run_id}.{TOPIC}"
-        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
+        run_id, topic = self.new_topic(name, wl, servers)
         self.gox_psql(servers, "TRUNCATE public.outbox")
         self.gox_psql(servers, f"CALL bench_load({rows}, {wl.per_txn}, {wl.payload}, '{topic}')")
         self.gox_psql(servers, "VACUUM ANALYZE public.outbox")
@@ -212,30 +293,37 @@ class Peers:
                 "--topics", topic]
         if name == "gox-tuned":
             args += GOX_TUNED
-        logf = open(os.path.join(work, f"{run_id}.log"), "w")
-        broker0 = proc_cpu_seconds(servers.kafka_pid)
-        t0 = time.monotonic()
-        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
-        try:
-            self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0, rows)
-        finally:
-            logf.close()
-        servers.kafka_admin("delete-topic", topic, check=False)
+        self.timed_run(args, servers, wl, None, run_id, topic, rows, timeout, result, work)
 
     # Debezium Server: the outbox EventRouter and the Kafka sink, on its own
     # slot created before the backlog.
 
     def debezium_properties(self, name, servers, slot, run_id, data_dir):
+        """Shared by both runs: what makes the records the relay's (key = the
+        key column as a string, value = the payload's bytes, one topic), the
+        source, and the slot to stream from. Everything else is Debezium's
+        default unless the run is the tuned one."""
         props = {
             "debezium.sink.type": "kafka",
             "debezium.sink.kafka.producer.bootstrap.servers": servers.brokers,
             "debezium.sink.kafka.producer.key.serializer":
                 "org.apache.kafka.common.serialization.StringSerializer",
             "debezium.sink.kafka.producer.value.serializer":
-                "org.apache.kafka.common.serialization.StringSerializer",
+                "org.apache.kafka.common.serialization.ByteArraySerializer",
+            # The EventRouter's key is the key column (a string) and its
+            # value the payload column (bytea): "simplestring" and "binary"
+            # pass them through, as the relay does, where the default JSON
+            # converter would wrap both in a schema envelope and base64 the
+            # payload.
+            "debezium.format.key": "simplestring",
+            "debezium.format.value": "binary",
+            # Headers: the EventRouter's "id" as a plain string, not a JSON
+            # schema envelope, and none of 3.x's four __debezium.context.*
+            # headers (connector name, task, run id) on every record.
+            "debezium.format.header.schemas.enable": "false",
+            "debezium.source.extended.headers.enabled": "false",
             "debezium.source.connector.class": "io.debezium.connector.postgresql.PostgresConnector",
             "debezium.source.offset.storage.file.filename": os.path.join(data_dir, "offsets.dat"),
-            "debezium.source.offset.flush.interval.ms": "1000",
             "debezium.source.database.hostname": "127.0.0.1",
             "debezium.source.database.port": servers.pg_port,
             "debezium.source.database.user": "postgres",
@@ -247,10 +335,10 @@ class Peers:
             "debezium.source.publication.name": "outbox_pub",
             "debezium.source.publication.autocreate.mode": "disabled",
             "debezium.source.table.include.list": "public.outbox",
-            # "never": stream from the slot's position. no_data would start
-            # at the WAL position of its schema snapshot and skip the backlog
-            # that the slot holds.
-            "debezium.source.snapshot.mode": "never",
+            # No snapshot: stream the backlog the slot holds. 3.x has no
+            # "never" mode any more; this is its replacement (schema only,
+            # which pgoutput's relation messages make moot).
+            "debezium.source.snapshot.mode": "no_data",
             "debezium.transforms": "outbox",
             "debezium.transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
             "debezium.transforms.outbox.table.field.event.id": "id",
@@ -263,39 +351,47 @@ class Peers:
             "debezium.transforms.outbox.route.topic.replacement": f"{run_id}.{TOPIC}",
             "quarkus.http.port": str(free_port()),
             "quarkus.log.level": "INFO",
-            "quarkus.log.console.json": "false",
         }
-        if name == "debezium-tuned":
+        if name == "debezium-server-tuned":
             props.update(DEBEZIUM_TUNED)
         return props
 
-    def run_debezium(self, name, servers, wl, slot, timeout, result, work):
-        run_id = slug(f"{name}_{wl.name}").replace("_", "-")
-        topic = f"{run_id}.{TOPIC}"
-        servers.kafka_admin("create-topic", topic, str(PARTITIONS))
-        # run.sh reads conf/ and writes data/ relative to its directory: give
-        # each run its own copy of the (small) distribution's layout.
-        home = os.path.join(work, run_id)
-        os.makedirs(os.path.join(home, "conf"))
+    def debezium_home(self, home, props):
+        """run.sh reads config/ (conf/ before 3.0) and writes data/ relative to
+        its directory: each run gets its own copy of the layout, the rest of
+        the (large) distribution linked."""
+        conf = "config" if os.path.isdir(os.path.join(self.debezium_dir, "config")) else "conf"
+        os.makedirs(os.path.join(home, conf))
         os.makedirs(os.path.join(home, "data"))
         for entry in os.listdir(self.debezium_dir):
-            if entry not in ("conf", "data"):
+            if entry not in (conf, "data"):
                 os.symlink(os.path.join(self.debezium_dir, entry), os.path.join(home, entry))
-        with open(os.path.join(home, "conf", "application.properties"), "w") as f:
-            for k, v in self.debezium_properties(name, servers, slot, run_id,
-                                                 os.path.join(home, "data")).items():
+        for entry in os.listdir(os.path.join(self.debezium_dir, conf)):
+            # Quarkus warns about every *.example file it finds there.
+            if entry != "application.properties" and not entry.endswith(".example"):
+                os.symlink(os.path.join(self.debezium_dir, conf, entry),
+                           os.path.join(home, conf, entry))
+        with open(os.path.join(home, conf, "application.properties"), "w") as f:
+            for k, v in props.items():
                 f.write(f"{k}={v}\n")
-        logf = open(os.path.join(work, f"{run_id}.log"), "w")
-        broker0 = proc_cpu_seconds(servers.kafka_pid)
-        t0 = time.monotonic()
-        proc = subprocess.Popen(["./run.sh"], cwd=home, stdout=logf, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            ws_pid = walsender_pid(servers, slot, lambda: proc.poll() is None, timeout=120)
-            result.rows = min(DEBEZIUM_ROWS, wl.rows)
-            self.measure(proc, servers, wl, None, topic, timeout, result, t0, broker0,
-                         result.rows, ws_pid)
-        finally:
-            logf.close()
-        servers.kafka_admin("delete-topic", topic, check=False)
 
+    def run_debezium(self, name, servers, wl, slot, timeout, result, work):
+        run_id, topic = self.new_topic(name, wl, servers)
+        home = os.path.join(work, run_id)
+        self.debezium_home(home, self.debezium_properties(name, servers, slot, run_id,
+                                                          os.path.join(home, "data")))
+        self.timed_run(["./run.sh"], servers, wl, slot, run_id, topic, wl.rows, timeout, result,
+                       work, cwd=home, env=dict(os.environ, JAVA_HOME=self.debezium_java),
+                       start_new_session=True)
+
+    # go-pq-cdc-kafka: the glue program, on its own slot created before the
+    # backlog.
+
+    def run_go_pq_cdc_kafka(self, name, servers, wl, slot, timeout, result, work):
+        run_id, topic = self.new_topic(name, wl, servers)
+        args = [self.go_pq_cdc_kafka_bin, "--port", servers.pg_port, "--slot", slot,
+                "--publication", "outbox_pub", "--topic", topic, "--brokers", servers.brokers,
+                "--metric-port", str(free_port())]
+        if name == "go-pq-cdc-kafka-tuned":
+            args += GO_PQ_CDC_KAFKA_TUNED
+        self.timed_run(args, servers, wl, slot, run_id, topic, wl.rows, timeout, result, work)

@@ -8,10 +8,13 @@
 #                       [--rows N] [--timeout S] [--out FILE] [--keep]
 #          bench/run.sh --live [--quick] [--rates LIST] [--seconds S] [--clients N]
 #                       [--out FILE] [--keep]
+#          bench/run.sh --scale [--slots 1,2,4] [--rows N] [--workload W] [--out FILE]
 #
 # --quick: a 20,000-row backlog, ceiling and relay only, no results file (CI).
 # --live: commit-to-Kafka latency at a constant pgbench rate (bench/live.py):
 #   1k, 5k, 10k rows/s for 30 s each; with --quick 1k rows/s for 5 s.
+# --scale: aggregate drain of N slots (one database each) against N
+#   pg_recvlogical, one instance and two instances of a group (bench/scale.py).
 # Environment: SKIP_INSTALL=1 (dependencies already installed), OUTBOX_BUILD_DIR
 # (default build/), OUTBOX_CACHE (where peers are fetched and built, default
 # ~/.cache/outbox-relay). Run it alone: it measures CPU time and rates on a
@@ -23,7 +26,7 @@ BUILD="${OUTBOX_BUILD_DIR:-$ROOT/build}"
 
 for arg in "$@"; do
   if [[ $arg == -h || $arg == --help ]]; then
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
   fi
 done
@@ -39,5 +42,6 @@ cmake --build "$BUILD" -j "${OUTBOX_JOBS:-2}" --target outbox-relay kafka-admin 
 script=bench.py
 for arg in "$@"; do
   [[ $arg == --live ]] && script=live.py
+  [[ $arg == --scale ]] && script=scale.py
 done
 exec python3 "$ROOT/bench/$script" --build-dir "$BUILD" "$@"

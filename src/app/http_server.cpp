@@ -4,6 +4,9 @@
 
 #include <chrono>
 
+#include "app/json_text.h"
+#include "wal/lsn.h"
+
 namespace app {
 
 namespace {
@@ -21,6 +24,115 @@ const char* state_name(int s) {
 }
 
 }  // namespace
+
+// Liveness only: the loops of this process turn. In group mode the group's
+// loop and the loop of every slot it streams.
+std::pair<int, std::string> HttpServer::liveness() const {
+  const auto now = std::chrono::system_clock::now();
+  if (stats_.loop_stalled(now)) return {503, "loop stalled\n"};
+  if (ownership_.slots) {
+    for (const auto& s : ownership_.slots()) {
+      if (s.assigned && s.stats && s.stats->loop_stalled(now)) {
+        return {503, "loop stalled slot=" + s.slot + "\n"};
+      }
+    }
+  }
+  return {200, "ok\n"};
+}
+
+// Ready: the pipelines are where they should be (streaming, or standing by)
+// and a Kafka broker answered within ready_kafka_timeout; a streaming
+// pipeline with nothing to send would not notice Kafka gone.
+std::pair<int, std::string> HttpServer::readiness(bool standby) const {
+  std::pair<int, std::string> answer;
+  if (ownership_.slots) {
+    answer = ownership_readiness();
+  } else {
+    const int s = stats_.state.load();
+    const auto state = static_cast<relay::PipelineState>(s);
+    // ?standby=1 also counts an instance waiting for a slot that another
+    // instance streams: a standby replica that a rolling update must not
+    // wait for forever.
+    const bool ready = state == relay::PipelineState::kStreaming ||
+                       (state == relay::PipelineState::kWaitingForSlot && standby);
+    answer = {ready ? 200 : 503, std::string(state_name(s)) + failover_detail(state) + "\n"};
+  }
+  if (answer.first != 200) return answer;
+  if (auto why = kafka_unreachable()) return {503, *why};
+  return answer;
+}
+
+std::optional<std::string> HttpServer::kafka_unreachable() const {
+  if (ready_kafka_timeout_.count() <= 0) return std::nullopt;
+  const int64_t last = stats_.kafka_answered_unix_ms.load();
+  if (last == 0) return "kafka_unreachable no broker has answered yet\n";
+  const int64_t age = relay::unix_ms_now() - last;
+  if (age <= ready_kafka_timeout_.count()) return std::nullopt;
+  return "kafka_unreachable no broker answered for " + std::to_string(age) +
+         " ms (http.ready_kafka_timeout " + std::to_string(ready_kafka_timeout_.count()) +
+         " ms)\n";
+}
+
+namespace {
+
+void append_last_error(std::string& out, const relay::LastError& error) {
+  out += "\"last_error\":";
+  const auto e = error.get();
+  if (!e) {
+    out += "null";
+    return;
+  }
+  out += "{\"message\":" + json_string(e->message) + ",\"at\":" +
+         json_string(format_utc_ms(e->unix_ms)) + "}";
+}
+
+void append_slot(std::string& out, const std::string& slot, bool assigned,
+                 const relay::PipelineStats* stats) {
+  out += "{\"slot\":" + json_string(slot) + ",\"assigned\":" + (assigned ? "true" : "false");
+  out += ",\"state\":";
+  out += json_string(!assigned ? "not_assigned" : stats ? state_name(stats->state.load())
+                                                        : "unknown");
+  if (stats) {
+    out += ",\"confirmed_lsn\":";
+    const uint64_t confirmed = stats->confirmed_lsn.load();
+    out += confirmed ? json_string(wal::Lsn(confirmed).to_string()) : "null";
+    out += ',';
+    append_last_error(out, stats->last_error);
+  }
+  out += '}';
+}
+
+}  // namespace
+
+// What `outbox-relay status` asks a running instance: one JSON object.
+std::string HttpServer::render_status() const {
+  const auto [ready_status, readiness_body] = readiness(false);
+  const auto [live_status, liveness_body] = liveness();
+  std::string out = "{\"version\":" + json_string(build_.version);
+  out += ",\"instance\":" + (instance_.empty() ? std::string("null") : json_string(instance_));
+  out += ",\"live\":" + std::string(live_status == 200 ? "true" : "false");
+  out += ",\"ready\":" + std::string(ready_status == 200 ? "true" : "false");
+  out += ",\"readiness\":" + json_string(readiness_body.substr(0, readiness_body.size() - 1));
+  const int64_t answered = stats_.kafka_answered_unix_ms.load();
+  out += ",\"kafka_last_answer_ms_ago\":" +
+         (answered ? std::to_string(relay::unix_ms_now() - answered) : std::string("null"));
+  out += ",\"slots\":[";
+  if (ownership_.slots) {
+    bool first = true;
+    for (const auto& s : ownership_.slots()) {
+      if (!first) out += ',';
+      first = false;
+      append_slot(out, s.slot, s.assigned, s.stats);
+    }
+    out += "],";
+    append_last_error(out, stats_.last_error);
+  } else {
+    append_slot(out, slot_, true, &stats_);
+    out += ']';
+  }
+  out += "}\n";
+  return out;
+}
 
 // Whether a promotion now would keep the slot, once the monitor knows:
 // readiness is not withheld for it, a primary without standbys is a
@@ -47,26 +159,17 @@ common::Result<void> HttpServer::start(const std::string& listen) {
   int port = std::stoi(listen.substr(colon + 1));
   server_ = std::make_unique<httplib::Server>();
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    bool alive = !stats_.loop_stalled(std::chrono::system_clock::now());
-    res.status = alive ? 200 : 503;
-    res.set_content(alive ? "ok\n" : "loop stalled\n", "text/plain");
+    auto [status, body] = liveness();
+    res.status = status;
+    res.set_content(body, "text/plain");
   });
   server_->Get("/readyz", [this](const httplib::Request& req, httplib::Response& res) {
-    if (ownership_.slots) {
-      auto [status, body] = ownership_readiness();
-      res.status = status;
-      res.set_content(body, "text/plain");
-      return;
-    }
-    int s = stats_.state.load();
-    const auto state = static_cast<relay::PipelineState>(s);
-    // ?standby=1 also counts an instance waiting for a slot that another
-    // instance streams: a standby replica that a rolling update must not wait
-    // for forever.
-    bool ready = state == relay::PipelineState::kStreaming ||
-                 (state == relay::PipelineState::kWaitingForSlot && req.has_param("standby"));
-    res.status = ready ? 200 : 503;
-    res.set_content(std::string(state_name(s)) + failover_detail(state) + "\n", "text/plain");
+    auto [status, body] = readiness(req.has_param("standby"));
+    res.status = status;
+    res.set_content(body, "text/plain");
+  });
+  server_->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(render_status(), "application/json");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     const auto slots =

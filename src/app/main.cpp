@@ -13,12 +13,16 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <variant>
 
 #include "app/http_server.h"
+#include "app/kafka_probe.h"
+#include "app/status.h"
 #include "app/logging.h"
 #include "app/slot_monitor.h"
 #include "config/config.h"
+#include "config/units.h"
 #include "kafka/admin.h"
 #include "kafka/group_member.h"
 #include "kafka/producer.h"
@@ -79,27 +83,30 @@ bool ensure_dead_letter_topic(kafka::Admin& admin, const config::Config& cfg) {
   const auto& topic = cfg.outbox.dead_letter_topic;
   auto exists = admin.topic_exists(topic, std::chrono::seconds(10));
   if (!exists) {
-    spdlog::warn("cannot check dead-letter topic={}: {}", topic, exists.error().describe());
+    spdlog::warn(
+        "cannot check dead-letter topic={}: {}; starting anyway: if it is missing, the first "
+        "bad row stops the relay instead of being dead-lettered",
+        topic, exists.error().describe());
     return true;
   }
   if (*exists) return true;
   if (!cfg.kafka.create_topics) {
-    spdlog::error("dead-letter topic={} does not exist and kafka.create_topics is false", topic);
+    spdlog::error(
+        "dead-letter topic={} does not exist and kafka.create_topics is false: create it "
+        "(kafka-topics --create --topic {}) or set kafka.create_topics: true",
+        topic, topic);
     return false;
   }
   if (auto r = admin.create_topic({topic, 1}, std::chrono::seconds(30));
       !r && r.error().code != kafka::errc::topic_exists) {
-    spdlog::error("cannot create dead-letter topic={}: {}", topic, r.error().describe());
+    spdlog::error(
+        "cannot create dead-letter topic={}: {}; create it by hand, or grant the relay CREATE on "
+        "the cluster",
+        topic, r.error().describe());
     return false;
   }
   spdlog::info("created dead-letter topic={}", topic);
   return true;
-}
-
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // Every slot's dead-letter topic, checked once at start-up.
@@ -124,15 +131,13 @@ bool stop_within(std::chrono::milliseconds timeout) {
   return g_stop.load();
 }
 
-// Exactly once, the checkpoints live as committed offsets on a topic of
-// their own, one partition per slot in group mode; the broker refuses
-// offsets for partitions that do not exist, so the topic exists before any
-// slot starts. A
-// broker that cannot be reached (or refuses the credentials) is waited for,
-// with backoff, as the pipelines wait for theirs; a configuration or
+// The checkpoints live as committed offsets on a topic of their own, one
+// partition per slot in group mode; the broker refuses offsets for
+// partitions that do not exist, so the topic exists before any slot starts.
+// A broker that cannot be reached (or refuses the credentials) is waited
+// for, with backoff, as the pipelines wait for theirs; a configuration or
 // authorization error stops the relay. nullopt: stopped while waiting.
 std::optional<int> ensure_checkpoint_topic(const config::Config& cfg) {
-  if (cfg.kafka.delivery != config::DeliveryGuarantee::kExactlyOnce) return kExitOk;
   const auto place = driver::checkpoint_place(cfg, cfg, 0);
   const int partitions = cfg.group ? static_cast<int>(config::slots_of(cfg).size()) : 1;
   std::chrono::milliseconds backoff = cfg.postgres.reconnect_backoff_min;
@@ -143,11 +148,16 @@ std::optional<int> ensure_checkpoint_topic(const config::Config& cfg) {
     const auto& code = r.error().code;
     if (code == make_error_code(kafka::txn_errc::invalid_config) ||
         code == make_error_code(kafka::txn_errc::unauthorized)) {
-      spdlog::error("checkpoint topic={}: {}", place.topic, r.error().describe());
+      spdlog::error(
+          "checkpoint topic={}: {}; fix the ACL or kafka.properties it names "
+          "(docs/kafka-transactions.md), then start again",
+          place.topic, r.error().describe());
       return kExitRuntime;
     }
-    spdlog::error("checkpoint topic={}: {}; retrying in {} ms", place.topic,
-                  r.error().describe(), backoff.count());
+    spdlog::error(
+        "checkpoint topic={}: {}; retrying in {} ms (no slot streams until Kafka answers: "
+        "check kafka.brokers and the network path)",
+        place.topic, r.error().describe(), backoff.count());
     if (stop_within(backoff)) return std::nullopt;
     backoff = std::min(backoff * 2, cfg.postgres.reconnect_backoff_max);
   }
@@ -161,7 +171,7 @@ app::BuildInfo build_info() {
 bool start_http(app::HttpServer& http, const config::HttpConfig& cfg) {
   if (cfg.listen.empty()) return true;
   if (auto r = http.start(cfg.listen); !r) {
-    spdlog::error("{}", r.error().describe());
+    spdlog::error("{}: free the port or change http.listen", r.error().describe());
     return false;
   }
   // With port 0 the kernel picks one; name it so that callers can find it.
@@ -179,7 +189,7 @@ app::HttpServer::Ownership ownership_of(const driver::Supervisor& supervisor,
     std::vector<app::HttpServer::SlotOwnership> out;
     for (const auto& v : supervisor.view()) {
       out.push_back({v.slot, v.assigned,
-                     v.state == static_cast<int>(relay::PipelineState::kStreaming)});
+                     v.state == static_cast<int>(relay::PipelineState::kStreaming), v.stats});
     }
     return out;
   };
@@ -210,6 +220,11 @@ std::unique_ptr<kafka::GroupMember> join_group(const config::Config& cfg, relay:
   go.slots = static_cast<int>(slots);
   go.session_timeout = group.session_timeout;
   go.instance = identity.describe();
+  // Exactly once, each slot's producer commits its checkpoint in its Kafka
+  // transactions; at least once, the member does.
+  if (cfg.kafka.delivery == config::DeliveryGuarantee::kAtLeastOnce) {
+    go.checkpoint_topic = driver::checkpoint_place(cfg, cfg, 0).topic;
+  }
   auto member = kafka::GroupMember::create(go, lease, supervisor);
   if (!member) {
     spdlog::error("{}", member.error().describe());
@@ -218,7 +233,12 @@ std::unique_ptr<kafka::GroupMember> join_group(const config::Config& cfg, relay:
   }
   auto partitions = (*member)->ensure_topic(std::chrono::seconds(30));
   if (!partitions) {
-    spdlog::error("{}", partitions.error().describe());
+    spdlog::error("group={} coordination topic={}: {}{}", group.id, group.coordination_topic,
+                  partitions.error().describe(),
+                  partitions.error().code == kafka::errc::too_few_partitions
+                      ? ""
+                      : "; check kafka.brokers and that the relay may describe and create the "
+                        "topic, then start again");
     // A topic too small for the slots is a configuration to fix, like a bad
     // file; an unreachable cluster is a runtime failure.
     exit_code = partitions.error().code == kafka::errc::too_few_partitions ? kExitUsage
@@ -322,7 +342,7 @@ void supervise_until_stopped(driver::Supervisor& supervisor, kafka::GroupMember*
     }
     const auto views = supervisor.view();
     if (yielder) yielder->turn(views);
-    const int64_t now = unix_ms_now();
+    const int64_t now = relay::unix_ms_now();
     group_loop.last_loop_unix_ms = now;
     bool stalled = false;
     bool streaming = true;
@@ -381,6 +401,7 @@ int run(const std::string& config_path) {
     int exit_code = kExitOk;
     member = join_group(cfg, lease, supervisor, identity, exit_code);
     if (!member) return exit_code;
+    supervisor.set_group_member(member.get());
   }
 
   relay::PipelineStats group_loop;
@@ -395,6 +416,16 @@ int run(const std::string& config_path) {
   } else {
     http.emplace(supervisor.stats(0), cfg.postgres.slot, build_info());
   }
+  // One probe for the process: every slot reaches the same brokers.
+  std::optional<app::KafkaProbe> kafka_probe;
+  if (cfg.http.ready_kafka_timeout.count() > 0) {
+    kafka_probe.emplace(member ? group_loop : supervisor.stats(0), cfg.kafka.brokers,
+                        cfg.kafka.properties,
+                        app::kafka_probe_interval(cfg.http.ready_kafka_timeout));
+    kafka_probe->start();
+  }
+  http->set_ready_kafka_timeout(cfg.http.ready_kafka_timeout);
+  if (member) http->set_instance(identity.describe());
   if (!start_http(*http, cfg.http)) return kExitRuntime;
   if (auto code = ensure_checkpoint_topic(cfg); !code || *code != kExitOk) {
     http->stop();
@@ -428,6 +459,31 @@ int run(const std::string& config_path) {
   return kExitOk;
 }
 
+// Exit codes of their own (docs/status.md): a bad file or flag is "cannot
+// tell", never mistaken for a lost slot.
+int status(app::StatusOptions options, const std::string& max_lag_bytes,
+           const std::string& min_safe_wal_bytes, const std::string& timeout) {
+  for (auto [text, flag, out] :
+       {std::tuple{&max_lag_bytes, "--max-lag-bytes", &options.max_lag_bytes},
+        std::tuple{&min_safe_wal_bytes, "--min-safe-wal-bytes", &options.min_safe_wal_bytes}}) {
+    auto size = config::parse_size(*text);
+    if (!size) {
+      std::cerr << flag << ": " << size.error().describe() << '\n';
+      return app::kStatusUnknown;
+    }
+    *out = static_cast<int64_t>(*size);
+  }
+  auto bound = config::parse_duration(timeout);
+  if (!bound || bound->count() <= 0) {
+    std::cerr << "--timeout: " << (bound ? "must be positive" : bound.error().describe()) << '\n';
+    return app::kStatusUnknown;
+  }
+  options.timeout = *bound;
+  auto loaded = load_config(options.config_path);
+  if (std::get_if<int>(&loaded)) return app::kStatusUnknown;
+  return app::run_status(options, std::get<config::Config>(loaded));
+}
+
 int check_config(const std::string& path) {
   auto loaded = load_config(path);
   if (auto* code = std::get_if<int>(&loaded)) return *code;
@@ -447,15 +503,41 @@ int main(int argc, char** argv) {
   std::string check_path;
   auto* check_cmd = cli.add_subcommand("check-config", "Validate a configuration file and exit");
   check_cmd->add_option("file", check_path, "Configuration file (YAML)")->required();
+  app::StatusOptions status_options;
+  std::string max_lag_bytes = "64MiB";
+  std::string min_safe_wal_bytes = "256MiB";
+  std::string status_timeout = "10s";
+  auto* status_cmd = cli.add_subcommand(
+      "status",
+      "Show each slot's owner, position, lag, WAL safety, checkpoint and last error; exit 0 "
+      "healthy, 1 lagging, 2 lost or at risk, 3 cannot tell");
+  status_cmd->add_option("-c,--config", status_options.config_path, "Configuration file (YAML)")
+      ->required();
+  status_cmd->add_flag("--json", status_options.json, "Print JSON (docs/status.md)");
+  status_cmd->add_option("--max-lag-bytes", max_lag_bytes, "Lagging beyond this much WAL")
+      ->capture_default_str();
+  status_cmd
+      ->add_option("--max-lag-seconds", status_options.max_lag_seconds,
+                   "Lagging once the oldest unconfirmed outbox transaction is older")
+      ->capture_default_str();
+  status_cmd
+      ->add_option("--min-safe-wal-bytes", min_safe_wal_bytes,
+                   "At risk once safe_wal_size is below this")
+      ->capture_default_str();
+  status_cmd->add_option("--timeout", status_timeout, "Bound on each connection and request")
+      ->capture_default_str();
   try {
     cli.parse(argc, argv);
   } catch (const CLI::Success& e) {
     return cli.exit(e);
   } catch (const CLI::ParseError& e) {
     cli.exit(e);
-    return kExitUsage;
+    return status_cmd->parsed() ? app::kStatusUnknown : kExitUsage;
   }
   if (run_cmd->parsed()) return run(config_path);
   if (check_cmd->parsed()) return check_config(check_path);
+  if (status_cmd->parsed()) {
+    return status(status_options, max_lag_bytes, min_safe_wal_bytes, status_timeout);
+  }
   return kExitUsage;
 }

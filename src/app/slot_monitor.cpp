@@ -76,8 +76,11 @@ void SlotMonitor::run() {
       next_usage = now + interval_;
       auto usage = reader.read(slot_);
       if (!usage) {
-        wal_warning.warn("slot={} cannot read the slot's retained WAL: {}", slot_,
-                         usage.error().describe());
+        stats_.last_error.set("cannot read the slot's retained WAL: " + usage.error().describe());
+        wal_warning.warn(
+            "slot={} cannot read the slot's retained WAL: {}; the retained-WAL and wal_status "
+            "metrics keep their last value until it can (the stream reconnects on its own)",
+            slot_, usage.error().describe());
       } else {
         wal_warning.ok();
         const auto& u = *usage;
@@ -109,8 +112,11 @@ void SlotMonitor::run() {
         } else if (pg::is_catalog_verdict(checked.error())) {
           stats_.catalog_alarm.raise(checked.error().describe());
         } else {
-          check_warning.warn("slot={} cannot check the publication: {}", slot_,
-                             checked.error().describe());
+          stats_.last_error.set("cannot check the publication: " + checked.error().describe());
+          check_warning.warn(
+              "slot={} cannot check the publication: {}; asked again every {} ms (the stream "
+              "checks it again at its next connection)",
+              slot_, checked.error().describe(), check_->interval.count());
         }
       }
     }

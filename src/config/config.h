@@ -15,6 +15,9 @@
 namespace config {
 
 enum class BadRowPolicy { kDeadLetter, kHalt };
+// A row whose payload column is NULL: a bad row (dead_letter), or a record
+// with a null value (tombstone), as Debezium's route.tombstone.on.empty.payload.
+enum class NullPayloadPolicy { kDeadLetter, kTombstone };
 enum class DeliveryGuarantee { kExactlyOnce, kAtLeastOnce };
 enum class SlotLostPolicy { kFail, kRecreate };
 enum class LogFormat { kText, kJson };
@@ -76,12 +79,22 @@ struct OutboxColumns {
   bool operator==(const OutboxColumns&) const = default;
 };
 
+// A column copied into a header of every record.
+struct HeaderColumn {
+  std::string column;
+  // The header's name; nullopt: the column's name as the catalog spells it.
+  std::optional<std::string> header;
+
+  bool operator==(const HeaderColumn&) const = default;
+};
+
 struct OutboxConfig {
   std::string table = "public.outbox";  // schema-qualified; unqualified means public
   OutboxColumns columns;
   std::optional<std::string> topic_template;  // e.g. "events.${topic}"
-  std::vector<std::string> header_columns;    // extra columns copied into headers
+  std::vector<HeaderColumn> header_columns;   // extra columns copied into headers
   BadRowPolicy on_bad_row = BadRowPolicy::kDeadLetter;
+  NullPayloadPolicy null_payload = NullPayloadPolicy::kDeadLetter;
   std::string dead_letter_topic = "outbox.dead-letter";
   // Schema-qualified tables that share the publication with the outbox and
   // whose changes the relay skips; any other relation in the stream stops it.
@@ -99,6 +112,9 @@ struct LimitsConfig {
 
 struct HttpConfig {
   std::string listen = "127.0.0.1:9187";  // empty disables the endpoints
+  // /readyz answers 503 once no Kafka broker has answered the relay's probe
+  // for this long; 0 leaves Kafka out of readiness.
+  std::chrono::milliseconds ready_kafka_timeout{15000};
 
   bool operator==(const HttpConfig&) const = default;
 };

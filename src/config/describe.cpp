@@ -7,6 +7,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+
 #include "config/config.h"
 #include "config/env_expand.h"
 #include "config/schema.h"
@@ -129,11 +131,27 @@ void emit_outbox(YAML::Emitter& out, const OutboxConfig& outbox) {
   } else {
     out << YAML::Null;
   }
-  out << YAML::Key << "header_columns" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (const std::string& column : outbox.header_columns) out << literal(column);
-  out << YAML::EndSeq;
+  // A list while every header is named after its column, as written.
+  const bool renamed = std::any_of(outbox.header_columns.begin(), outbox.header_columns.end(),
+                                   [](const HeaderColumn& c) { return c.header.has_value(); });
+  out << YAML::Key << "header_columns" << YAML::Value << YAML::Flow;
+  if (renamed) {
+    out << YAML::BeginMap;
+    for (const HeaderColumn& c : outbox.header_columns) {
+      // Keys are read verbatim, never expanded.
+      out << YAML::Key << valid_utf8(c.header.value_or(c.column)) << YAML::Value
+          << literal(c.column);
+    }
+    out << YAML::EndMap;
+  } else {
+    out << YAML::BeginSeq;
+    for (const HeaderColumn& c : outbox.header_columns) out << literal(c.column);
+    out << YAML::EndSeq;
+  }
   out << YAML::Key << "on_bad_row" << YAML::Value
       << std::string(kBadRowPolicyNames[static_cast<size_t>(outbox.on_bad_row)]);
+  out << YAML::Key << "null_payload" << YAML::Value
+      << std::string(kNullPayloadNames[static_cast<size_t>(outbox.null_payload)]);
   out << YAML::Key << "dead_letter_topic" << YAML::Value << literal(outbox.dead_letter_topic);
   out << YAML::Key << "ignore_relations" << YAML::Value << YAML::Flow << YAML::BeginSeq;
   for (const std::string& name : outbox.ignore_relations) out << literal(name);
@@ -180,6 +198,8 @@ void emit_rest(YAML::Emitter& out, const Config& cfg) {
   out << YAML::EndMap;
   out << YAML::Key << "http" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "listen" << YAML::Value << literal(cfg.http.listen);
+  out << YAML::Key << "ready_kafka_timeout" << YAML::Value
+      << format_duration(cfg.http.ready_kafka_timeout);
   out << YAML::EndMap;
   out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "level" << YAML::Value << literal(cfg.log.level);

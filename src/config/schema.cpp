@@ -40,13 +40,13 @@ constexpr std::string_view kKafkaKeys[] = {"brokers",
                                            "transaction_max_records",
                                            "transaction_timeout",
                                            "transactional_id_prefix"};
-constexpr std::string_view kOutboxKeys[] = {"table",           "columns",    "topic_template",
-                                            "header_columns",  "on_bad_row", "dead_letter_topic",
-                                            "ignore_relations"};
+constexpr std::string_view kOutboxKeys[] = {
+    "table",      "columns",      "topic_template",    "header_columns",
+    "on_bad_row", "null_payload", "dead_letter_topic", "ignore_relations"};
 constexpr std::string_view kColumnKeys[] = {"id",        "topic",   "key",
                                             "partition", "headers", "payload"};
 constexpr std::string_view kLimitsKeys[] = {"max_inflight_messages", "max_inflight_bytes"};
-constexpr std::string_view kHttpKeys[] = {"listen"};
+constexpr std::string_view kHttpKeys[] = {"listen", "ready_kafka_timeout"};
 constexpr std::string_view kLogKeys[] = {"level", "format"};
 
 // Same order as kColumnKeys.
@@ -288,18 +288,66 @@ void read_columns(Context& ctx, const Field& field, OutboxColumns& columns) {
   check_columns_distinct(ctx, m, columns);
 }
 
-void read_header_columns(Context& ctx, const Field& field, std::vector<std::string>& out) {
+// The relay's own headers (outbox-id, outbox-lsn, ...) start with this; a
+// row header under one of those names would shadow what consumers
+// deduplicate on.
+constexpr std::string_view kReservedHeaderPrefix = "outbox-";
+
+// Printable ASCII, spaces included: what header names are in practice, and
+// text that check-config prints back unchanged.
+bool is_header_name(std::string_view name) {
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+// A list of columns, each copied under its own name, or a mapping of header
+// name to column: {eventType: type}.
+void read_header_columns(Context& ctx, const Field& field, std::vector<HeaderColumn>& out) {
+  std::vector<HeaderColumn> columns;
+  if (field.value.IsMap()) {
+    Mapping m(ctx, field);
+    if (!m.valid()) return;
+    for (const Field& entry : m.fields()) {
+      // The name is the key: reported there.
+      if (entry.key.empty()) {
+        ctx.error(entry.key_at, entry.path + ": a header name must not be empty");
+        continue;
+      }
+      if (!is_header_name(entry.key)) {
+        ctx.error(entry.key_at, entry.path + ": a header name is printable ASCII characters");
+        continue;
+      }
+      if (entry.key.starts_with(kReservedHeaderPrefix)) {
+        ctx.error(entry.key_at,
+                  entry.path + ": header names starting with '" +
+                      std::string(kReservedHeaderPrefix) +
+                      "' are the relay's own (outbox-id, outbox-lsn, outbox-xid, ...)");
+        continue;
+      }
+      auto name = read_checked(ctx, entry, check_column_name);
+      if (!name) continue;
+      columns.push_back(HeaderColumn{std::move(*name), entry.key});
+    }
+    out = std::move(columns);
+    return;
+  }
+  if (field.value.IsScalar()) {
+    report(ctx, field,
+           "expected a sequence of columns or a mapping of header name to column, got " +
+               kind_of(field.value));
+    return;
+  }
   auto items = read_sequence(ctx, field);
   if (!items) return;
-  std::vector<std::string> columns;
   for (const Field& item : *items) {
     auto name = read_checked(ctx, item, check_column_name);
     if (!name) continue;
-    if (std::find(columns.begin(), columns.end(), *name) != columns.end()) {
+    if (std::find_if(columns.begin(), columns.end(),
+                     [&](const HeaderColumn& c) { return c.column == *name; }) != columns.end()) {
       report(ctx, item, "column '" + *name + "' is listed twice");
       continue;
     }
-    columns.push_back(std::move(*name));
+    columns.push_back(HeaderColumn{std::move(*name), std::nullopt});
   }
   out = std::move(columns);
 }
@@ -357,6 +405,12 @@ void read_outbox(const Mapping& root, OutboxConfig& outbox) {
           *name == kBadRowPolicyNames[1] ? BadRowPolicy::kHalt : BadRowPolicy::kDeadLetter;
     }
   }
+  if (const Field* policy = m.find("null_payload")) {
+    if (auto name = read_choice(ctx, *policy, kNullPayloadNames)) {
+      outbox.null_payload = *name == kNullPayloadNames[1] ? NullPayloadPolicy::kTombstone
+                                                          : NullPayloadPolicy::kDeadLetter;
+    }
+  }
   read_key(m, "dead_letter_topic", outbox.dead_letter_topic, checked(check_topic_name));
   if (const Field* ignore = m.find("ignore_relations")) {
     read_ignore_relations(ctx, *ignore, outbox.table, outbox.ignore_relations);
@@ -379,6 +433,8 @@ void read_http(const Mapping& root, HttpConfig& http) {
   Mapping m(root.context(), *section, kHttpKeys);
   if (!m.valid()) return;
   read_key(m, "listen", http.listen, checked(check_listen_address));
+  read_key(m, "ready_kafka_timeout", http.ready_kafka_timeout,
+           duration_within(milliseconds(0), kMaxDuration));
 }
 
 void read_log(const Mapping& root, LogConfig& log) {

@@ -17,6 +17,7 @@ namespace config {
 // Indexed by the enum's value, so describe() and the reader share one
 // spelling.
 inline constexpr std::array<std::string_view, 2> kBadRowPolicyNames = {"dead_letter", "halt"};
+inline constexpr std::array<std::string_view, 2> kNullPayloadNames = {"dead_letter", "tombstone"};
 inline constexpr std::array<std::string_view, 2> kDeliveryNames = {"exactly_once",
                                                                     "at_least_once"};
 inline constexpr std::array<std::string_view, 2> kSlotLostPolicyNames = {"fail", "recreate"};

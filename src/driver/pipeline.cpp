@@ -57,6 +57,9 @@ constexpr int kReadBudget = 4096;
 constexpr milliseconds kFencedDrain{300};
 constexpr milliseconds kFencedPurgeWait{200};
 constexpr milliseconds kPurgeWait{5000};
+constexpr const char* kSlotHeldAction =
+    "another process streams it (pg_stat_replication.application_name says which): this relay "
+    "takes it once it is free; stop the other one if it should not run";
 
 }  // namespace
 
@@ -214,8 +217,9 @@ common::Result<void> Pipeline::run() {
     if (producer_can_start_over(outcome.error()) && !stop_.load()) {
       spdlog::error(
           "slot={} the slot's Kafka producer cannot go on ({}); starting over with a new "
-          "one, which takes the slot's output again and resumes from its checkpoint",
-          pg.slot, outcome.error().describe());
+          "one, which takes the slot's output again and resumes from its checkpoint "
+          "(confirmed lsn={}); if this repeats, check the brokers' transaction coordinator",
+          pg.slot, outcome.error().describe(), core.watermark().to_string());
       if (auto r = options_.transactions->reset(); !r)
         return failure(errc::fatal, r.error().describe());
       output_taken_ = false;
@@ -234,8 +238,11 @@ common::Result<void> Pipeline::run() {
     }
 
     ++stats_.reconnects;
-    spdlog::warn("slot={} {}; reconnecting in {} ms", pg.slot, outcome.error().describe(),
-                 backoff.count());
+    stats_.last_error.set(outcome.error().describe());
+    // Retried for good: what the error names is what an operator fixes if
+    // it repeats; nothing past the confirmed position is lost meanwhile.
+    spdlog::warn("slot={} {}; reconnecting in {} ms, resuming from confirmed lsn={}", pg.slot,
+                 outcome.error().describe(), backoff.count(), core.watermark().to_string());
     stats_.mark_loop_alive();
     struct pollfd pfd = {stop_fd_, POLLIN, 0};
     ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
@@ -270,12 +277,14 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
     return foreign.error();
   }
   core.set_system_identifier((*stream)->system_identifier());
+  system_identifier_ = (*stream)->system_identifier();
   auto slot = (*stream)->prepare();
   if (!slot) {
     const auto& code = slot.error().code;
     if (code == pg::replication_errc::slot_in_use) {
       stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
-      spdlog::warn("slot={} waiting for the slot: {}", pg.slot, slot.error().describe());
+      spdlog::warn("slot={} waiting for the slot: {}; {}", pg.slot, slot.error().describe(),
+                   kSlotHeldAction);
       maybe_take_over(**stream);
       return failure(errc::retriable, slot.error().describe());
     }
@@ -303,7 +312,8 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
   if (auto start = (*stream)->start(from, pg.binary, true); !start) {
     if (start.error().code == pg::replication_errc::slot_in_use) {
       stats_.state = static_cast<int>(relay::PipelineState::kWaitingForSlot);
-      spdlog::warn("slot={} waiting for the slot: {}", pg.slot, start.error().describe());
+      spdlog::warn("slot={} waiting for the slot: {}; {}", pg.slot, start.error().describe(),
+                   kSlotHeldAction);
     }
     return failure(errc::retriable, start.error().describe());
   }
@@ -333,15 +343,41 @@ bool Pipeline::producer_can_start_over(const common::Error& error) const {
 // where the slot stood; without one (at least once), what this process had
 // delivered of it when it streamed it.
 std::optional<Pipeline::SlotMemory> Pipeline::slot_memory(const relay::SlotCore& core) const {
+  std::optional<SlotMemory> memory;
   if (const auto& checkpoint = core.ledger().last_checkpoint()) {
-    return SlotMemory{checkpoint->end_lsn,
-                      "Kafka holds its checkpoint at lsn=" + checkpoint->end_lsn.to_string() +
-                          " (group " + options_.checkpoint_group + ")"};
+    memory = SlotMemory{checkpoint->end_lsn,
+                        "Kafka holds its checkpoint at lsn=" + checkpoint->end_lsn.to_string() +
+                            " (group " + options_.checkpoint_group + ")"};
   }
-  if (!slot_streamed_) return std::nullopt;
+  if (!slot_streamed_) return memory;
+  // At least once, the checkpoint read at start trails what this process
+  // delivered since.
   const wal::Lsn delivered = core.watermark();
+  if (memory && memory->lsn >= delivered) return memory;
   return SlotMemory{delivered, "this process streamed it and had delivered everything up to lsn=" +
                                    delivered.to_string()};
+}
+
+// At least once, the position just confirmed is written as the slot's
+// checkpoint when it moved, and at least hourly when it did not, so that
+// the broker never expires it (offsets.retention.minutes).
+void Pipeline::offer_checkpoint(wal::Lsn confirmed) {
+  constexpr std::chrono::hours kRefresh{1};
+  if (!options_.checkpoints || !system_identifier_ || confirmed.value() == 0) return;
+  const auto now = Clock::now();
+  if (confirmed == checkpoint_offered_ && now - checkpoint_offered_at_ < kRefresh) return;
+  options_.checkpoints->offer(relay::Checkpoint{confirmed, std::nullopt, system_identifier_});
+  checkpoint_offered_ = confirmed;
+  checkpoint_offered_at_ = now;
+}
+
+void Pipeline::serve_checkpoints() {
+  if (!options_.checkpoints) return;
+  options_.checkpoints->serve();
+  if (const uint64_t written = options_.checkpoints->written_lsn(); written != 0) {
+    stats_.checkpoint_lsn = written;
+    stats_.checkpoint_known = true;
+  }
 }
 
 // The slot is gone though it streamed before: it was dropped, or a failover
@@ -407,14 +443,17 @@ common::Result<void> Pipeline::check_system(relay::SlotCore& core, uint64_t syst
 bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& failed) {
   if (!options_.take_output || output_taken_) return true;
   milliseconds backoff = cfg_.postgres.reconnect_backoff_min;
+  const std::string what = options_.transactions ? "take the slot's Kafka output"
+                                                 : "read the slot's Kafka checkpoint";
   while (!stop_.load()) {
     stats_.mark_loop_alive();
     auto checkpoint = options_.take_output();
     if (checkpoint) {
       if (*checkpoint) core.restore(**checkpoint);
       output_taken_ = true;
-      spdlog::info("slot={} took the slot's Kafka output (exactly once); checkpoint {}",
-                   cfg_.postgres.slot,
+      spdlog::info("slot={} {}; checkpoint {}", cfg_.postgres.slot,
+                   options_.transactions ? "took the slot's Kafka output (exactly once)"
+                                         : "read the slot's Kafka checkpoint (at least once)",
                    *checkpoint ? "lsn=" + (*checkpoint)->end_lsn.to_string() +
                                      ((*checkpoint)->last_row
                                           ? " last_row=" + std::to_string(*(*checkpoint)->last_row)
@@ -426,11 +465,14 @@ bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& 
         kind != errc::retriable && checkpoint.error().code != kafka::txn_errc::timed_out) {
       failed = failure(
           kind, "slot=" + cfg_.postgres.slot +
-                    " cannot take the slot's Kafka output: " + checkpoint.error().describe());
+                    " cannot " + what + ": " + checkpoint.error().describe());
       return false;
     }
-    spdlog::warn("slot={} cannot take the slot's Kafka output yet: {}; retrying in {} ms",
-                 cfg_.postgres.slot, checkpoint.error().describe(), backoff.count());
+    stats_.last_error.set("cannot " + what + " yet: " + checkpoint.error().describe());
+    spdlog::warn(
+        "slot={} cannot {} yet: {}; retrying in {} ms (nothing streams until Kafka answers: "
+        "check the brokers and the network path)",
+        cfg_.postgres.slot, what, checkpoint.error().describe(), backoff.count());
     struct pollfd pfd = {stop_fd_, POLLIN, 0};
     ::poll(&pfd, stop_fd_ >= 0 ? 1 : 0, static_cast<int>(backoff.count()));
     backoff = std::min(backoff * 2, cfg_.postgres.reconnect_backoff_max);
@@ -468,8 +510,10 @@ void Pipeline::maybe_take_over(pg::ReplicationStream& stream) {
   // request.
   auto killed = stream.terminate_relay_holder("outbox-relay");
   if (!killed) {
-    spdlog::warn("slot={} cannot take over the slot: {}", cfg_.postgres.slot,
-                 killed.error().describe());
+    spdlog::warn(
+        "slot={} cannot take over the slot: {}; its holder keeps it until wal_sender_timeout "
+        "(or pg_terminate_backend on pg_replication_slots.active_pid)",
+        cfg_.postgres.slot, killed.error().describe());
   } else if (*killed && takeover_requests_++ % 10 == 0) {
     spdlog::warn("slot={} taking over the slot: terminating relay backend pid={} after {} ms",
                  cfg_.postgres.slot, **killed,
@@ -514,6 +558,7 @@ common::Result<void> Pipeline::Session::turn() {
   if (auto r = check_receive_timeout(); !r) return r;
   p_.stats_.in_flight_records = p_.publisher_.in_flight();
   p_.stats_.in_flight_bytes = p_.publisher_.in_flight_bytes();
+  p_.serve_checkpoints();
 
   // Keep going at once while the socket has more.
   if (read == kReadBudget && !core_.backpressured()) return {};
@@ -658,6 +703,7 @@ common::Result<void> Pipeline::Session::send_feedback(bool force, bool ask_reply
     spdlog::debug("slot={} confirmed lsn={}", cfg_.postgres.slot, w.to_string());
   }
   p_.stats_.confirmed_lsn = w.value();
+  p_.offer_checkpoint(w);
   return {};
 }
 

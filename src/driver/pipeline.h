@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "config/config.h"
+#include "relay/checkpoint.h"
 #include "relay/lease.h"
 #include "relay/publisher.h"
 #include "relay/record.h"
@@ -62,6 +63,9 @@ struct PipelineOptions {
   relay::TransactionalPublisher* transactions = nullptr;
   std::function<common::Result<std::optional<relay::Checkpoint>>()> take_output;
   std::string checkpoint_group;  // for messages
+  // At least once: where the confirmed position is written after
+  // confirming, and what reads it back before the first connection.
+  relay::CheckpointSink* checkpoints = nullptr;
 };
 
 // The pipeline for one slot: connects, reads the replication stream and
@@ -117,6 +121,12 @@ class Pipeline {
   // checkpoint, and without this a slot lost to a failover would be created
   // again on the new primary and rows committed in between skipped.
   bool slot_streamed_ = false;
+  // At least once: the last checkpoint offered, and when.
+  void offer_checkpoint(wal::Lsn confirmed);
+  void serve_checkpoints();
+  std::optional<uint64_t> system_identifier_;
+  wal::Lsn checkpoint_offered_;
+  std::chrono::steady_clock::time_point checkpoint_offered_at_{};
 };
 
 }  // namespace driver

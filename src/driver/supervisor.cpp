@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "kafka/checkpoint_committer.h"
 #include "kafka/producer.h"
 
 namespace driver {
@@ -31,6 +32,21 @@ InstanceIdentity InstanceIdentity::of_this_process() {
 
 namespace {
 
+// Group mode, at least once: the member commits the checkpoint, under its
+// generation, so that a deposed member's is refused.
+class GroupCheckpoints final : public relay::CheckpointSink {
+ public:
+  GroupCheckpoints(kafka::GroupMember& member, int slot) : member_(member), slot_(slot) {}
+  void offer(const relay::Checkpoint& checkpoint) override {
+    member_.offer_checkpoint(slot_, checkpoint);
+  }
+  uint64_t written_lsn() const override { return member_.checkpoint_written(slot_); }
+
+ private:
+  kafka::GroupMember& member_;
+  int slot_;
+};
+
 // What describes a running pipeline; the counters stay.
 void clear_running_gauges(relay::PipelineStats& stats) {
   stats.state = static_cast<int>(relay::PipelineState::kStopped);
@@ -49,6 +65,8 @@ struct Supervisor::Runner {
   int stop_fd = -1;
   std::unique_ptr<relay::Publisher> producer;
   kafka::TransactionalProducer* transactional = nullptr;  // exactly once: the same producer
+  // At least once: where the confirmed position is written.
+  std::unique_ptr<relay::CheckpointSink> checkpoints;
   std::thread thread;
   ~Runner() {
     if (stop_fd >= 0) ::close(stop_fd);
@@ -80,6 +98,14 @@ common::Result<void> Supervisor::make_producer(const config::Config& cfg, int in
     auto producer = kafka::Producer::create(po);
     if (!producer) return producer.error();
     runner.producer = std::move(*producer);
+    if (cfg_.group) {
+      if (member_) runner.checkpoints = std::make_unique<GroupCheckpoints>(*member_, index);
+      return {};
+    }
+    auto committer = kafka::CheckpointCommitter::create(cfg.kafka.brokers, cfg.kafka.properties,
+                                                        checkpoint_place(cfg_, cfg, index));
+    if (!committer) return committer.error();
+    runner.checkpoints = std::move(*committer);
     return {};
   }
   kafka::TransactionalProducerOptions to;
@@ -178,10 +204,23 @@ void Supervisor::start(int index) {
                                       kTakeTimeout);
       };
     }
+    if (r->checkpoints) {
+      options.checkpoints = r->checkpoints.get();
+      const kafka::CheckpointPlace place = checkpoint_place(cfg_, cfg, index);
+      options.checkpoint_group = place.group_id;
+      options.take_output = [&cfg, place]() -> common::Result<std::optional<relay::Checkpoint>> {
+        constexpr std::chrono::milliseconds kReadTimeout{30000};
+        return kafka::read_checkpoint(cfg.kafka.brokers, cfg.kafka.properties, place,
+                                      kReadTimeout);
+      };
+    }
     Pipeline pipeline(cfg, *r->producer, stats, r->stop, r->stop_fd, options);
     auto result = pipeline.run();
+    // Its last position goes out before the slot is released.
+    r->checkpoints.reset();
     companion.reset();
     clear_running_gauges(stats);
+    if (!result) stats.last_error.set("stopped: " + result.error().describe());
     if (!result && result.error().code == make_error_code(errc::fenced) && cfg_.group) {
       // Another instance owns the slot's output now: this one just stops it.
       spdlog::warn("slot={} stopped: {}", cfg.postgres.slot, result.error().describe());

@@ -37,8 +37,8 @@ inline constexpr const char* kInstanceHeader = "outbox-relay-instance";
 // they are derived.
 kafka::ProducerOptions producer_options(const config::Config& slot_cfg);
 
-// Where slot `index` keeps its checkpoint (exactly once): the coordination
-// group's offsets in group mode, a group of its own without one.
+// Where slot `index` keeps its checkpoint: the coordination group's offsets
+// in group mode, a group of its own without one.
 kafka::CheckpointPlace checkpoint_place(const config::Config& cfg, const config::Config& slot_cfg,
                                         int index);
 
@@ -59,6 +59,9 @@ class Supervisor final : public kafka::GroupListener {
   using Companion =
       std::function<std::shared_ptr<void>(const config::Config& slot, relay::PipelineStats& stats)>;
   void set_companion(Companion companion) { companion_ = std::move(companion); }
+  // Group mode, at least once: the member that commits the slots'
+  // checkpoints under its generation. Set before the first assignment.
+  void set_group_member(kafka::GroupMember* member) { member_ = member; }
 
 
   void on_assigned(const std::vector<int>& slots) override;
@@ -98,6 +101,7 @@ class Supervisor final : public kafka::GroupListener {
   std::vector<config::Config> slot_configs_;
   std::unique_ptr<relay::PipelineStats[]> stats_;  // by slot index
   Companion companion_;
+  kafka::GroupMember* member_ = nullptr;
   std::vector<std::unique_ptr<Runner>> runners_;  // by slot index; null when not assigned
   std::vector<bool> ever_assigned_;               // by slot index
   mutable std::mutex mutex_;  // guards runners_ and ever_assigned_ against view()

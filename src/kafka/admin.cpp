@@ -208,4 +208,18 @@ common::Result<Watermarks> Admin::watermarks(const std::string& topic, int parti
   return w;
 }
 
+common::Result<void> Admin::ping(milliseconds timeout) {
+  // No topic handle of this client exists, so librdkafka asks for brokers
+  // only; it waits for a usable broker within the same timeout.
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(handle_->rk, 0, nullptr, &md, ms(timeout));
+  if (err) {
+    return make_error(errc::unavailable, std::string("no Kafka broker answered within ") +
+                                             std::to_string(timeout.count()) +
+                                             " ms: " + rd_kafka_err2str(err));
+  }
+  rd_kafka_metadata_destroy(md);
+  return {};
+}
+
 }  // namespace kafka

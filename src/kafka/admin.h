@@ -68,6 +68,10 @@ class Admin {
   common::Result<void> delete_topic(const std::string& topic, std::chrono::milliseconds timeout);
   common::Result<Watermarks> watermarks(const std::string& topic, int partition,
                                         std::chrono::milliseconds timeout);
+  // A metadata request for the broker list only: ok once a broker answered
+  // within `timeout` (a round trip, not a connection still open from before),
+  // errc::unavailable when none did.
+  common::Result<void> ping(std::chrono::milliseconds timeout);
 
  private:
   struct Handle;

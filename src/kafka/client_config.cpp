@@ -8,7 +8,10 @@ namespace kafka::detail {
 
 namespace {
 
-void on_log(const rd_kafka_t* /*rk*/, int level, const char* facility, const char* message) {
+// client= is the client's name, "<client.id>#<type>-<n>": the producer's
+// client.id names its slot (outbox-relay-<slot>), so that a broker problem
+// the library reports can be told apart per slot.
+void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
   spdlog::level::level_enum lv = spdlog::level::debug;
   if (level <= 2) {
     lv = spdlog::level::critical;
@@ -19,7 +22,8 @@ void on_log(const rd_kafka_t* /*rk*/, int level, const char* facility, const cha
   } else if (level <= 6) {
     lv = spdlog::level::info;
   }
-  spdlog::log(lv, "component=librdkafka facility={} {}", facility, message);
+  spdlog::log(lv, "component=librdkafka client={} facility={} {}", rk ? rd_kafka_name(rk) : "?",
+              facility, message);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "kafka/admin.h"
+#include "kafka/checkpoint.h"
 #include "kafka/client_config.h"
 
 namespace kafka {
@@ -89,7 +90,11 @@ common::Result<std::unique_ptr<GroupMember>> GroupMember::create(const GroupOpti
 }
 
 GroupMember::GroupMember(const GroupOptions& options, relay::Lease& lease, GroupListener& listener)
-    : options_(options), lease_(lease), listener_(listener) {}
+    : options_(options),
+      lease_(lease),
+      listener_(listener),
+      checkpoint_written_(std::make_unique<std::atomic<uint64_t>[]>(
+          static_cast<size_t>(std::max(options.slots, 1)))) {}
 
 GroupMember::~GroupMember() {
   close();
@@ -154,10 +159,14 @@ common::Result<void> GroupMember::subscribe() {
 
 void GroupMember::poll(milliseconds timeout) {
   maybe_commit();
+  maybe_commit_checkpoints();
   rd_kafka_message_t* msg = rd_kafka_consumer_poll(handle_->rk, static_cast<int>(timeout.count()));
   if (msg) {
     if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      spdlog::warn("group={} consumer error: {}", options_.group_id, rd_kafka_message_errstr(msg));
+      spdlog::warn(
+          "group={} consumer error: {}; librdkafka retries on its own (the lease runs out if "
+          "the coordinator stays silent)",
+          options_.group_id, rd_kafka_message_errstr(msg));
     }
     rd_kafka_message_destroy(msg);
   }
@@ -189,8 +198,107 @@ void GroupMember::maybe_commit() {
   commit_in_flight_ = true;
 }
 
-void GroupMember::on_commit(void* /*rk*/, int err, void* /*offsets*/, void* opaque) {
-  static_cast<GroupMember*>(opaque)->commit_result(err);
+void GroupMember::offer_checkpoint(int slot, const relay::Checkpoint& checkpoint) {
+  if (options_.checkpoint_topic.empty() || slot < 0 || slot >= options_.slots) return;
+  std::lock_guard lock(checkpoint_mutex_);
+  checkpoint_waiting_[slot] = checkpoint;
+}
+
+uint64_t GroupMember::checkpoint_written(int slot) const {
+  if (slot < 0 || slot >= options_.slots) return 0;
+  return checkpoint_written_[slot].load();
+}
+
+// One checkpoint commit at a time, apart from the lease's, so that a refusal
+// of the checkpoint topic never counts against membership. Only for slots
+// this member holds (and, right after on_revoked() returned, the slots it
+// just gave up: their final position).
+void GroupMember::maybe_commit_checkpoints(bool revoked_too) {
+  if (closed_ || options_.checkpoint_topic.empty()) return;
+  rd_kafka_topic_partition_list_t* offsets = nullptr;
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    if (revoked_too) {
+      // Revoked slots whose last position waits: sent once, held or not.
+      for (const auto& [slot, checkpoint] : checkpoint_waiting_) checkpoint_parting_.insert(slot);
+    }
+    if (!checkpoint_in_flight_.empty() || checkpoint_waiting_.empty()) return;
+    for (auto it = checkpoint_waiting_.begin(); it != checkpoint_waiting_.end();) {
+      const bool held =
+          std::find(assigned_.begin(), assigned_.end(), it->first) != assigned_.end();
+      const bool parting = checkpoint_parting_.erase(it->first) > 0;
+      if (!held && !parting) {
+        it = checkpoint_waiting_.erase(it);
+        continue;
+      }
+      checkpoint_in_flight_.insert(*it);
+      it = checkpoint_waiting_.erase(it);
+    }
+    if (checkpoint_in_flight_.empty()) return;
+    offsets = rd_kafka_topic_partition_list_new(static_cast<int>(checkpoint_in_flight_.size()));
+    for (const auto& [slot, checkpoint] : checkpoint_in_flight_) {
+      rd_kafka_topic_partition_t* tp =
+          rd_kafka_topic_partition_list_add(offsets, options_.checkpoint_topic.c_str(), slot);
+      tp->offset = 0;
+      const std::string text = encode_checkpoint(checkpoint);
+      tp->metadata = strdup(text.c_str());
+      tp->metadata_size = text.size();
+    }
+  }
+  rd_kafka_resp_err_t err = rd_kafka_commit(handle_->rk, offsets, 1);
+  rd_kafka_topic_partition_list_destroy(offsets);
+  if (err) checkpoint_result(err, nullptr);
+}
+
+void GroupMember::checkpoint_result(int err, const void* offsets_ptr) {
+  const auto* offsets = static_cast<const rd_kafka_topic_partition_list_t*>(offsets_ptr);
+  std::string failure;
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    for (const auto& [slot, checkpoint] : checkpoint_in_flight_) {
+      auto code = static_cast<rd_kafka_resp_err_t>(err);
+      if (!code && offsets) {
+        for (int i = 0; i < offsets->cnt; ++i) {
+          if (offsets->elems[i].partition == slot) code = offsets->elems[i].err;
+        }
+      }
+      if (!code) {
+        if (checkpoint.end_lsn.value() > checkpoint_written_[slot].load()) {
+          checkpoint_written_[slot] = checkpoint.end_lsn.value();
+        }
+        continue;
+      }
+      if (failure.empty()) {
+        failure = "slot " + std::to_string(slot) + " lsn=" + checkpoint.end_lsn.to_string() +
+                  ": " + rd_kafka_err2name(code) + ": " + rd_kafka_err2str(code);
+      }
+      // Tried again with the next poll, unless a newer one waits; a slot no
+      // longer held is not tried again.
+      if (std::find(assigned_.begin(), assigned_.end(), slot) != assigned_.end()) {
+        checkpoint_waiting_.try_emplace(slot, checkpoint);
+      }
+    }
+    checkpoint_in_flight_.clear();
+  }
+  const Nanos now = relay::Lease::now();
+  if (!failure.empty() && now - last_checkpoint_warning_ >= std::chrono::seconds(30)) {
+    last_checkpoint_warning_ = now;
+    spdlog::warn(
+        "group={} checkpoint not written to topic={} ({}); written with the next confirmed "
+        "position, but until then a slot lost meanwhile cannot be told from a first start",
+        options_.group_id, options_.checkpoint_topic, failure);
+  }
+}
+
+void GroupMember::on_commit(void* /*rk*/, int err, void* offsets, void* opaque) {
+  auto* self = static_cast<GroupMember*>(opaque);
+  const auto* list = static_cast<const rd_kafka_topic_partition_list_t*>(offsets);
+  if (list && list->cnt > 0 && !self->options_.checkpoint_topic.empty() &&
+      self->options_.checkpoint_topic == list->elems[0].topic) {
+    self->checkpoint_result(err, offsets);
+    return;
+  }
+  self->commit_result(err);
 }
 
 void GroupMember::commit_result(int err) {
@@ -209,8 +317,10 @@ void GroupMember::commit_result(int err) {
   const Nanos now = relay::Lease::now();
   if (now - last_commit_warning_ >= std::chrono::seconds(5)) {
     last_commit_warning_ = now;
-    spdlog::warn("group={} membership not confirmed: {}; lease ends in {} ms", options_.group_id,
-                 rd_kafka_err2str(code),
+    spdlog::warn(
+        "group={} membership not confirmed: {}; lease ends in {} ms, then this instance's slots "
+        "stop until the group coordinator answers again (check the brokers)",
+        options_.group_id, rd_kafka_err2str(code),
                  std::max<int64_t>(
                      0, std::chrono::duration_cast<milliseconds>(lease_.expires() - now).count()));
   }
@@ -262,6 +372,14 @@ void GroupMember::rebalance(int err, void* partitions_ptr) {
                join(ids));
   if (lost) lease_.revoke();
   if (!slots.empty()) listener_.on_revoked(slots, lost);
+  if (lost) {
+    std::lock_guard lock(checkpoint_mutex_);
+    for (int id : ids) checkpoint_waiting_.erase(id);
+  } else {
+    // The stopped pipelines' last positions, while still a member of this
+    // generation.
+    maybe_commit_checkpoints(true);
+  }
   for (int id : ids)
     assigned_.erase(std::remove(assigned_.begin(), assigned_.end(), id), assigned_.end());
   if (cooperative) {
@@ -283,6 +401,19 @@ void GroupMember::leave() {
 
 void GroupMember::close() {
   if (closed_ || !handle_) return;
+  // The stopped slots' last positions go out while this member is still in
+  // the group.
+  maybe_commit_checkpoints(true);
+  const Nanos deadline = relay::Lease::now() + std::chrono::seconds(2);
+  while (relay::Lease::now() < deadline) {
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      if (checkpoint_in_flight_.empty()) break;
+    }
+    if (rd_kafka_message_t* msg = rd_kafka_consumer_poll(handle_->rk, 50)) {
+      rd_kafka_message_destroy(msg);
+    }
+  }
   closed_ = true;
   rd_kafka_consumer_close(handle_->rk);
   spdlog::info("group={} left", options_.group_id);

@@ -5,11 +5,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
 #include "kafka/errc.h"
+#include "relay/checkpoint.h"
 #include "relay/lease.h"
 
 namespace kafka {
@@ -22,6 +25,9 @@ struct GroupOptions {
   int slots = 1;
   std::chrono::milliseconds session_timeout{10000};
   std::string instance;  // host/pid/id, for client.id and commit metadata
+  // At least once: where the slots' checkpoints are committed by this
+  // member (partition i for slot i, see checkpoint_store.h); empty for none.
+  std::string checkpoint_topic;
 };
 
 // Told, on the group thread, which slots this instance gained or lost. Both
@@ -70,6 +76,14 @@ class GroupMember {
   // the others rebalance now rather than after the session timeout.
   void close();
 
+  // At least once: the checkpoint of slot `slot`, committed by the member
+  // under its generation on the next poll(), so that a deposed member's is
+  // refused. Thread-safe; a newer offer replaces one not yet sent. Dropped
+  // when the slot is lost; written when it is revoked cleanly.
+  void offer_checkpoint(int slot, const relay::Checkpoint& checkpoint);
+  // The LSN of the last checkpoint of `slot` the coordinator accepted.
+  uint64_t checkpoint_written(int slot) const;
+
   const std::vector<int>& assigned() const { return assigned_; }
   bool joined() const { return joined_.load(); }
   // Rebalance callbacks served: assignments, revocations and losses.
@@ -86,6 +100,8 @@ class GroupMember {
   void rebalance(int err, void* partitions);
   void commit_result(int err);
   void maybe_commit();
+  void maybe_commit_checkpoints(bool revoked_too = false);
+  void checkpoint_result(int err, const void* offsets);
 
   struct Handle;
   std::unique_ptr<Handle> handle_;
@@ -100,6 +116,12 @@ class GroupMember {
   relay::Lease::Nanos commit_sent_at_{0};
   relay::Lease::Nanos next_commit_at_{0};
   relay::Lease::Nanos last_commit_warning_{0};
+  mutable std::mutex checkpoint_mutex_;
+  std::map<int, relay::Checkpoint> checkpoint_waiting_;
+  std::map<int, relay::Checkpoint> checkpoint_in_flight_;
+  std::set<int> checkpoint_parting_;
+  std::unique_ptr<std::atomic<uint64_t>[]> checkpoint_written_;
+  relay::Lease::Nanos last_checkpoint_warning_{0};
 };
 
 }  // namespace kafka

@@ -224,7 +224,8 @@ rd_kafka_resp_err_t ProducerCore::produce(const relay::OutboxRecord& record, uin
       rk_, RD_KAFKA_V_RKT(rkt),
       RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
+      RD_KAFKA_V_VALUE(record.null_value ? nullptr : const_cast<char*>(record.payload.data()),
+                       record.null_value ? 0 : record.payload.size()),
       RD_KAFKA_V_KEY(key_data, key_size), RD_KAFKA_V_HEADERS(headers),
       RD_KAFKA_V_OPAQUE(token_to_opaque(token)), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

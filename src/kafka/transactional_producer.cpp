@@ -18,6 +18,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// How long a commit runs on its thread at least, however short the caller's
+// wait: one not done by then ends timed_out and is resumed by the next call.
+constexpr milliseconds kMinCommitRun{500};
+
 // An abort that commit() decides on gets at least this long, even when the
 // commit used up the caller's timeout: a transaction left open holds back
 // every read_committed consumer of its partitions until the broker's
@@ -144,8 +148,11 @@ TransactionalProducer::~TransactionalProducer() {
   if (state_ == State::kInTransaction || state_ == State::kAbortPending) {
     if (auto r = abort_until(Clock::now() + std::min(kMinAbortTime, options_.transaction_timeout));
         !r) {
-      spdlog::warn("transactional_id={} abort at shutdown failed: {}", options_.transactional_id,
-                   r.error().describe());
+      spdlog::warn(
+          "transactional_id={} abort at shutdown failed: {}; the broker aborts it after "
+          "kafka.transaction_timeout, and read_committed consumers of its partitions wait until "
+          "then",
+          options_.transactional_id, r.error().describe());
     }
   }
 }
@@ -236,6 +243,9 @@ common::Result<void> TransactionalProducer::begin() {
 common::Result<void> TransactionalProducer::commit(const Checkpoint& checkpoint,
                                                    milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  // A caller that does not wait (timeout 0) still gives the commit time to
+  // run; it asks again for the outcome.
+  const auto job_deadline = Clock::now() + std::max(timeout, kMinCommitRun);
   for (;;) {
     if (!job_.valid() && !job_result_) {
       if (state_ == State::kFailed) return *failure_;
@@ -249,8 +259,8 @@ common::Result<void> TransactionalProducer::commit(const Checkpoint& checkpoint,
       job_checkpoint_ = checkpoint;
       job_in_flight_ = core_->in_flight();
       job_in_flight_bytes_ = core_->in_flight_bytes();
-      job_ = std::async(std::launch::async, [this, checkpoint, deadline] {
-        auto r = commit_until(checkpoint, deadline);
+      job_ = std::async(std::launch::async, [this, checkpoint, job_deadline] {
+        auto r = commit_until(checkpoint, job_deadline);
         core_->wake();
         return r;
       });

@@ -113,7 +113,8 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
   // (is_aborted(code)). After timed_out the outcome is unknown (txn_errc.h);
   // a repeated commit() resumes it and must pass the same checkpoint. A
   // caller that must keep serving its own loop (keepalives) can pass a
-  // short timeout and call commit() again on timed_out until it resolves.
+  // short timeout, even 0, and call commit() again on timed_out until it
+  // resolves; the commit itself runs for at least 500 ms at a time.
   common::Result<void> commit(const Checkpoint& checkpoint,
                               std::chrono::milliseconds timeout) override;
   // Aborts the open transaction: records not yet sent are purged (their

@@ -4,62 +4,28 @@
 
 #include <charconv>
 
-#include "config/config.h"
+#include "pg/query_connection.h"
 #include "pg/replication_stream.h"
 
 namespace pg {
 
-namespace {
-
-common::Error query_error(std::string message) {
-  return common::Error{make_error_code(replication_errc::query_failed), std::move(message)};
-}
-
-std::string trimmed_error(PGconn* c) {
-  std::string s = c ? PQerrorMessage(c) : "out of memory";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// A column that PostgreSQL reports as int8, or an error naming it.
-common::Result<std::optional<int64_t>> int8_column(PGresult* res, int column, const char* what) {
-  if (PQgetisnull(res, 0, column)) return std::optional<int64_t>();
-  std::string_view v = PQgetvalue(res, 0, column);
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), value);
-  if (ec != std::errc() || end != v.data() + v.size()) {
-    return query_error(std::string("unexpected ") + what + " value '" + std::string(v) + "'");
-  }
-  return std::optional<int64_t>(value);
-}
-
-}  // namespace
+using detail::int8_column;
+using detail::query_error;
+using detail::trimmed_error;
 
 struct SlotStatsReader::Conn {
-  PGconn* pg = nullptr;
-  ~Conn() {
-    if (pg) PQfinish(pg);
-  }
+  detail::OwnedConn pg;
 };
 
 SlotStatsReader::SlotStatsReader(std::string dsn) : dsn_(std::move(dsn)) {}
 SlotStatsReader::~SlotStatsReader() = default;
 
+// A scrape must never hang on a server that stopped answering.
 common::Result<void> SlotStatsReader::ensure_connected() {
   if (conn_) return {};
-  // Our keywords come first so that the same keywords in the DSN win; a
-  // scrape must never hang on a server that stopped answering.
-  const char* keywords[] = {"connect_timeout", "options", "fallback_application_name",
-                            "dbname", nullptr};
-  const char* values[] = {"10", "-c statement_timeout=10000", "outbox-relay-monitor",
-                          dsn_.c_str(), nullptr};
-  auto c = std::make_unique<Conn>();
-  c->pg = PQconnectdbParams(keywords, values, 1);
-  if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-    return common::Error{make_error_code(replication_errc::connect_failed),
-                         config::redact_libpq_message(trimmed_error(c->pg), dsn_)};
-  }
-  conn_ = std::move(c);
+  auto c = detail::connect_for_queries(dsn_, std::chrono::seconds(10), "outbox-relay-monitor");
+  if (!c) return c.error();
+  conn_ = std::make_unique<Conn>(Conn{std::move(*c)});
   return {};
 }
 
@@ -67,28 +33,28 @@ common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string
   if (auto connected = ensure_connected(); !connected) return connected.error();
   const char* params[] = {slot.c_str()};
   // wal_status and safe_wal_size came with max_slot_wal_keep_size in 13.
-  const char* query = PQserverVersion(conn_->pg) >= 130000
+  const char* query = PQserverVersion(conn_->pg.get()) >= 130000
                           ? "SELECT active, (pg_current_wal_lsn() - restart_lsn)::int8, "
                             "wal_status, safe_wal_size "
                             "FROM pg_replication_slots WHERE slot_name = $1"
                           : "SELECT active, (pg_current_wal_lsn() - restart_lsn)::int8, "
                             "NULL::text, NULL::int8 "
                             "FROM pg_replication_slots WHERE slot_name = $1";
-  PGresult* res = PQexecParams(conn_->pg, query, 1, nullptr, params, nullptr, nullptr, 0);
+  PGresult* res = PQexecParams(conn_->pg.get(), query, 1, nullptr, params, nullptr, nullptr, 0);
   std::unique_ptr<PGresult, decltype(&PQclear)> guard(res, &PQclear);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    auto e = query_error("reading pg_replication_slots: " + trimmed_error(conn_->pg));
+    auto e = query_error("reading pg_replication_slots: " + trimmed_error(conn_->pg.get()));
     conn_.reset();  // reconnect next time: the connection may be gone
     return e;
   }
   if (PQntuples(res) == 0) return std::optional<SlotUsage>();
   SlotUsage u;
   u.active = std::string_view(PQgetvalue(res, 0, 0)) == "t";
-  auto retained = int8_column(res, 1, "retained WAL");
+  auto retained = int8_column(res, 0, 1, "retained WAL");
   if (!retained) return retained.error();
   u.retained_wal_bytes = *retained;
   if (!PQgetisnull(res, 0, 2)) u.wal_status = PQgetvalue(res, 0, 2);
-  auto safe = int8_column(res, 3, "safe_wal_size");
+  auto safe = int8_column(res, 0, 3, "safe_wal_size");
   if (!safe) return safe.error();
   u.safe_wal_size = *safe;
   return std::optional<SlotUsage>(u);
@@ -97,10 +63,10 @@ common::Result<std::optional<SlotUsage>> SlotStatsReader::read(const std::string
 common::Result<std::optional<SlotFailover>> SlotStatsReader::read_failover(
     const std::string& slot) {
   if (auto connected = ensure_connected(); !connected) return connected.error();
-  const bool has_failover = PQserverVersion(conn_->pg) >= 170000;
+  const bool has_failover = PQserverVersion(conn_->pg.get()) >= 170000;
   const char* params[] = {slot.c_str()};
   PGresult* res = PQexecParams(
-      conn_->pg,
+      conn_->pg.get(),
       has_failover
           ? "SELECT s.failover, (SELECT count(*) FROM pg_replication_slots p "
             "WHERE p.slot_type = 'physical' AND p.active "
@@ -112,7 +78,7 @@ common::Result<std::optional<SlotFailover>> SlotStatsReader::read_failover(
       1, nullptr, params, nullptr, nullptr, 0);
   std::unique_ptr<PGresult, decltype(&PQclear)> guard(res, &PQclear);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    auto e = query_error("reading the slot's failover state: " + trimmed_error(conn_->pg));
+    auto e = query_error("reading the slot's failover state: " + trimmed_error(conn_->pg.get()));
     conn_.reset();
     return e;
   }

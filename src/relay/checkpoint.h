@@ -27,4 +27,19 @@ struct Checkpoint {
   bool operator==(const Checkpoint&) const = default;
 };
 
+// At least once, where the position confirmed to PostgreSQL is written
+// after confirming, so that a later start knows the slot existed and where
+// it stood (a missing slot is then a lost one, never a first start). Never
+// blocks the replication loop: offer() hands the checkpoint over and returns;
+// a failed write is retried with the next offer.
+class CheckpointSink {
+ public:
+  virtual ~CheckpointSink() = default;
+  virtual void offer(const Checkpoint& checkpoint) = 0;
+  // Serves results of writes in flight; called on every turn of the loop.
+  virtual void serve() {}
+  // The LSN of the last checkpoint Kafka accepted, 0 before the first.
+  virtual uint64_t written_lsn() const = 0;
+};
+
 }  // namespace relay

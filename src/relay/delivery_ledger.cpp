@@ -49,6 +49,7 @@ wal::Lsn DeliveryLedger::start_session(wal::Lsn slot_confirmed) {
   committed_end_ = from;
   stream_end_ = from;
   records_since_commit_ = 0;
+  records_in_commit_ = 0;
   epoch_ = (epoch_ + 1) & kEpochMask;
   txn_.reset();
   reported_in_session_ = false;
@@ -118,12 +119,19 @@ void DeliveryLedger::forget_positions() {
   stream_end_ = wal::Lsn();
   last_reported_ = wal::Lsn();
   records_since_commit_ = 0;
+  records_in_commit_ = 0;
+}
+
+Checkpoint DeliveryLedger::begin_commit() {
+  records_in_commit_ = records_since_commit_;
+  return checkpoint();
 }
 
 void DeliveryLedger::on_committed(const Checkpoint& checkpoint) {
   OUTBOX_ASSERT(exactly_once_);
   if (checkpoint.end_lsn > committed_end_) committed_end_ = checkpoint.end_lsn;
-  records_since_commit_ = 0;
+  records_since_commit_ -= std::min(records_in_commit_, records_since_commit_);
+  records_in_commit_ = 0;
   last_checkpoint_ = checkpoint;
 }
 

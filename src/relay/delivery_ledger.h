@@ -61,7 +61,9 @@ class DeliveryLedger {
   // position. The previous session's unfinished transactions are forgotten
   // (the server sends them again) and their tokens become stale. Returns
   // where to ask the server to start: never before what readers can read.
-  // Exactly once, it resumes after the last checkpoint Kafka committed.
+  // Exactly once, it resumes after the last checkpoint Kafka committed. At
+  // least once the checkpoint is only the slot's memory (a lost slot is
+  // told from a first start by it): the slot's own position decides.
   wal::Lsn start_session(wal::Lsn slot_confirmed);
 
   // Stream messages. Each fails (without changing anything) when the stream
@@ -116,6 +118,10 @@ class DeliveryLedger {
   // Exactly once: the position of what has been produced so far, to commit
   // with the open Kafka transaction; and the commit that made it readable.
   Checkpoint checkpoint() const;
+  // The checkpoint a commit starts with. Records added while that commit
+  // runs belong to the next Kafka transaction: on_committed() counts only
+  // the ones before it as committed.
+  Checkpoint begin_commit();
   void on_committed(const Checkpoint& checkpoint);
   // The checkpoint read back from Kafka when the slot is taken: the next
   // session resumes after it.
@@ -176,6 +182,7 @@ class DeliveryLedger {
   wal::Lsn stream_end_;
   uint64_t rows_in_txn_ = 0;
   uint64_t records_since_commit_ = 0;
+  uint64_t records_in_commit_ = 0;
   std::optional<uint64_t> skip_through_;
   std::optional<Checkpoint> last_checkpoint_;
   std::optional<uint64_t> system_identifier_;

@@ -5,6 +5,9 @@
 // Two shapes, read in document order:
 //   {"k": "v", "n": null, "x": 1.50, "o": {"a": [1]}}
 //   [{"key": "k", "value": "v"}, {"key": "n", "value": null}, {"key": "n"}]
+// The document of a jsonb column is PostgreSQL's text of it: object keys
+// sorted (shorter first, then bytewise) with a repeated key kept once, so
+// only the array shape, or a json or text column, keeps the written order.
 // A string value is the header value as is; null is a null header value;
 // numbers, booleans, objects and arrays become their minified JSON text.
 // Anything else (another shape, invalid JSON, content after the document) is

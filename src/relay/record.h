@@ -21,6 +21,9 @@ struct OutboxRecord {
   std::optional<std::string> key;
   std::vector<Header> headers;
   std::string payload;
+  // A tombstone: the value is null (payload is then empty), as Kafka's log
+  // compaction and Debezium's tombstones have it.
+  bool null_value = false;
 
   size_t approx_bytes() const {
     size_t n = topic.size() + payload.size() + (key ? key->size() : 0);

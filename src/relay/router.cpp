@@ -79,10 +79,12 @@ common::Result<Router> Router::create(const config::OutboxConfig& cfg) {
   }
 
   for (const auto& configured : cfg.header_columns) {
-    auto name = resolve_identifier(configured, "outbox.header_columns entry");
+    auto name = resolve_identifier(configured.column, "outbox.header_columns entry");
     if (!name) return name.error();
-    r.header_columns_.push_back(std::move(*name));
+    std::string header = configured.header.value_or(*name);
+    r.header_columns_.push_back(HeaderSpec{std::move(*name), std::move(header)});
   }
+  r.null_payload_ = cfg.null_payload;
   return r;
 }
 
@@ -176,7 +178,7 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
     }
   }
 
-  for (const auto& name : header_columns_) {
+  for (const auto& [name, header] : header_columns_) {
     const int index = find_column(b.columns, name);
     const std::string what = fmt::format("header column '{}'", name);
     if (index == kAbsent) {
@@ -184,7 +186,7 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
     } else if (!role_accepts(ColumnRole::kHeaderColumn, b.columns[index].type_oid)) {
       type_problem(what, ColumnRole::kHeaderColumn, b.columns[index]);
     } else {
-      b.header_columns.push_back(index);
+      b.header_columns.push_back(BoundHeader{index, header});
     }
   }
 
@@ -232,7 +234,15 @@ class Router::RowBuilder {
       bad.details = fmt::format("column '{}' of type {}", c.name, describe_type(c.type_oid));
     }
     bad.source_table = b_.table;
-    if (have_topic_) bad.original_topic = std::move(record_.topic);
+    // A row that failed before its topic was read still names one, for the
+    // outbox-original-topic header.
+    if (!topic_tried_) {
+      const int column = column_;
+      record_.topic.clear();
+      (void)render_topic();
+      column_ = column;
+    }
+    if (topic_named_) bad.original_topic = std::move(record_.topic);
     if (have_payload_) bad.payload = std::move(record_.payload);
     return bad;
   }
@@ -275,13 +285,21 @@ class Router::RowBuilder {
 
   common::Result<void> read_payload() {
     const RawValue& v = at(b_.payload);
-    if (v.kind == ValueKind::kNull) return bad("payload is null");
+    if (v.kind == ValueKind::kNull) {
+      if (router_.null_payload_ != config::NullPayloadPolicy::kTombstone) {
+        return bad("payload is null");
+      }
+      record_.null_value = true;
+      return {};
+    }
     if (auto r = append_bytes(column(b_.payload), v, record_.payload); !r) return r;
     have_payload_ = true;
     return {};
   }
 
-  common::Result<void> read_topic() {
+  // The topic's text in record_.topic; topic_named_ once it is whole.
+  common::Result<void> render_topic() {
+    topic_tried_ = true;
     if (b_.topic_template.empty()) {
       const RawValue& v = at(b_.topic);
       if (v.kind == ValueKind::kNull) return bad("topic is null");
@@ -301,6 +319,12 @@ class Router::RowBuilder {
       }
       column_ = kAbsent;  // a rendered topic is no one column's fault
     }
+    topic_named_ = true;
+    return {};
+  }
+
+  common::Result<void> read_topic() {
+    if (auto r = render_topic(); !r) return r;
     if (record_.topic.empty() || record_.topic != router_.last_valid_topic_) {
       if (auto valid = config::check_topic_name(record_.topic); !valid) {
         return bad(fmt::format("topic {} is not a valid Kafka topic name: {}",
@@ -308,7 +332,6 @@ class Router::RowBuilder {
       }
       router_.last_valid_topic_ = record_.topic;
     }
-    have_topic_ = true;
     return {};
   }
 
@@ -345,10 +368,10 @@ class Router::RowBuilder {
   }
 
   common::Result<void> read_header_columns() {
-    for (int index : b_.header_columns) {
+    for (const auto& [index, header] : b_.header_columns) {
       const RawValue& v = at(index);
       Header& h = record_.headers.emplace_back();
-      h.key = column(index).name;
+      h.key = header;
       if (v.kind == ValueKind::kNull) continue;
       if (auto r = append_text(column(index), v, h.value.emplace()); !r) return r;
     }
@@ -363,7 +386,8 @@ class Router::RowBuilder {
   OutboxRecord record_;
   std::string row_id_;
   int column_ = kAbsent;  // the column being read, for BadRow::details
-  bool have_topic_ = false;
+  bool topic_tried_ = false;
+  bool topic_named_ = false;
   bool have_payload_ = false;
 };
 
@@ -440,9 +464,7 @@ OutboxRecord Router::dead_letter(const BadRow& bad, const RowContext& ctx,
   r.headers.push_back(Header{std::string(kHeaderXid), std::to_string(ctx.xid)});
   r.headers.push_back(Header{std::string(kHeaderError), bad.reason});
   r.headers.push_back(Header{std::string(kHeaderSourceTable), bad.source_table});
-  if (bad.original_topic) {
-    r.headers.push_back(Header{std::string(kHeaderOriginalTopic), *bad.original_topic});
-  }
+  r.headers.push_back(Header{std::string(kHeaderOriginalTopic), bad.original_topic});
   return r;
 }
 

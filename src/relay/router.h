@@ -56,12 +56,14 @@ struct RowContext {
 // A row that cannot become a record as it is, with what could be read of it
 // so that the dead-letter record carries it.
 struct BadRow {
-  std::string reason;                         // one line, for the outbox-error header and logs
-  std::string row_id;                         // empty when the id column is null
-  std::string details;                        // where the reason came from: the column and its type
-  std::string source_table;                   // "schema.table" as the Relation message named it
-  std::optional<std::string> original_topic;  // when the topic was read and valid
-  std::optional<std::string> payload;         // when the payload was read
+  std::string reason;        // one line, for the outbox-error header and logs
+  std::string row_id;        // empty when the id column is null
+  std::string details;       // where the reason came from: the column and its type
+  std::string source_table;  // "schema.table" as the Relation message named it
+  // The topic the row names, valid or not; nullopt when it names none (a
+  // null topic column or template placeholder) or it could not be read.
+  std::optional<std::string> original_topic;
+  std::optional<std::string> payload;  // when the payload was read
 };
 
 using RouteOutcome = std::variant<OutboxRecord, BadRow>;
@@ -121,7 +123,8 @@ class Router {
 
   // The record that carries a bad row to the dead-letter topic: keyed by the
   // row id, with the original payload when it was readable, and headers
-  // saying why and where it came from.
+  // saying why and where it came from. outbox-original-topic is always
+  // there, with a null value when the row names no topic.
   static OutboxRecord dead_letter(const BadRow& bad, const RowContext& ctx,
                                   const std::string& dlq_topic);
 
@@ -141,6 +144,17 @@ class Router {
     int index = kAbsent;  // the column's position once bound
   };
 
+  // A header_columns entry: the resolved column, and the header's name
+  // (the column's when not configured).
+  struct HeaderSpec {
+    std::string column;
+    std::string header;
+  };
+  struct BoundHeader {
+    int index = kAbsent;
+    std::string header;
+  };
+
   struct Binding {
     wal::RelId relid = 0;
     std::string table;  // "schema.table", for messages
@@ -152,7 +166,7 @@ class Router {
     int headers = kAbsent;
     int payload = kAbsent;
     std::vector<TemplatePiece> topic_template;
-    std::vector<int> header_columns;
+    std::vector<BoundHeader> header_columns;
   };
 
   class RowBuilder;
@@ -170,7 +184,8 @@ class Router {
   RoleSpec headers_;
   RoleSpec payload_;
   std::optional<std::vector<TemplatePiece>> topic_template_;
-  std::vector<std::string> header_columns_;
+  std::vector<HeaderSpec> header_columns_;
+  config::NullPayloadPolicy null_payload_ = config::NullPayloadPolicy::kDeadLetter;
 
   // Usually one entry: a vector beats a hash map for a handful of relids.
   std::vector<Binding> bindings_;

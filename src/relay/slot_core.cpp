@@ -57,6 +57,7 @@ OutboxRecord dead_letter_from_failed(OutboxRecord original, const std::string& r
     dlq.headers.push_back(Header{"outbox-payload-size", std::to_string(original.payload.size())});
   } else {
     dlq.payload = std::move(original.payload);
+    dlq.null_value = original.null_value;
   }
   return dlq;
 }
@@ -181,7 +182,7 @@ common::Result<void> SlotCore::bad_row(const BadRow& bad, wal::Lsn lsn) {
     // Exactly once, every row before this one is committed with a checkpoint
     // that stops just before it, so readers see what they would have seen at
     // least once, and a restart halts here again.
-    if (auto committed = maybe_commit(Clock::now(), true); !committed) {
+    if (auto committed = commit_at_stop(options_.commit_slice); !committed) {
       spdlog::warn("slot={} could not commit the rows before the bad row: {}", cfg_.postgres.slot,
                    committed.error().describe());
     }
@@ -212,6 +213,12 @@ common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::To
     }
   }
   // Nothing waiting ahead of it: hand it over without queueing it here.
+  // While a commit runs, the producer is the commit's: the record waits for
+  // the next Kafka transaction.
+  if (committing_) {
+    pending_.emplace_back(std::move(record), token);
+    return {};
+  }
   if (pending_.empty()) {
     auto queued = offer(record, token);
     if (!queued) return queued.error();
@@ -222,6 +229,7 @@ common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::To
 }
 
 common::Result<void> SlotCore::retry_pending() {
+  if (committing_) return {};
   while (!pending_.empty()) {
     auto& [record, token] = pending_.front();
     auto queued = offer(record, token);
@@ -372,7 +380,8 @@ common::Result<void> SlotCore::serve(milliseconds timeout) {
 }
 
 bool SlotCore::backpressured() const {
-  return !pending_.empty() || committing_.has_value() ||
+  if (committing_) return pending_.size() >= max_pending_while_committing();
+  return !pending_.empty() ||
          publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
          publisher_.in_flight_bytes() >= cfg_.limits.max_inflight_bytes;
 }
@@ -419,13 +428,21 @@ void SlotCore::note_fenced() {
 }
 
 void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeout) {
-  if (!options_.transactions || !options_.transactions->in_transaction()) return;
+  if (!options_.transactions) return;
   // A fenced slot has, or is about to have, another owner, whose
   // init_transactions aborts what this one left open. Waiting here for a
   // coordinator that may be unreachable (a partition) would only keep the
   // walsender, and so the slot, from that owner for up to transaction_timeout.
   milliseconds wait = timeout.value_or(options_.transaction_timeout);
   if (fenced_) wait = std::min(wait, kFencedAbort);
+  // A commit still running may go through: its outcome is learned first, or
+  // the replay would repeat what it made visible.
+  if (committing_) {
+    const Checkpoint checkpoint = *committing_;
+    if (options_.transactions->commit(checkpoint, wait)) on_committed(checkpoint);
+    committing_.reset();
+  }
+  if (!options_.transactions->in_transaction()) return;
   // Aborted even when the abort fails: the broker aborts what is left open
   // past transaction.timeout.ms.
   ++stats_.kafka_transactions_aborted;
@@ -440,16 +457,31 @@ void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeou
 common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout) {
   auto* txns = options_.transactions;
   if (!txns || stop_error_ || fenced_) return {};
-  if (!committing_ && !txns->in_transaction()) return {};
+  const auto deadline = Clock::now() + timeout;
+  const auto left = [&] {
+    return std::max(milliseconds(0),
+                    std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+  };
   const uint64_t records = ledger_.records_since_commit();
-  const Checkpoint checkpoint = committing_.value_or(ledger_.checkpoint());
-  if (!committing_) commit_began_ = Clock::now();
-  common::Result<void> committed =
-      pending_.empty() ? txns->commit(checkpoint, timeout)
-                       : common::Result<void>(make_error(errc::unacknowledged, "records waiting"));
-  if (committed) {
-    on_committed(checkpoint);
-    return {};
+  // The commit still running, if one is; then what was read meanwhile goes
+  // out and commits in a last Kafka transaction.
+  common::Result<void> committed;
+  while (committed) {
+    if (!committing_) {
+      while (!pending_.empty() && Clock::now() < deadline) {
+        if (auto r = retry_pending(); !r) return r;
+        if (!pending_.empty()) poll_reports(milliseconds(10));
+      }
+      if (!pending_.empty()) {
+        committed = make_error(errc::unacknowledged, "records waiting");
+        break;
+      }
+      if (!txns->in_transaction()) return {};
+    }
+    const Checkpoint checkpoint = committing_ ? *committing_ : ledger_.begin_commit();
+    if (!committing_) commit_began_ = Clock::now();
+    committed = txns->commit(checkpoint, left());
+    if (committed) on_committed(checkpoint);
   }
   // Not attempted (records waiting) leaves it open, for the caller's abort;
   // timed out leaves its outcome unknown.
@@ -473,11 +505,12 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
     if (!force && !due) return {};
   }
   if (!lease_held()) return fence("lease expired before committing");
-  const Checkpoint checkpoint = committing_.value_or(ledger_.checkpoint());
+  const Checkpoint checkpoint = committing_ ? *committing_ : ledger_.begin_commit();
   if (!committing_) commit_began_ = Clock::now();
-  if (auto r = txns->commit(checkpoint, options_.commit_slice); !r) {
+  if (auto r = txns->commit(checkpoint, force ? options_.commit_slice : options_.commit_wait); !r) {
     // Kafka is slow or away: the loop goes back to answering the server and
-    // reads nothing more until this commit is done (backpressured()).
+    // reads on, holding what it reads for the next transaction, until this
+    // commit is done (backpressured()).
     if (txns->in_transaction() || txns->commit_pending()) {
       committing_ = checkpoint;
       return {};
@@ -491,7 +524,8 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
     return r;
   }
   on_committed(checkpoint);
-  return {};
+  // What was read while it ran opens the next Kafka transaction.
+  return retry_pending();
 }
 
 void SlotCore::on_committed(const Checkpoint& checkpoint) {

@@ -44,7 +44,11 @@ struct SlotCoreOptions {
   std::chrono::milliseconds transaction_timeout{30000};
   // How long one commit() may block the loop before it returns to answer
   // the server; a commit not done by then is resumed on the next turn.
+  // A due commit does not block at all: the loop reads on while it runs,
+  // holding what it reads (up to max_pending_while_committing records) for
+  // the next Kafka transaction. A forced one (before a halt) waits the slice.
   std::chrono::milliseconds commit_slice{500};
+  std::chrono::milliseconds commit_wait{0};
 };
 
 // One slot's path from decoded pgoutput messages to Kafka and back to a
@@ -127,6 +131,9 @@ class SlotCore {
   common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn);
   common::Result<void> publish(OutboxRecord&& record, DeliveryLedger::Token token);
   common::Result<void> retry_pending();
+  size_t max_pending_while_committing() const {
+    return static_cast<size_t>(std::max<uint64_t>(1, cfg_.limits.max_inflight_messages / 4));
+  }
   // Hands one record to the producer while the lease is held: true once it
   // is queued there, false when the producer's queue is full. A record Kafka
   // refuses for good becomes its dead-letter record in place, per policy.

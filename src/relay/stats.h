@@ -8,12 +8,20 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "relay/catalog_alarm.h"
 
 namespace relay {
+
+// Wall-clock Unix milliseconds, as the stats' timestamps are kept.
+inline int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Per-topic delivery counters. Written by the pipeline's thread only, read by
 // the HTTP thread; the objects never move once created.
@@ -76,6 +84,31 @@ class LatencyHistogram {
   std::array<std::atomic<uint64_t>, kBoundsSeconds.size() + 1> buckets_{};  // last: +Inf only
   std::atomic<uint64_t> count_{0};
   std::atomic<int64_t> sum_micros_{0};
+};
+
+// The last failure a slot met, for the /status endpoint and
+// `outbox-relay status`: the same text the warning or error line about it
+// logged (never a payload or a secret), and when. Kept once the slot
+// recovers: the state says whether it did.
+class LastError {
+ public:
+  struct Entry {
+    std::string message;
+    int64_t unix_ms = 0;
+  };
+  void set(std::string message) {
+    const int64_t now = unix_ms_now();
+    std::lock_guard lock(mu_);
+    entry_ = Entry{std::move(message), now};
+  }
+  std::optional<Entry> get() const {
+    std::lock_guard lock(mu_);
+    return entry_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<Entry> entry_;
 };
 
 // pg_replication_slots.wal_status (PostgreSQL 13+), as the slot monitor last
@@ -146,16 +179,16 @@ struct PipelineStats {
   // the monitor's publication check raises catalog_alarm, the loop stops.
   std::atomic<uint32_t> outbox_oid{0};
   CatalogAlarm catalog_alarm;
+  LastError last_error;
+  // When a Kafka broker last answered this process (app::KafkaProbe), Unix
+  // ms; 0 before the first answer. Readiness requires a recent one.
+  std::atomic<int64_t> kafka_answered_unix_ms{0};
   TopicStatsRegistry topics;
   LatencyHistogram commit_to_ack;
   // Exactly once: from the first commit() of a Kafka transaction to its success.
   LatencyHistogram kafka_commit;
 
-  void mark_loop_alive() {
-    last_loop_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-  }
+  void mark_loop_alive() { last_loop_unix_ms = unix_ms_now(); }
   // Longer than the longest wait the loop makes on purpose (the reconnect
   // backoff) plus a slow connection attempt.
   static constexpr std::chrono::milliseconds kLoopStallTimeout{30000};

@@ -4,7 +4,7 @@
 //
 //   kafka-admin BOOTSTRAP create-topic NAME PARTITIONS [CONFIG=VALUE ...]
 //   kafka-admin BOOTSTRAP delete-topic NAME
-//   kafka-admin BOOTSTRAP count NAME [--until N] [--timeout SECONDS]
+//   kafka-admin BOOTSTRAP count NAME [--until N] [--timeout SECONDS] [--progress]
 //
 // `create-topic` sets any topic-level configs given, e.g.
 // message.timestamp.type=LogAppendTime (the live latency benchmark).
@@ -14,7 +14,12 @@
 // idempotent one included): transactions would add control records. With
 // `--until N` one client polls every 20 ms until the count reaches N, so the
 // benchmark's drain measurement costs no process start and no connection per
-// poll; exit status 3 when the timeout passes first.
+// poll; exit status 3 when the timeout passes first. `--progress` also prints
+// "progress SECONDS COUNT" each time the count changes, SECONDS on the
+// steady clock (CLOCK_MONOTONIC, the clock of Python's time.monotonic()), so
+// that a caller can tell when the first record arrived and when the last did
+// without a process or a poll of its own (the peers' start-up and
+// steady-state rate in the benchmark).
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -48,7 +53,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: kafka-admin BOOTSTRAP create-topic NAME PARTITIONS [CONFIG=VALUE ...]\n"
                "       kafka-admin BOOTSTRAP delete-topic NAME\n"
-               "       kafka-admin BOOTSTRAP count NAME [--until N] [--timeout SECONDS]\n");
+               "       kafka-admin BOOTSTRAP count NAME [--until N] [--timeout SECONDS] "
+               "[--progress]\n");
   return kUsage;
 }
 
@@ -91,13 +97,35 @@ std::optional<int64_t> record_count(kafka::Admin& admin, const std::string& topi
   return total;
 }
 
-int count(const std::string& bootstrap, const std::string& topic, int64_t until, double timeout_s) {
+// One "progress SECONDS COUNT" line per change of the count; the time is
+// taken after the count was read, so it is never early.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled) {}
+
+  void seen(const std::optional<int64_t>& n) {
+    if (!enabled_ || !n || *n == last_) return;
+    last_ = *n;
+    const double t = std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+    std::printf("progress %.6f %lld\n", t, static_cast<long long>(*n));
+    std::fflush(stdout);
+  }
+
+ private:
+  bool enabled_;
+  int64_t last_ = -1;
+};
+
+int count(const std::string& bootstrap, const std::string& topic, int64_t until, double timeout_s,
+          bool progress_lines) {
   kafka::Admin admin = new_admin(bootstrap);
   const int partitions = partition_count(admin, topic);
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  Progress progress(progress_lines);
   std::string why;
   std::optional<int64_t> n = record_count(admin, topic, partitions, why);
+  progress.seen(n);
   while (!n || (until >= 0 && *n < until)) {
     if (Clock::now() >= deadline) {
       if (!n) throw std::runtime_error(why);
@@ -106,6 +134,7 @@ int count(const std::string& bootstrap, const std::string& topic, int64_t until,
     }
     std::this_thread::sleep_for(kPollInterval);
     n = record_count(admin, topic, partitions, why);
+    progress.seen(n);
   }
   std::printf("%lld\n", static_cast<long long>(*n));
   return 0;
@@ -140,17 +169,20 @@ int main(int argc, char** argv) {
     if (command == "count") {
       int64_t until = -1;
       double timeout_s = 600;
+      bool progress = false;
       for (int i = 4; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--until" && i + 1 < argc) {
           until = std::strtoll(argv[++i], nullptr, 10);
         } else if (arg == "--timeout" && i + 1 < argc) {
           timeout_s = std::strtod(argv[++i], nullptr);
+        } else if (arg == "--progress") {
+          progress = true;
         } else {
           return usage();
         }
       }
-      return count(bootstrap, topic, until, timeout_s);
+      return count(bootstrap, topic, until, timeout_s, progress);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kafka-admin: %s\n", e.what());

@@ -110,6 +110,7 @@ ConsumedRecord to_record(const rd_kafka_message_t* m) {
   r.offset = m->offset;
   if (m->key != nullptr) r.key = std::string(static_cast<const char*>(m->key), m->key_len);
   if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
+  r.value_null = m->payload == nullptr;
   rd_kafka_headers_t* hdrs = nullptr;
   if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char* name;

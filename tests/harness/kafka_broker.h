@@ -19,6 +19,7 @@ struct ConsumedRecord {
   int64_t offset = -1;
   std::optional<std::string> key;  // nullopt: null key
   std::string value;               // a null value reads as empty
+  bool value_null = false;         // a null value (a tombstone)
   // In record order; a null header value is nullopt.
   std::vector<std::pair<std::string, std::optional<std::string>>> headers;
   int64_t timestamp_ms = -1;

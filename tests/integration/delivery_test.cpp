@@ -72,12 +72,17 @@ TEST_F(DeliveryTest, TenThousandRowsArriveExactlyOnceInCommitOrderPerKey) {
         part_sql = std::to_string(p);
       }
       if (rng() % 2) {
-        // jsonb keeps object keys ordered by length, then bytes.
-        headers_sql = "'{\"a\": \"1\", \"b\": null, \"cc\": \"x y\"}'";
+        // A jsonb object does not keep the order it was written in: jsonb
+        // stores keys ordered by length, then bytes, and keeps the last of
+        // a repeated key. The headers come in the stored order.
+        headers_sql = "'{\"cc\": \"x y\", \"b\": null, \"a\": \"0\", \"a\": \"1\"}'";
         e.headers = {{"a", "1"}, {"b", std::nullopt}, {"cc", "x y"}};
       } else {
-        headers_sql = "'[{\"key\": \"z\", \"value\": \"2\"}, {\"key\": \"z\", \"value\": \"3\"}]'";
-        e.headers = {{"z", "2"}, {"z", "3"}};
+        // An array keeps its order and its repeated keys.
+        headers_sql =
+            "'[{\"key\": \"z\", \"value\": \"2\"}, {\"key\": \"z\", \"value\": \"3\"}, "
+            "{\"key\": \"a\", \"value\": \"4\"}]'";
+        e.headers = {{"z", "2"}, {"z", "3"}, {"a", "4"}};
       }
       std::string payload(16 + rng() % 240, '\0');
       for (auto& c : payload) c = static_cast<char>(rng() % 256);

@@ -594,6 +594,60 @@ TEST_F(GroupScenario, AnInstanceThatCannotStreamItsSlotYieldsItToOneThatCan) {
   expect_clean_stop(*a.process);
 }
 
+// At least once in group mode, the member commits each slot's confirmed
+// position as its checkpoint in the coordination group (under its
+// generation, so a deposed member's is refused): a slot an admin drops while
+// the fleet is stopped is refused as lost, naming the position it was left
+// at, and never created again; the other slot streams on.
+TEST_F(GroupScenario, AtLeastOnceTheMemberCheckpointsEachSlotAndADroppedSlotIsRefused) {
+  auto [slots, group, topic] = new_group_scene(2);
+  const auto at_least_once = [&](Instance& in) {
+    in.http_port = harness::free_port();
+    std::string body = group_config(group, slots, in.http_port);
+    body.replace(body.find("  drain_timeout: 5s\n"), 19,
+                 "  drain_timeout: 5s\n  delivery: at_least_once\n");
+    in.config_path = write_config(body);
+    in.process = start_relay(in.config_path);
+  };
+  const auto checkpoint_read = [](const std::string& log, const std::string& slot) {
+    const std::string line =
+        "slot=" + slot + " read the slot's Kafka checkpoint (at least once); checkpoint ";
+    const size_t at = log.find(line);
+    if (at == std::string::npos) return std::string("(not read)");
+    const size_t from = at + line.size();
+    return log.substr(from, log.find('\n', from) - from);
+  };
+  Instance a;
+  at_least_once(a);
+  for (const auto& slot : slots) {
+    ASSERT_TRUE(wait_leads(a, slot.slot, 60s)) << a.process->log_contents();
+    EXPECT_EQ(checkpoint_read(a.process->log_contents(), slot.slot), "none yet (first start)");
+  }
+  for (const auto& slot : slots) {
+    pg().exec(insert_rows_sql(topic, slot.first_row, 200), slot.db.name);
+  }
+  ASSERT_TRUE(wait_all_confirmed(slots, 60s));
+  expect_clean_stop(*a.process);
+  std::vector<std::string> left_at;
+  for (const auto& slot : slots) left_at.push_back(*confirmed_flush(slot.db, slot.slot));
+
+  pg().exec("SELECT pg_drop_replication_slot('" + slots[1].slot + "')", slots[1].db.name);
+  Instance again;
+  at_least_once(again);
+  ASSERT_EQ(again.process->wait_exit(60s), std::optional<int>(1)) << again.process->log_contents();
+  const std::string log = again.process->log_contents();
+  EXPECT_EQ(checkpoint_read(log, slots[0].slot), "lsn=" + left_at[0]) << log;
+  EXPECT_EQ(checkpoint_read(log, slots[1].slot), "lsn=" + left_at[1]) << log;
+  EXPECT_NE(log.find("slot=" + slots[1].slot + " does not exist, but Kafka holds its checkpoint "
+                     "at lsn=" + left_at[1] + " (group " + group + ")"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(slot_active(slots[1].db, slots[1].slot), std::nullopt)
+      << "the lost slot was created again";
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 2s, 60s);
+  expect_nothing_lost(delivered(got), slots, {200, 200});
+}
+
 // Fewer coordination partitions than slots cannot give every slot an owner:
 // the relay refuses to start, with exit status 2.
 TEST_F(GroupScenario, CoordinationTopicWithTooFewPartitionsIsAStartupError) {

@@ -73,39 +73,65 @@ TEST_F(SlotLostTest, LostSlotFailsClearlyByDefaultAndIsRecreatedOnlyWhenConfigur
   expect_clean_stop(*relay);
 }
 
-// Exactly once, the checkpoint in Kafka is the relay's memory of the slot: a
-// slot dropped by an admin while the relay is stopped is a lost slot, never a
-// first start. The relay refuses, names the checkpointed position, and does
-// not create the slot; on_slot_lost: recreate starts again from now, loudly.
-std::string exactly_once(std::string body) {
-  body.replace(body.find("  drain_timeout: 10s\n"), 20, "  drain_timeout: 10s\n  delivery: exactly_once\n");
+// The checkpoint in Kafka is the relay's memory of the slot, in both
+// deliveries (exactly once commits it in its Kafka transactions, at least
+// once writes it after confirming): a slot dropped by an admin while the
+// relay is stopped is a lost slot, never a first start. The relay refuses,
+// names the checkpointed position, and does not create the slot;
+// on_slot_lost: recreate starts again from now, loudly.
+std::string with_delivery(std::string body, const std::string& delivery) {
+  body.replace(body.find("  drain_timeout: 10s\n"), 20,
+               "  drain_timeout: 10s\n  delivery: " + delivery + "\n");
   return body;
 }
 
-TEST_F(SlotLostTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
+class SlotMemoryTest : public SlotLostTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::string config(const OutboxDb& db, const std::string& slot) {
+    return with_delivery(basic_config(db, slot), GetParam());
+  }
+  // What the relay said it read back from Kafka at start ("none yet" or
+  // the checkpointed LSN).
+  static std::optional<std::string> checkpoint_read(const std::string& log) {
+    const std::string taken = "; checkpoint lsn=";
+    const size_t at = log.find(taken);
+    if (at == std::string::npos) return std::nullopt;
+    const size_t from = at + taken.size();
+    return log.substr(from, log.find_first_of(" \n", from) - from);
+  }
+};
+
+TEST_P(SlotMemoryTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
   auto [db, slot, topic] = new_scene(1);
   {
-    auto relay = start_relay(write_config(exactly_once(basic_config(db, slot))));
+    auto relay = start_relay(write_config(config(db, slot)));
     ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+    EXPECT_NE(relay->log_contents().find("checkpoint none yet (first start)"), std::string::npos)
+        << relay->log_contents();
     pg().exec(insert_rows_sql(topic, 0, 5), db.name);
     const std::string end = current_wal_lsn(db);
     ASSERT_TRUE(harness::wait_until([&] { return slot_confirmed_at_least(db, slot, end); }, 30s));
     expect_clean_stop(*relay);
   }
+  // The checkpoint is the position the slot was left at.
+  const std::optional<std::string> left_at = confirmed_flush(db, slot);
+  ASSERT_TRUE(left_at);
   pg().exec("SELECT pg_drop_replication_slot('" + slot + "')", db.name);
   pg().exec(insert_rows_sql(topic, 5, 5), db.name);
 
-  auto failing = start_relay(write_config(exactly_once(basic_config(db, slot))));
+  auto failing = start_relay(write_config(config(db, slot)));
   ASSERT_EQ(failing->wait_exit(60s), std::optional<int>(1)) << failing->log_contents();
   const std::string refusal = failing->log_contents();
-  EXPECT_NE(refusal.find("does not exist, but Kafka holds its checkpoint at lsn="),
+  EXPECT_EQ(checkpoint_read(refusal), left_at) << refusal;
+  EXPECT_NE(refusal.find("does not exist, but Kafka holds its checkpoint at lsn=" + *left_at),
             std::string::npos)
       << refusal;
+  EXPECT_NE(refusal.find("the gap runs from lsn=" + *left_at), std::string::npos) << refusal;
   EXPECT_NE(refusal.find("on_slot_lost: recreate"), std::string::npos) << refusal;
   EXPECT_EQ(refusal.find("streaming from"), std::string::npos) << refusal;
   EXPECT_EQ(slot_active(db, slot), std::nullopt) << "the lost slot was created again";
 
-  std::string body = exactly_once(basic_config(db, slot));
+  std::string body = config(db, slot);
   body.replace(body.find("  status_interval"), 0, "  on_slot_lost: recreate\n");
   auto relay = start_relay(write_config(body));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
@@ -117,10 +143,10 @@ TEST_F(SlotLostTest, SlotDroppedWhileStoppedIsRefusedByItsCheckpoint) {
 }
 
 // Dropped while the relay streams: the reconnect finds no slot, and the
-// checkpoint says it existed.
-TEST_F(SlotLostTest, SlotDroppedWhileRunningStopsTheRelay) {
+// relay knows it existed.
+TEST_P(SlotMemoryTest, SlotDroppedWhileRunningStopsTheRelay) {
   auto [db, slot, topic] = new_scene(1);
-  std::string body = exactly_once(basic_config(db, slot));
+  std::string body = config(db, slot);
   body.replace(body.find("{min: 100ms, max: 1s}"), 21, "{min: 2s, max: 4s}");
   auto relay = start_relay(write_config(body));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
@@ -137,8 +163,9 @@ TEST_F(SlotLostTest, SlotDroppedWhileRunningStopsTheRelay) {
   pg().exec(insert_rows_sql(topic, 5, 5), db.name);
 
   ASSERT_EQ(relay->wait_exit(60s), std::optional<int>(1)) << relay->log_contents();
-  EXPECT_NE(relay->log_contents().find("does not exist, but Kafka holds its checkpoint"),
-            std::string::npos)
+  EXPECT_NE(relay->log_contents().find("does not exist, but "), std::string::npos)
+      << relay->log_contents();
+  EXPECT_NE(relay->log_contents().find("the gap runs from lsn="), std::string::npos)
       << relay->log_contents();
   EXPECT_EQ(slot_active(db, slot), std::nullopt);
 }
@@ -149,10 +176,10 @@ TEST_F(SlotLostTest, SlotDroppedWhileRunningStopsTheRelay) {
 // system identifiers and the checkpointed position, with nothing created
 // there; on_slot_lost: recreate streams the new system from its own slot,
 // and from then on the checkpoint is the new system's.
-TEST_F(SlotLostTest, CheckpointOfAnotherSystemIsRefusedNamingBothSystemIdentifiers) {
+TEST_P(SlotMemoryTest, CheckpointOfAnotherSystemIsRefusedNamingBothSystemIdentifiers) {
   auto [db, slot, topic] = new_scene(1);
   {
-    auto relay = start_relay(write_config(exactly_once(basic_config(db, slot))));
+    auto relay = start_relay(write_config(config(db, slot)));
     ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
     pg().exec(insert_rows_sql(topic, 0, 5), db.name);
     const std::string end = current_wal_lsn(db);
@@ -171,18 +198,14 @@ TEST_F(SlotLostTest, CheckpointOfAnotherSystemIsRefusedNamingBothSystemIdentifie
     return other->query_scalar("SELECT count(*)::text FROM pg_replication_slots");
   };
 
-  auto failing = start_relay(write_config(exactly_once(basic_config(other_db, slot))));
+  auto failing = start_relay(write_config(config(other_db, slot)));
   ASSERT_EQ(failing->wait_exit(60s), std::optional<int>(1)) << failing->log_contents();
   const std::string refusal = failing->log_contents();
   // What the relay read back from Kafka before it connected.
-  const std::string taken = "(exactly once); checkpoint lsn=";
-  const size_t at = refusal.find(taken);
-  ASSERT_NE(at, std::string::npos) << refusal;
-  const std::string checkpoint =
-      refusal.substr(at + taken.size(), refusal.find_first_of(" \n", at + taken.size()) -
-                                            (at + taken.size()));
+  const std::optional<std::string> checkpoint = checkpoint_read(refusal);
+  ASSERT_TRUE(checkpoint) << refusal;
   EXPECT_NE(refusal.find("the server is PostgreSQL system identifier " + *new_system +
-                         ", but Kafka holds the slot's checkpoint at lsn=" + checkpoint),
+                         ", but Kafka holds the slot's checkpoint at lsn=" + *checkpoint),
             std::string::npos)
       << refusal;
   EXPECT_NE(refusal.find("from system identifier " + *old_system), std::string::npos) << refusal;
@@ -190,7 +213,7 @@ TEST_F(SlotLostTest, CheckpointOfAnotherSystemIsRefusedNamingBothSystemIdentifie
   EXPECT_EQ(refusal.find("streaming from"), std::string::npos) << refusal;
   EXPECT_EQ(slots_there(), std::optional<std::string>("0")) << "a slot was created";
 
-  std::string body = exactly_once(basic_config(other_db, slot));
+  std::string body = config(other_db, slot);
   body.replace(body.find("  status_interval"), 0, "  on_slot_lost: recreate\n");
   {
     auto relay = start_relay(write_config(body));
@@ -211,12 +234,16 @@ TEST_F(SlotLostTest, CheckpointOfAnotherSystemIsRefusedNamingBothSystemIdentifie
     expect_clean_stop(*relay);
   }
   // The checkpoint is this system's now: the default policy streams.
-  auto relay = start_relay(write_config(exactly_once(basic_config(other_db, slot))));
+  auto relay = start_relay(write_config(config(other_db, slot)));
   ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
   EXPECT_EQ(relay->log_contents().find("system identifier"), std::string::npos)
       << relay->log_contents();
   expect_clean_stop(*relay);
 }
+
+INSTANTIATE_TEST_SUITE_P(Delivery, SlotMemoryTest,
+                         ::testing::Values("exactly_once", "at_least_once"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace itest

@@ -77,6 +77,88 @@ TEST_F(HttpServerTest, HealthzIs200WhileLoopTurnsAnd503OnceItStalls) {
   EXPECT_EQ(status("/healthz"), 200);
 }
 
+// With a Kafka bound, streaming is not enough: a broker must have answered
+// the probe within it.
+TEST(HttpServerKafkaReadiness, ReadyzNeedsABrokerAnswerWithinTheBound) {
+  PipelineStats stats;
+  HttpServer server(stats, "slot_a", BuildInfo{});
+  server.set_ready_kafka_timeout(std::chrono::milliseconds(2000));
+  ASSERT_TRUE(server.start("127.0.0.1:0").ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  auto get = [&](const char* path) {
+    auto res = client.Get(path);
+    return res ? std::make_pair(res->status, res->body) : std::make_pair(-1, std::string());
+  };
+  stats.state = static_cast<int>(PipelineState::kStreaming);
+  EXPECT_EQ(get("/readyz"), std::make_pair(503, std::string("kafka_unreachable no broker has "
+                                                            "answered yet\n")));
+  stats.kafka_answered_unix_ms = unix_ms(std::chrono::system_clock::now());
+  EXPECT_EQ(get("/readyz"), std::make_pair(200, std::string("streaming\n")));
+  stats.kafka_answered_unix_ms =
+      unix_ms(std::chrono::system_clock::now() - std::chrono::seconds(5));
+  const auto [status, body] = get("/readyz");
+  EXPECT_EQ(status, 503);
+  EXPECT_EQ(body.rfind("kafka_unreachable no broker answered for ", 0), 0u) << body;
+  EXPECT_NE(body.find("(http.ready_kafka_timeout 2000 ms)"), std::string::npos) << body;
+  // Not ready for its own reason first: the state says more.
+  stats.state = static_cast<int>(PipelineState::kConnecting);
+  EXPECT_EQ(get("/readyz"), std::make_pair(503, std::string("connecting\n")));
+  // Liveness never looks at Kafka.
+  EXPECT_EQ(get("/healthz").first, 200);
+}
+
+TEST_F(HttpServerTest, StatusIsJsonWithTheSlotsStateAndLastError) {
+  stats_.state = static_cast<int>(PipelineState::kConnecting);
+  stats_.confirmed_lsn = 0x16B374D848ull;
+  auto res = client_->Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+  EXPECT_NE(res->body.find("\"slots\":[{\"slot\":\"slot_a\",\"assigned\":true,"
+                           "\"state\":\"connecting\",\"confirmed_lsn\":\"16/B374D848\","
+                           "\"last_error\":null}]"),
+            std::string::npos)
+      << res->body;
+  EXPECT_NE(res->body.find("\"ready\":false,\"readiness\":\"connecting\""), std::string::npos)
+      << res->body;
+  stats_.last_error.set("connection to \"db\" refused");
+  res = client_->Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_NE(res->body.find("\"last_error\":{\"message\":\"connection to \\\"db\\\" "
+                           "refused\",\"at\":\"20"),
+            std::string::npos)
+      << res->body;
+}
+
+// Group mode: a stalled slot loop is a stuck process too.
+TEST(HttpServerOwnership, HealthzLooksAtEveryAssignedSlotsLoop) {
+  PipelineStats group_loop;
+  PipelineStats a;
+  PipelineStats b;
+  HttpServer server(group_loop, "grp", BuildInfo{});
+  HttpServer::Ownership o;
+  o.slots = [&] {
+    return std::vector<HttpServer::SlotOwnership>{{"a", true, true, &a}, {"b", false, false, &b}};
+  };
+  server.set_ownership(o);
+  ASSERT_TRUE(server.start("127.0.0.1:0").ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  const auto stalled = unix_ms(std::chrono::system_clock::now() -
+                               PipelineStats::kLoopStallTimeout - std::chrono::seconds(1));
+  b.last_loop_unix_ms = stalled;  // not assigned: not this instance's loop
+  auto res = client.Get("/healthz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  a.last_loop_unix_ms = stalled;
+  res = client.Get("/healthz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503);
+  EXPECT_EQ(res->body, "loop stalled slot=a\n");
+}
+
 TEST_F(HttpServerTest, MetricsAreServedAsPrometheusText) {
   stats_.state = static_cast<int>(PipelineState::kStreaming);
   ++stats_.topics.get("orders").published;

@@ -144,7 +144,7 @@ TEST(ConfigEnvLoad, ExpandsEveryKindOfScalar) {
   EXPECT_EQ(cfg.postgres.status_interval, std::chrono::seconds(5));
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 1048576u);
   EXPECT_EQ(cfg.kafka.properties.at("sasl.password"), "k");
-  EXPECT_EQ(cfg.outbox.header_columns.at(0), "s2");
+  EXPECT_EQ(cfg.outbox.header_columns.at(0).column, "s2");
 }
 
 TEST(ConfigEnvLoad, DefaultsAndEscapesWorkInsideTheFile) {

@@ -76,7 +76,7 @@ TEST(ConfigErrors, UnknownTopLevelKeySuggestsTheSection) {
 
 TEST(ConfigErrors, UnknownKeyFarFromAllListsTheKnownKeys) {
   expect_one_error(kDsn + "http:\n  port: 9187\n", 4, 3,
-                   "unknown key 'port' in 'http' (expected one of listen)");
+                   "unknown key 'port' in 'http' (expected one of listen, ready_kafka_timeout)");
 }
 
 TEST(ConfigErrors, MissingDsnIsReportedAtThePostgresMapping) {
@@ -217,6 +217,40 @@ TEST(ConfigErrors, ColumnMappedOntoAnotherRolesDefaultSaysSo) {
 TEST(ConfigErrors, HeaderColumnListedTwice) {
   expect_one_error(kDsn + "outbox:\n  header_columns: [tenant, region, tenant]\n", 4, 36,
                    "outbox.header_columns[2]: column 'tenant' is listed twice");
+}
+
+TEST(ConfigErrors, HeaderNameOfTheRelaysOwnIsRefused) {
+  expect_one_error(kDsn + "outbox:\n  header_columns: {eventType: type, outbox-id: id}\n", 4, 37,
+                   "outbox.header_columns.outbox-id: header names starting with 'outbox-' are "
+                   "the relay's own");
+}
+
+TEST(ConfigErrors, HeaderNameThatIsNotPrintableAscii) {
+  expect_one_error(kDsn + "outbox:\n  header_columns:\n    \"tab\\there\": type\n", 5, 5,
+                   "outbox.header_columns.tab\there: a header name is printable ASCII characters");
+  expect_one_error(kDsn + "outbox:\n  header_columns:\n    \u00e9t\u00e9: type\n", 5, 5,
+                   "a header name is printable ASCII characters");
+}
+
+TEST(ConfigErrors, HeaderMappedToAnEmptyColumn) {
+  expect_one_error(kDsn + "outbox:\n  header_columns:\n    eventType: ''\n", 5, 16,
+                   "outbox.header_columns.eventType: a column name must not be empty");
+}
+
+TEST(ConfigErrors, HeaderNamedTwice) {
+  expect_one_error(kDsn + "outbox:\n  header_columns:\n    eventType: type\n    eventType: kind\n",
+                   6, 5, "duplicate key 'outbox.header_columns.eventType'");
+}
+
+TEST(ConfigErrors, HeaderColumnsGivenAsOneString) {
+  expect_one_error(kDsn + "outbox: {header_columns: tenant}\n", 3, 26,
+                   "outbox.header_columns: expected a sequence of columns or a mapping of header "
+                   "name to column, got a string");
+}
+
+TEST(ConfigErrors, UnknownNullPayloadPolicy) {
+  expect_one_error(kDsn + "outbox: {null_payload: skip}\n", 3, 24,
+                   "outbox.null_payload: expected one of dead_letter, tombstone, got 'skip'");
 }
 
 TEST(ConfigErrors, UnterminatedTopicTemplatePlaceholder) {

@@ -98,11 +98,13 @@ TEST(ConfigLoad, OnlyTheDsnGivesAllDefaults) {
   EXPECT_FALSE(cfg.outbox.topic_template.has_value());
   EXPECT_TRUE(cfg.outbox.header_columns.empty());
   EXPECT_EQ(cfg.outbox.on_bad_row, config::BadRowPolicy::kDeadLetter);
+  EXPECT_EQ(cfg.outbox.null_payload, config::NullPayloadPolicy::kDeadLetter);
   EXPECT_EQ(cfg.postgres.on_slot_lost, config::SlotLostPolicy::kFail);
   EXPECT_EQ(cfg.outbox.dead_letter_topic, "outbox.dead-letter");
   EXPECT_EQ(cfg.limits.max_inflight_messages, 20000u);
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 268435456u);
   EXPECT_EQ(cfg.http.listen, "127.0.0.1:9187");
+  EXPECT_EQ(cfg.http.ready_kafka_timeout, std::chrono::milliseconds(15000));
   EXPECT_EQ(cfg.log.level, "info");
   EXPECT_EQ(cfg.log.format, config::LogFormat::kText);
   EXPECT_EQ(cfg.source_file, "test.yaml");
@@ -150,6 +152,7 @@ limits:
   max_inflight_bytes: 64MB
 http:
   listen: ""
+  ready_kafka_timeout: 0
 log:
   level: debug
   format: json
@@ -181,7 +184,8 @@ log:
   EXPECT_EQ(cfg.outbox.columns.headers, "meta");
   EXPECT_EQ(cfg.outbox.columns.payload, "body");
   EXPECT_EQ(cfg.outbox.topic_template, "orders.${aggregate_type}.v1");
-  EXPECT_EQ(cfg.outbox.header_columns, (std::vector<std::string>{"tenant_id", "trace_id"}));
+  EXPECT_EQ(cfg.outbox.header_columns,
+            (std::vector<config::HeaderColumn>{{"tenant_id"}, {"trace_id"}}));
   EXPECT_EQ(cfg.outbox.on_bad_row, config::BadRowPolicy::kHalt);
   EXPECT_EQ(cfg.outbox.dead_letter_topic, "orders_DLQ-1");
   EXPECT_EQ(cfg.outbox.ignore_relations,
@@ -189,6 +193,7 @@ log:
   EXPECT_EQ(cfg.limits.max_inflight_messages, 10000000u);
   EXPECT_EQ(cfg.limits.max_inflight_bytes, 64000000u);
   EXPECT_EQ(cfg.http.listen, "");
+  EXPECT_EQ(cfg.http.ready_kafka_timeout, std::chrono::milliseconds(0));
   EXPECT_EQ(cfg.log.level, "debug");
   EXPECT_EQ(cfg.log.format, config::LogFormat::kJson);
 }
@@ -263,6 +268,40 @@ log: {level: trace, format: json}
   EXPECT_EQ(reloaded, expected) << text;
 }
 
+TEST(ConfigLoad, HeaderColumnsAsAMappingNameEachHeader) {
+  const auto cfg = load_ok(
+      "postgres: {dsn: x}\n"
+      "outbox:\n"
+      "  header_columns: {eventType: type, id: id, Trace-Id: trace_id, also-type: type}\n"
+      "  null_payload: tombstone\n");
+  EXPECT_EQ(
+      cfg.outbox.header_columns,
+      (std::vector<config::HeaderColumn>{
+          {"type", "eventType"}, {"id", "id"}, {"trace_id", "Trace-Id"}, {"type", "also-type"}}));
+  EXPECT_EQ(cfg.outbox.null_payload, config::NullPayloadPolicy::kTombstone);
+}
+
+TEST(ConfigDescribe, RenamedHeaderColumnsAndTombstonesLoadBack) {
+  const auto original = load_ok(
+      "postgres: {dsn: host=db}\n"
+      "outbox: {header_columns: {eventType: type, '${not_env}': c, '~': d, 'null': e, 'true': f,\n"
+      "  '1': g, 'a: b # c': h, \"sp ace\": i}, null_payload: tombstone}\n");
+  EXPECT_EQ(original.outbox.header_columns.at(1).header, std::optional<std::string>("${not_env}"));
+  const std::string text = config::describe(original);
+  EXPECT_NE(text.find("null_payload: tombstone"), std::string::npos) << text;
+  const auto reloaded = load_ok(text);
+  ASSERT_EQ(reloaded.outbox.header_columns.size(), original.outbox.header_columns.size()) << text;
+  for (size_t i = 0; i < original.outbox.header_columns.size(); ++i) {
+    const auto& a = original.outbox.header_columns[i];
+    const auto& b = reloaded.outbox.header_columns[i];
+    EXPECT_EQ(b.column, a.column) << i;
+    EXPECT_EQ(b.header, a.header) << i;
+  }
+  config::Config expected = original;
+  expected.source_file = reloaded.source_file;
+  EXPECT_EQ(reloaded, expected) << text;
+}
+
 TEST(ConfigDescribe, LiteralDollarBraceSurvivesTheRoundTrip) {
   const auto original = load_ok("postgres: {dsn: 'password=a$${b}c'}\n");
   EXPECT_EQ(original.postgres.dsn, "password=a${b}c");
@@ -279,6 +318,7 @@ TEST(ConfigDescribe, ShowsDefaultsInTheirShortestExactUnit) {
   EXPECT_NE(text.find("max_inflight_bytes: 256MiB"), std::string::npos) << text;
   EXPECT_NE(text.find("topic_template: ~"), std::string::npos) << text;
   EXPECT_NE(text.find("on_bad_row: dead_letter"), std::string::npos) << text;
+  EXPECT_NE(text.find("null_payload: dead_letter"), std::string::npos) << text;
 }
 
 }  // namespace

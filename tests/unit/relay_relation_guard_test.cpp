@@ -186,7 +186,7 @@ TEST(RelationGuard, MissingMappedColumnsAreAllReportedAtCreation) {
     return c.name == "payload" || c.name == "topic";
   });
   config::OutboxConfig cfg;
-  cfg.header_columns = {"tenant"};
+  cfg.header_columns = {{"tenant"}};
   auto g = RelationGuard::create(cfg, outbox, GuardContext{"orders_slot", "outbox_pub"});
   ASSERT_FALSE(g.ok());
   EXPECT_EQ(g.error().code, errc::invalid_mapping);

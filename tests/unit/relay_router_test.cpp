@@ -539,21 +539,22 @@ TEST(RouterHeaders, TrailingContentAfterTheDocumentIsABadRow) {
 
 TEST(RouterHeaders, HeaderColumnsFollowJsonHeadersAndPrecedeRelayHeaders) {
   config::OutboxConfig cfg;
-  cfg.header_columns = {"tenant", "trace_id", "seq"};
+  cfg.header_columns = {{"tenant"}, {"trace_id"}, {"seq"}};
   RelationDesc rel = outbox_relation();
   rel.columns.push_back({"tenant", pg_type::kVarchar, 24});
   rel.columns.push_back({"trace_id", pg_type::kUuid, -1});
   rel.columns.push_back({"seq", pg_type::kInt8, -1});
   Router router = bound_router(cfg, rel);
-  Tuple t = binary_row("{\"h\": \"v\", \"g\": \"w\"}");
+  // A jsonb column's text as PostgreSQL sends it: keys sorted, shorter first.
+  Tuple t = binary_row("{\"g\": \"w\", \"hh\": \"v\"}");
   t.binary("acme").binary(kIdBinary).binary(be(42, 8));
   EXPECT_EQ(show(expect_record(router.route(kOutboxRelid, t.values(), row_ctx())).headers),
-            "h=v, g=w, tenant=acme, trace_id=" + std::string(kId) + ", seq=42, " + kRelayHeaders);
+            "g=w, hh=v, tenant=acme, trace_id=" + std::string(kId) + ", seq=42, " + kRelayHeaders);
 }
 
 TEST(RouterHeaders, NullHeaderColumnIsANullHeaderValue) {
   config::OutboxConfig cfg;
-  cfg.header_columns = {"tenant"};
+  cfg.header_columns = {{"tenant"}};
   RelationDesc rel = outbox_relation();
   rel.columns.push_back({"tenant", pg_type::kText, -1});
   Router router = bound_router(cfg, rel);
@@ -561,6 +562,83 @@ TEST(RouterHeaders, NullHeaderColumnIsANullHeaderValue) {
   t.null();
   EXPECT_EQ(show(expect_record(router.route(kOutboxRelid, t.values(), row_ctx())).headers),
             "tenant=<null>, " + kRelayHeaders);
+}
+
+TEST(RouterHeaders, HeaderColumnsGoUnderTheirConfiguredNames) {
+  // Debezium's table.fields.additional.placement=type:header:eventType, and
+  // its id header (table.field.event.id) beside outbox-id.
+  config::OutboxConfig cfg;
+  cfg.header_columns = {{"type", "eventType"}, {"id", "id"}, {"tenant"}};
+  RelationDesc rel = outbox_relation();
+  rel.columns.push_back({"type", pg_type::kVarchar, 259});
+  rel.columns.push_back({"tenant", pg_type::kText, -1});
+  Router router = bound_router(cfg, rel);
+  Tuple t = binary_row("{}");
+  t.binary("OrderCreated").binary("acme");
+  EXPECT_EQ(show(expect_record(router.route(kOutboxRelid, t.values(), row_ctx())).headers),
+            "eventType=OrderCreated, id=" + std::string(kId) + ", tenant=acme, " + kRelayHeaders);
+}
+
+TEST(RouterHeaders, RenamedHeaderColumnIsResolvedLikeAnyColumn) {
+  config::OutboxConfig cfg;
+  cfg.header_columns = {{"\"Type\"", "eventType"}};
+  RelationDesc rel = outbox_relation();
+  EXPECT_NE(make_router(cfg).bind(rel).error().message.find("header column 'Type' is not in"),
+            std::string::npos);
+  rel.columns.push_back({"Type", pg_type::kText, -1});
+  Router router = bound_router(cfg, rel);
+  Tuple t = text_row("{}");
+  t.text("OrderCreated");
+  EXPECT_EQ(show(expect_record(router.route(kOutboxRelid, t.values(), row_ctx())).headers),
+            "eventType=OrderCreated, " + kRelayHeaders);
+}
+
+// ---- null payloads --------------------------------------------------------
+
+TEST(RouterNullPayload, TombstonePolicyMakesANullValueWithKeyAndHeaders) {
+  config::OutboxConfig cfg;
+  cfg.null_payload = config::NullPayloadPolicy::kTombstone;
+  Router router = bound_router(cfg);
+  Tuple t = binary_row();
+  t[5] = RawValue{ValueKind::kNull, {}};
+  OutboxRecord r = expect_record(router.route(kOutboxRelid, t.values(), row_ctx()));
+  EXPECT_TRUE(r.null_value);
+  EXPECT_EQ(r.payload, "");
+  EXPECT_EQ(r.topic, "orders");
+  EXPECT_EQ(r.key, std::optional<std::string>("k-1"));
+  EXPECT_EQ(r.partition, 3);
+  EXPECT_EQ(show(r.headers), "h=v, " + kRelayHeaders);
+}
+
+TEST(RouterNullPayload, EmptyPayloadIsNotATombstone) {
+  config::OutboxConfig cfg;
+  cfg.null_payload = config::NullPayloadPolicy::kTombstone;
+  Router router = bound_router(cfg);
+  Tuple t = binary_row();
+  t[5] = RawValue{ValueKind::kBinary, {}};
+  OutboxRecord r = expect_record(router.route(kOutboxRelid, t.values(), row_ctx()));
+  EXPECT_FALSE(r.null_value);
+  EXPECT_EQ(r.payload, "");
+}
+
+TEST(RouterNullPayload, RowsWithAPayloadAreNoTombstones) {
+  config::OutboxConfig cfg;
+  cfg.null_payload = config::NullPayloadPolicy::kTombstone;
+  Router router = bound_router(cfg);
+  OutboxRecord r = expect_record(router.route(kOutboxRelid, binary_row().values(), row_ctx()));
+  EXPECT_FALSE(r.null_value);
+  EXPECT_EQ(r.payload, "hello");
+}
+
+TEST(RouterNullPayload, TombstoneRowWithAnotherFaultIsStillABadRow) {
+  config::OutboxConfig cfg;
+  cfg.null_payload = config::NullPayloadPolicy::kTombstone;
+  Router router = bound_router(cfg);
+  Tuple t = text_row();
+  t.set_null(5);
+  t.set_null(1);
+  EXPECT_EQ(expect_bad_row(router.route(kOutboxRelid, t.values(), row_ctx())).reason,
+            "topic is null");
 }
 
 // ---- topics ---------------------------------------------------------------
@@ -884,7 +962,7 @@ TEST(RouterBind, ExplicitlyConfiguredOptionalColumnsMustExist) {
 
 TEST(RouterBind, HeaderColumnsAndTemplatePlaceholdersMustExist) {
   config::OutboxConfig cfg;
-  cfg.header_columns = {"tenant"};
+  cfg.header_columns = {{"tenant"}};
   cfg.topic_template = "orders.${aggregate_type}";
   EXPECT_EQ(bind_error(cfg, outbox_relation()).message,
             "topic_template placeholder ${aggregate_type} names column 'aggregate_type', which "
@@ -913,7 +991,7 @@ TEST(RouterBind, ColumnTypeItsRoleCannotReadIsAnError) {
 
 TEST(RouterBind, UnsupportedTypeOfAHeaderColumnOrPlaceholderIsAnError) {
   config::OutboxConfig cfg;
-  cfg.header_columns = {"created_at"};
+  cfg.header_columns = {{"created_at"}};
   cfg.topic_template = "t.${payload}";
   EXPECT_EQ(bind_error(cfg, outbox_relation()).message,
             "topic_template placeholder ${payload} in relation public.outbox has type bytea (OID "
@@ -953,7 +1031,7 @@ TEST(RouterBind, RelationOfAnotherTableIsRefused) {
 
 TEST(RouterBind, ReBindAfterAddColumnReadsTheNewLayout) {
   config::OutboxConfig cfg;
-  cfg.header_columns = {"tenant"};
+  cfg.header_columns = {{"tenant"}};
   Router router = make_router();
   ASSERT_TRUE(router.bind(outbox_relation()).ok());
   expect_record(router.route(kOutboxRelid, text_row().values(), row_ctx()));
@@ -1032,7 +1110,7 @@ TEST(RouterDeadLetter, RecordCarriesPayloadKeyAndExactHeaders) {
                 "outbox-source-table=public.outbox, outbox-original-topic=orders");
 }
 
-TEST(RouterDeadLetter, NullTopicRowHasNoOriginalTopicHeader) {
+TEST(RouterDeadLetter, NullTopicRowHasANullOriginalTopicHeader) {
   Router router = bound_router();
   Tuple t = text_row();
   t.set_null(1);
@@ -1040,7 +1118,68 @@ TEST(RouterDeadLetter, NullTopicRowHasNoOriginalTopicHeader) {
   OutboxRecord dlq = Router::dead_letter(bad, row_ctx(), "dlq");
   EXPECT_EQ(dlq.payload, "hello");
   EXPECT_EQ(show(dlq.headers),
-            kRelayHeaders + ", outbox-error=topic is null, outbox-source-table=public.outbox");
+            kRelayHeaders +
+                ", outbox-error=topic is null, outbox-source-table=public.outbox, "
+                "outbox-original-topic=<null>");
+}
+
+TEST(RouterDeadLetter, NullPayloadRowCarriesTheTopicItNamed) {
+  Router router = bound_router();
+  Tuple t = text_row();
+  t.set_null(5);
+  BadRow bad = expect_bad_row(router.route(kOutboxRelid, t.values(), row_ctx()));
+  EXPECT_EQ(bad.details, "column 'payload' of type bytea (OID 17)");
+  OutboxRecord dlq = Router::dead_letter(bad, row_ctx(), "dlq");
+  EXPECT_EQ(dlq.payload, "");
+  EXPECT_FALSE(dlq.null_value);
+  EXPECT_EQ(show(dlq.headers),
+            kRelayHeaders +
+                ", outbox-error=payload is null, "
+                "outbox-source-table=public.outbox, outbox-original-topic=orders");
+}
+
+TEST(RouterDeadLetter, NullPayloadRowCarriesItsRenderedTemplateTopic) {
+  config::OutboxConfig cfg;
+  cfg.topic_template = "outbox.event.${aggregatetype}";
+  RelationDesc rel = outbox_relation();
+  rel.columns.push_back({"aggregatetype", pg_type::kVarchar, 259});
+  Router router = bound_router(cfg, rel);
+  Tuple t = text_row();
+  t.set_null(5);
+  t.text("Order");
+  BadRow bad = expect_bad_row(router.route(kOutboxRelid, t.values(), row_ctx()));
+  EXPECT_EQ(bad.reason, "payload is null");
+  EXPECT_EQ(bad.original_topic, std::optional<std::string>("outbox.event.Order"));
+  EXPECT_EQ(bad.details, "column 'payload' of type bytea (OID 17)");
+}
+
+TEST(RouterDeadLetter, InvalidTopicRowCarriesTheTopicItNamed) {
+  config::OutboxConfig cfg;
+  cfg.topic_template = "orders.${aggregate_type}";
+  RelationDesc rel = outbox_relation();
+  rel.columns.push_back({"aggregate_type", pg_type::kText, -1});
+  Router router = bound_router(cfg, rel);
+  Tuple t = text_row();
+  t.text("in voice");
+  BadRow bad = expect_bad_row(router.route(kOutboxRelid, t.values(), row_ctx()));
+  OutboxRecord dlq = Router::dead_letter(bad, row_ctx(), "dlq");
+  EXPECT_EQ(dlq.payload, "hello");
+  EXPECT_EQ(show(dlq.headers),
+            kRelayHeaders +
+                ", outbox-error=topic 'orders.in voice' is not a valid Kafka topic name: a Kafka "
+                "topic name has 1 to 249 characters, each a letter, a digit, '.', '_' or '-', "
+                "outbox-source-table=public.outbox, outbox-original-topic=orders.in voice");
+}
+
+TEST(RouterDeadLetter, NullIdRowStillCarriesItsTopic) {
+  Router router = bound_router();
+  Tuple t = text_row();
+  t.set_null(0);
+  t.set_null(5);
+  BadRow bad = expect_bad_row(router.route(kOutboxRelid, t.values(), row_ctx()));
+  EXPECT_EQ(bad.reason, "id is null");
+  EXPECT_EQ(bad.details, "column 'id' of type uuid (OID 2950)");
+  EXPECT_EQ(bad.original_topic, std::optional<std::string>("orders"));
 }
 
 TEST(RouterDeadLetter, NullIdRowHasNoKeyAndANullIdHeader) {
@@ -1053,7 +1192,7 @@ TEST(RouterDeadLetter, NullIdRowHasNoKeyAndANullIdHeader) {
   EXPECT_EQ(dlq.payload, "");
   EXPECT_EQ(show(dlq.headers),
             "outbox-id=<null>, outbox-lsn=16/B374D848, outbox-xid=1234, outbox-error=id is null, "
-            "outbox-source-table=public.outbox");
+            "outbox-source-table=public.outbox, outbox-original-topic=orders");
 }
 
 }  // namespace

@@ -569,7 +569,21 @@ class ScriptedTransactions final : public TransactionalPublisher {
     open_ = true;
     return {};
   }
-  common::Result<void> commit(const Checkpoint& checkpoint, milliseconds) override {
+  common::Result<void> commit(const Checkpoint& checkpoint, milliseconds wait) override {
+    if (running_) {
+      EXPECT_EQ(*running_, checkpoint) << "a running commit resumed with another checkpoint";
+    }
+    // A slow commit runs over several calls that do not wait; the core reads
+    // on meanwhile. One that waits sees it through.
+    if (slow && !finish_running && wait == milliseconds(0)) {
+      running_ = checkpoint;
+      return common::Error{make_error_code(errc::unacknowledged), "commit still running"};
+    }
+    finish_running = false;
+    running_.reset();
+    return complete(checkpoint);
+  }
+  common::Result<void> complete(const Checkpoint& checkpoint) {
     // librdkafka flushes every delivery before it commits.
     while (!sent_.empty()) report(0, DeliveryStatus::kOk);
     if (doomed_) {
@@ -583,16 +597,27 @@ class ScriptedTransactions final : public TransactionalPublisher {
     ++commits;
     return {};
   }
+  // An abort waits for a running commit, which the coordinator may have
+  // completed already.
   common::Result<void> abort(milliseconds) override {
+    if (running_) {
+      const Checkpoint c = *running_;
+      running_.reset();
+      if (complete_running_on_abort) {
+        (void)complete(c);
+        return {};
+      }
+    }
     abort_now();
     return {};
   }
   bool in_transaction() const override { return open_; }
-  bool commit_pending() const override { return false; }
+  bool commit_pending() const override { return running_.has_value(); }
   common::Result<void> reset() override { return {}; }
 
   ProduceResult produce(const OutboxRecord& record, uint64_t token) override {
     EXPECT_TRUE(open_) << "produce() outside a transaction";
+    EXPECT_FALSE(running_) << "produce() while a commit runs";
     if (reject_next_) {
       reject_next_ = false;
       return {ProduceOutcome::kRejected, DeliveryStatus::kPermanent, DeliveryReason::kTooLarge,
@@ -648,6 +673,9 @@ class ScriptedTransactions final : public TransactionalPublisher {
 
   size_t capacity = 1000000;
   int commits = 0;
+  bool slow = false;
+  bool finish_running = false;
+  bool complete_running_on_abort = true;
   std::map<std::string, int> visible;  // outbox-id -> copies a read_committed reader sees
 
  private:
@@ -662,6 +690,7 @@ class ScriptedTransactions final : public TransactionalPublisher {
   std::deque<std::string> topics_;
   std::vector<std::string> written_;
   std::optional<Checkpoint> checkpoint_;
+  std::optional<Checkpoint> running_;
   std::set<std::string> refused_;
   bool open_ = false;
   bool doomed_ = false;
@@ -685,6 +714,7 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
     Router router = *Router::create(cfg.outbox);
     ScriptedTransactions kafka;
     kafka.capacity = 1 + rng() % 8;
+    kafka.slow = chance(50);
     PipelineStats stats;
     SlotCoreOptions options;
     options.transactions = &kafka;
@@ -740,13 +770,16 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
     auto restart = [&](bool crash) {
       if (!core || crash) {
         // A new process: all it knows is the slot and Kafka's checkpoint.
-        core = std::make_unique<SlotCore>(cfg, router, kafka, stats, options);
-        if (kafka.committed_checkpoint()) core->restore(*kafka.committed_checkpoint());
-        // Its init() fences the dead process's open transaction.
+        // Its init() fences the dead process's open transaction (a commit
+        // it had asked for may have completed or not) before the checkpoint
+        // is read.
+        kafka.complete_running_on_abort = chance(50);
         if (kafka.in_transaction()) {
           EXPECT_TRUE(kafka.abort(milliseconds(0)).ok());
         }
         kafka.forget_reports();  // they were the dead producer's
+        core = std::make_unique<SlotCore>(cfg, router, kafka, stats, options);
+        if (kafka.committed_checkpoint()) core->restore(*kafka.committed_checkpoint());
         last_reported = wal::Lsn();
       }
       const uint64_t slot = chance(20) ? told[rng() % told.size()] : server_confirmed;
@@ -794,7 +827,10 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
         const size_t i = rng() % kafka.unreported();
         kafka.report(i, chance(95) ? DeliveryStatus::kOk : DeliveryStatus::kPermanent);
         if (!core->serve(milliseconds(0))) restart(false);
+      } else if (action < 80) {
+        if (!core->maybe_commit(now)) restart(false);
       } else if (action < 85) {
+        kafka.finish_running = true;
         if (!core->maybe_commit(now)) restart(false);
       } else if (action < 96) {
         check(core->feedback(now, chance(20)));
@@ -806,6 +842,7 @@ TEST(SlotCoreModel, ExactlyOnceEveryRowIsReadOnceWhateverIsKilledAndWhen) {
       }
       if (HasFatalFailure()) return;
     }
+    kafka.slow = false;
     for (int round = 0; round < 400 && (next < db.size() || in_txn || kafka.in_transaction());
          ++round) {
       while (kafka.unreported() > 0) kafka.report(0, DeliveryStatus::kOk);

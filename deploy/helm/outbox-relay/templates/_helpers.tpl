@@ -60,6 +60,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $outbox "table" .slot.table -}}
 {{- $_ := set $cfg "outbox" $outbox -}}
 {{- end -}}
-{{- $_ := set $cfg "http" (dict "listen" (printf "0.0.0.0:%d" (int $root.Values.http.port))) -}}
+{{- $_ := set $cfg "http" (dict "listen" (printf "0.0.0.0:%d" (int $root.Values.http.port)) "ready_kafka_timeout" ($root.Values.http.readyKafkaTimeout | default "15s")) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
