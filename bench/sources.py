@@ -5,7 +5,8 @@ draining it costs the relay, for the three ways to write one.
 Driven by `bench/run.sh --sources` (which builds first); results go to
 bench/RESULTS-sources.md. One PostgreSQL 15 and one Kafka (common.Servers),
 and for each source in turn, one event per transaction (256 incompressible
-payload bytes, a small jsonb header, keys key-0 … key-999):
+payload bytes from live.py's table, a small jsonb header, keys key-0 …
+key-999):
 
   insert         INSERT INTO public.outbox …; the row is kept
   insert+delete  INSERT … RETURNING id, then DELETE it, in one transaction
@@ -50,17 +51,6 @@ import live
 from common import PG_BINDIR, ROOT, Workload, fmt, log
 
 SOURCES = ["insert", "insert+delete", "emit"]
-PG_CONF = []
-
-PAYLOADS_SQL = """
-CREATE TABLE IF NOT EXISTS bench_payloads (k int PRIMARY KEY, payload bytea NOT NULL);
-INSERT INTO bench_payloads
-SELECT k, sha256(int8send(k * 8)) || sha256(int8send(k * 8 + 1)) || sha256(int8send(k * 8 + 2)) ||
-          sha256(int8send(k * 8 + 3)) || sha256(int8send(k * 8 + 4)) ||
-          sha256(int8send(k * 8 + 5)) || sha256(int8send(k * 8 + 6)) || sha256(int8send(k * 8 + 7))
-FROM generate_series(0, 999) AS k
-ON CONFLICT (k) DO NOTHING;
-"""
 
 # pgbench scripts, one event per transaction, written inside an explicit
 # transaction as an application writes it beside its own change (so each
@@ -72,21 +62,21 @@ SCRIPTS = {
 BEGIN;
 INSERT INTO public.outbox (topic, key, headers, payload)
 SELECT '{topic}', 'key-' || :k, '{{"type": "BenchEvent"}}', payload
-FROM bench_payloads WHERE k = :k;
+FROM bench_live_payloads WHERE k = :k;
 END;
 """,
     "insert+delete": """\\set k random(0, 999)
 BEGIN;
 INSERT INTO public.outbox (topic, key, headers, payload)
 SELECT '{topic}', 'key-' || :k, '{{"type": "BenchEvent"}}', payload
-FROM bench_payloads WHERE k = :k RETURNING id \\gset
+FROM bench_live_payloads WHERE k = :k RETURNING id \\gset
 DELETE FROM public.outbox WHERE id = :id;
 END;
 """,
     "emit": """\\set k random(0, 999)
 BEGIN;
 SELECT outbox.emit('{topic}', 'key-' || :k, payload, '{{"type": "BenchEvent"}}')
-FROM bench_payloads WHERE k = :k;
+FROM bench_live_payloads WHERE k = :k;
 END;
 """,
 }
@@ -356,10 +346,10 @@ def main():
     phases, drains = [], []
     common.raise_on_sigterm()
     try:
-        servers = common.Servers(work, pg_conf=PG_CONF)
+        servers = common.Servers(work)
         bench.prepare_servers(servers, quick=True)
         servers.psql_file(os.path.join(ROOT, "sql", "04-outbox-emit.sql"))
-        servers.psql(PAYLOADS_SQL)
+        servers.psql(live.PAYLOADS_SQL)
         for source in sources:
             for attempt in (run_fixed, run_full_and_drain):
                 try:
