@@ -45,7 +45,7 @@ struct SlotCoreOptions {
   // How long one commit() may block the loop before it returns to answer
   // the server; a commit not done by then is resumed on the next turn.
   // A due commit does not block at all: the loop reads on while it runs,
-  // holding what it reads (up to max_pending_while_committing records) for
+  // holding what it reads (up to a quarter of either in-flight limit) for
   // the next Kafka transaction. A forced one (before a halt) waits the slice.
   std::chrono::milliseconds commit_slice{500};
   std::chrono::milliseconds commit_wait{0};
