@@ -184,6 +184,16 @@ RELAY_VARIANTS = {
     # Payloads referenced from the request instead of copied into it.
     "nocopy": {"kafka": {"message.copy.max.bytes": "0"}},
     "nolz4-nocopy": {"kafka": {"compression.type": "none", "message.copy.max.bytes": "0"}},
+    # The in-flight bytes (default 16 MiB): 256 MiB was the default before.
+    "bytes32m": {"limits": {"max_inflight_bytes": "32MiB"}},
+    "bytes256m": {"limits": {"max_inflight_bytes": "256MiB"}},
+    "alo-bytes256m": {"kafka_keys": {"delivery": "at_least_once"},
+                      "limits": {"max_inflight_bytes": "256MiB"}},
+    # The relay under callgrind: OUTBOX_BENCH_CALLGRIND names a script that
+    # runs `valgrind --tool=callgrind ... <relay> "$@"` (instruction counts
+    # per row, unaffected by the machine's load; see bench/PROFILE.md).
+    "cg": {"bin": "OUTBOX_BENCH_CALLGRIND"},
+    "cg-nolz4": {"bin": "OUTBOX_BENCH_CALLGRIND", "kafka": {"compression.type": "none"}},
 }
 
 

@@ -119,7 +119,7 @@ struct OutboxConfig {
 
 struct LimitsConfig {
   uint64_t max_inflight_messages = 20000;
-  uint64_t max_inflight_bytes = 268435456;
+  uint64_t max_inflight_bytes = 16777216;
 
   bool operator==(const LimitsConfig&) const = default;
 };

@@ -17,7 +17,7 @@ struct ProducerOptions {
   std::string brokers;
   std::map<std::string, std::string> properties;  // user overrides, applied last
   uint64_t max_inflight_messages = 20000;
-  uint64_t max_inflight_bytes = 268435456;
+  uint64_t max_inflight_bytes = 16777216;
   std::string client_id = "outbox-relay";
 };
 

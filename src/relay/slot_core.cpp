@@ -268,6 +268,7 @@ common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::To
   // While a commit runs, the producer is the commit's: the record waits for
   // the next Kafka transaction.
   if (committing_) {
+    pending_bytes_while_committing_ += record.payload.size() + (record.key ? record.key->size() : 0);
     pending_.emplace_back(std::move(record), token);
     return {};
   }
@@ -432,7 +433,10 @@ common::Result<void> SlotCore::serve(milliseconds timeout) {
 }
 
 bool SlotCore::backpressured() const {
-  if (committing_) return pending_.size() >= max_pending_while_committing();
+  if (committing_) {
+    return pending_.size() >= max_pending_while_committing() ||
+           pending_bytes_while_committing_ >= max_pending_bytes_while_committing();
+  }
   return !pending_.empty() ||
          publisher_.in_flight() >= cfg_.limits.max_inflight_messages ||
          publisher_.in_flight_bytes() >= cfg_.limits.max_inflight_bytes;
@@ -558,7 +562,10 @@ common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
   }
   if (!lease_held()) return fence("lease expired before committing");
   const Checkpoint checkpoint = committing_ ? *committing_ : ledger_.begin_commit();
-  if (!committing_) commit_began_ = Clock::now();
+  if (!committing_) {
+    commit_began_ = Clock::now();
+    pending_bytes_while_committing_ = 0;
+  }
   if (auto r = txns->commit(checkpoint, force ? options_.commit_slice : options_.commit_wait); !r) {
     // Kafka is slow or away: the loop goes back to answering the server and
     // reads on, holding what it reads for the next transaction, until this

@@ -46,7 +46,7 @@ struct SlotCoreOptions {
   // How long one commit() may block the loop before it returns to answer
   // the server; a commit not done by then is resumed on the next turn.
   // A due commit does not block at all: the loop reads on while it runs,
-  // holding what it reads (up to max_pending_while_committing records) for
+  // holding what it reads (up to a quarter of either in-flight limit) for
   // the next Kafka transaction. A forced one (before a halt) waits the slice.
   std::chrono::milliseconds commit_slice{500};
   std::chrono::milliseconds commit_wait{0};
@@ -141,6 +141,11 @@ class SlotCore {
   size_t max_pending_while_committing() const {
     return static_cast<size_t>(std::max<uint64_t>(1, cfg_.limits.max_inflight_messages / 4));
   }
+  // The same quarter of max_inflight_bytes, in keys and payloads: what is
+  // read while a commit runs is held here, outside the producer's count.
+  uint64_t max_pending_bytes_while_committing() const {
+    return std::max<uint64_t>(1, cfg_.limits.max_inflight_bytes / 4);
+  }
   // Hands one record to the producer while the lease is held: true once it
   // is queued there, false when the producer's queue is full. A record Kafka
   // refuses for good becomes its dead-letter record in place, per policy.
@@ -165,6 +170,8 @@ class SlotCore {
   Clock::time_point commit_began_{};
   // A commit that ran out of its time slice, resumed with this checkpoint.
   std::optional<Checkpoint> committing_;
+  // Keys and payloads queued in pending_ since the running commit began.
+  uint64_t pending_bytes_while_committing_ = 0;
 
   template <typename... Args>
   void log_dead_letter(fmt::format_string<Args...> format, Args&&... args);

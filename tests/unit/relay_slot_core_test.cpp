@@ -990,6 +990,24 @@ TEST_F(SlotCoreExactlyOnceStats, ACommitIsCountedTimedAndItsCheckpointPublished)
   EXPECT_EQ(stats_.kafka_commit.snapshot().count, 1u);
 }
 
+// What is read while a commit runs waits outside the producer's count, so a
+// quarter of max_inflight_bytes bounds it as a quarter of the messages does.
+TEST_F(SlotCoreExactlyOnceStats, ReadingWhileACommitRunsStopsAtAQuarterOfTheBytesLimit) {
+  cfg_.limits.max_inflight_bytes = 16;  // a quarter: 4 bytes, one row's key and payload
+  kafka_.slow = true;
+  start(0x1000);
+  ASSERT_TRUE(txn(0x2000, {1}).ok());
+  ASSERT_TRUE(core_.maybe_commit(Clock::now() + std::chrono::hours(1)).ok());
+  ASSERT_TRUE(kafka_.commit_pending());
+  EXPECT_FALSE(core_.backpressured());
+  ASSERT_TRUE(txn(0x3000, {2}).ok());  // key "k2" and payload "hi": 4 bytes
+  EXPECT_TRUE(core_.backpressured());
+  kafka_.finish_running = true;
+  ASSERT_TRUE(core_.maybe_commit(Clock::now()).ok());
+  EXPECT_EQ(kafka_.commits, 1);
+  EXPECT_FALSE(core_.backpressured());
+}
+
 TEST_F(SlotCoreExactlyOnceStats, TheCheckpointReadBackAtStartIsPublishedAndForgottenWithIt) {
   core_.restore(Checkpoint{wal::Lsn(0x5000), 3, 7});
   EXPECT_TRUE(stats_.checkpoint_known.load());
