@@ -181,8 +181,10 @@ SOAK_SCALED_CASES='-FaultsTest.BrokerRestartedFiveTimesDuringTheLoad'
 # version; failover slots need 17, and 16 and 18 have the smoke runs).
 TIMED_TESTS='group_test|harness_smoke|failover_test'
 # Long fault scenarios whose code paths the other scenarios drive under the
-# sanitizers too: on PostgreSQL 15, with the relay as users run it.
-PG15_ONLY_TESTS='faults_test'
+# sanitizers too, and the operators' views (probes, status command) and
+# migration guides, which do not depend on the server's version: on
+# PostgreSQL 15, with the relay as users run it.
+PG15_ONLY_TESTS='faults_test|readiness_test|status_test|migration_test'
 # Network faults in namespaces (minutes of cuts and takeovers): on
 # PostgreSQL 15 only.
 NETNS_TESTS='netns_'
