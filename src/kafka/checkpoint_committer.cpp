@@ -24,15 +24,9 @@ struct CheckpointCommitter::Handle {
 common::Result<std::unique_ptr<CheckpointCommitter>> CheckpointCommitter::create(
     const std::string& brokers, const std::map<std::string, std::string>& properties,
     const CheckpointPlace& place) {
-  detail::Properties props = properties;
-  props["bootstrap.servers"] = brokers;
-  props["client.id"] = "outbox-relay-checkpoint";
-  props["group.id"] = place.group_id;
-  props["enable.auto.commit"] = "false";
-  props["enable.auto.offset.store"] = "false";
-  auto conf = detail::new_conf(props);
-  if (!conf) return make_txn_error(txn_errc::invalid_config, conf.error().describe());
-  detail::route_logs_to_spdlog(conf->get());
+  auto conf = detail::checkpoint_client_conf(brokers, properties, place,
+                                             {{"enable.auto.offset.store", "false"}});
+  if (!conf) return conf.error();
   std::unique_ptr<CheckpointCommitter> c(new CheckpointCommitter(place));
   rd_kafka_conf_set_opaque(conf->get(), c.get());
   rd_kafka_conf_set_offset_commit_cb(

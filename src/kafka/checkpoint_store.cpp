@@ -64,17 +64,11 @@ CheckpointPlace group_checkpoint_place(std::string_view coordination_group,
 common::Result<std::optional<Checkpoint>> read_checkpoint(
     const std::string& brokers, const std::map<std::string, std::string>& properties,
     const CheckpointPlace& place, std::chrono::milliseconds timeout) {
-  detail::Properties props = properties;
-  props["bootstrap.servers"] = brokers;
-  props["client.id"] = "outbox-relay-checkpoint";
-  props["group.id"] = place.group_id;
-  // Makes the offset fetch ask for stable offsets (KIP-447): the broker
-  // answers only once no open transaction holds a commit to them.
-  props["isolation.level"] = "read_committed";
-  props["enable.auto.commit"] = "false";
-  auto conf = detail::new_conf(props);
-  if (!conf) return make_txn_error(txn_errc::invalid_config, conf.error().describe());
-  detail::route_logs_to_spdlog(conf->get());
+  // read_committed makes the offset fetch ask for stable offsets (KIP-447):
+  // the broker answers only once no open transaction holds a commit to them.
+  auto conf = detail::checkpoint_client_conf(brokers, properties, place,
+                                             {{"isolation.level", "read_committed"}});
+  if (!conf) return conf.error();
   auto client = detail::new_client(RD_KAFKA_CONSUMER, std::move(*conf), "the checkpoint reader");
   if (!client) return make_txn_error(txn_errc::invalid_config, client.error().describe());
   rd_kafka_t* rk = *client;

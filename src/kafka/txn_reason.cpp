@@ -112,4 +112,19 @@ common::Error txn_error(txn_errc reason, rd_kafka_resp_err_t code, std::string_v
   return make_txn_error(reason, std::move(message));
 }
 
+common::Result<OwnedConf> checkpoint_client_conf(
+    const std::string& brokers, const std::map<std::string, std::string>& properties,
+    const CheckpointPlace& place, const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> props = properties;
+  props["bootstrap.servers"] = brokers;
+  props["client.id"] = "outbox-relay-checkpoint";
+  props["group.id"] = place.group_id;
+  props["enable.auto.commit"] = "false";
+  for (const auto& [k, v] : extra) props[k] = v;
+  auto conf = new_conf(props);
+  if (!conf) return make_txn_error(txn_errc::invalid_config, conf.error().describe());
+  route_logs_to_spdlog(conf->get());
+  return conf;
+}
+
 }  // namespace kafka::detail

@@ -7,11 +7,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <map>
 #include <string>
 #include <string_view>
 
 #include "common/result.h"
 #include "kafka/checkpoint_store.h"
+#include "kafka/client_config.h"
 #include "kafka/txn_errc.h"
 
 namespace kafka::detail {
@@ -39,5 +41,12 @@ std::string acl_to_grant(rd_kafka_resp_err_t code, std::string_view transactiona
 common::Error txn_error(txn_errc reason, rd_kafka_resp_err_t code, std::string_view step,
                         std::string_view transactional_id, std::string_view detail,
                         const CheckpointPlace* checkpoint = nullptr);
+
+// The configuration of a consumer that acts for the checkpoint group at
+// `place` without joining it (reads or commits its offsets), with `extra`
+// settings on top; its logs go to spdlog. invalid_config when rejected.
+common::Result<OwnedConf> checkpoint_client_conf(
+    const std::string& brokers, const std::map<std::string, std::string>& properties,
+    const CheckpointPlace& place, const std::map<std::string, std::string>& extra);
 
 }  // namespace kafka::detail
