@@ -162,6 +162,15 @@ def run_ceiling(servers, wl, slot, binary, timeout, result, messages=False):
 RELAY_VARIANTS = {
     # The delivery guarantee: exactly_once is the default.
     "alo": {"kafka_keys": {"delivery": "at_least_once"}},
+    # How often exactly_once commits its Kafka transaction, and its size bound.
+    "txn100ms": {"kafka_keys": {"transaction_interval": "100ms",
+                                "transaction_max_records": 10000}},
+    "txn250ms": {"kafka_keys": {"transaction_interval": "250ms",
+                                "transaction_max_records": 50000}},
+    "txn500ms": {"kafka_keys": {"transaction_interval": "500ms",
+                                "transaction_max_records": 100000}},
+    "txn1s": {"kafka_keys": {"transaction_interval": "1s",
+                             "transaction_max_records": 200000}},
     # The build named by OUTBOX_BENCH_PREV_RELAY, with its own defaults.
     "prev": {"bin": "OUTBOX_BENCH_PREV_RELAY"},
     # The payloads are incompressible; lz4 (the relay's default) costs the

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # The project's test command:
 #   1. build (Ninja, RelWithDebInfo) in build/ and run the unit tests;
-#   2. build the unit tests and the relay again with ASan+UBSan in
-#      build-asan/ and run the unit tests there;
-#   3. run the integration suite on PostgreSQL 15 with the relay as users
-#      run it, then on PostgreSQL 17 with the relay built with ASan+UBSan
-#      (the consumer-group and failover scenarios, timed, run there and only
-#      there unsanitized; the long fault ones on 15 only), then the soak
-#      variants (ctest -L soak) on 15, then a smoke run of the partitioned
-#      outbox and failover scenarios on PostgreSQL 16 and 18, then the
-#      benchmark's smoke modes (drain, live latency and sources); the
-#      network-namespace fault scenarios run on 15 only;
-#   4. check the deployment artefacts (ctest -L deploy: systemd unit,
-#      Dockerfile, Helm chart, the container image built and run), then
-#      build the .deb, install it and run the relay from it;
-#   5. with --fuzz, or when CI=true, run each libFuzzer target for a minute,
-#      side by side.
+#   2. then two lanes side by side, since the scenarios mostly wait on
+#      their servers:
+#      - plain: the integration suite on PostgreSQL 15 with the relay as
+#        users run it, a smoke run of the partitioned outbox and failover
+#        scenarios on PostgreSQL 16 and 18, the benchmark's smoke modes
+#        (drain, live latency and sources), the deployment artefacts
+#        (ctest -L deploy: systemd unit, Dockerfile, Helm chart, the
+#        container image built and run), and the .deb built, installed and
+#        run;
+#      - sanitized: the unit tests and the relay built again with
+#        ASan+UBSan (-O1) in build-asan/, the unit tests run there, the
+#        integration suite on PostgreSQL 17 with that relay, and, with
+#        --fuzz or when CI=true, each libFuzzer target for a minute;
+#   3. last, alone on the machine: the scenarios that time leases,
+#      failovers and network cuts (group and failover on PostgreSQL 17,
+#      failover and the network-namespace cuts on 15), then the soak
+#      variants (ctest -L soak) on 15.
 # Every step runs even when an earlier one failed, so one run reports
 # everything; the last line is "N passed, N failed" over all of them, and
 # the exit status is non-zero on any failure. Compiles go through ccache
@@ -36,7 +38,7 @@ for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     *)
-      sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -151,7 +153,8 @@ step_unit() {
 
 step_asan() {
   say "unit tests with ASan+UBSan ($ASAN_BUILD)"
-  configure_and_build "$ASAN_BUILD" asan -DOUTBOX_SANITIZE=ON || return 1
+  configure_and_build "$ASAN_BUILD" asan -DOUTBOX_SANITIZE=ON \
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" || return 1
   local targets
   mapfile -t targets < <(unit_targets "$ASAN_BUILD")
   if [[ ${#targets[@]} -eq 0 ]]; then
@@ -193,26 +196,38 @@ step_integration_pg15() {
   say "integration tests on PostgreSQL 15 ($PG15_BINDIR)"
   have_postgres 15 "$PG15_BINDIR" || return 1
   OUTBOX_PG_BINDIR="$PG15_BINDIR" GTEST_FILTER="$SOAK_SCALED_CASES" \
-    run_ctest integration-pg15 "$BUILD" -L integration -E "$SOAK_SCALED_TESTS|group_test"
+    run_ctest integration-pg15 "$BUILD" -L integration \
+    -E "$SOAK_SCALED_TESTS|$TIMED_TESTS|$NETNS_TESTS"
 }
 
 # The relay itself under ASan+UBSan, driven by the integration scenarios on
-# PostgreSQL 17; the timed ones run with the plain relay.
-step_integration_pg17() {
+# PostgreSQL 17.
+step_integration_pg17_asan() {
   say "integration tests on PostgreSQL 17 ($PG17_BINDIR), relay under ASan+UBSan"
   have_postgres 17 "$PG17_BINDIR" || return 1
-  local rc=0
-  if [[ $ASAN_BUILT -eq 1 ]]; then
-    OUTBOX_PG_BINDIR="$PG17_BINDIR" OUTBOX_RELAY_SANITIZED_BIN="$ASAN_BUILD/src/app/outbox-relay" \
-      ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
-      UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-      run_ctest integration-pg17-asan "$BUILD" -L integration -E "$TIMED_TESTS|$NETNS_TESTS|$PG15_ONLY_TESTS" || rc=1
-  else
+  if [[ $ASAN_BUILT -ne 1 ]]; then
     step_failed "integration-pg17-asan: not run, the ASan build failed"
-    rc=1
+    return 1
   fi
+  OUTBOX_PG_BINDIR="$PG17_BINDIR" OUTBOX_RELAY_SANITIZED_BIN="$ASAN_BUILD/src/app/outbox-relay" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+    run_ctest integration-pg17-asan "$BUILD" -L integration \
+    -E "$TIMED_TESTS|$NETNS_TESTS|$PG15_ONLY_TESTS"
+}
+
+# The scenarios that time leases, failovers and network cuts, with the
+# relay as users run it, alone on the machine: the group and failover ones
+# on PostgreSQL 17, failover (which loses the slot before 17) and the
+# network-namespace cuts on 15.
+step_timed() {
+  say "timed scenarios on PostgreSQL 17 and 15"
+  have_postgres 17 "$PG17_BINDIR" || return 1
+  local rc=0
   OUTBOX_PG_BINDIR="$PG17_BINDIR" \
     run_ctest integration-pg17-timed "$BUILD" -L integration -R "$TIMED_TESTS" || rc=1
+  OUTBOX_PG_BINDIR="$PG15_BINDIR" \
+    run_ctest integration-pg15-timed "$BUILD" -L integration -R "failover_test|$NETNS_TESTS" || rc=1
   return "$rc"
 }
 
@@ -310,22 +325,62 @@ mkdir -p "$LOGS"
 BUILT=0
 ASAN_BUILT=0
 timed "build + unit" step_unit || true
-timed "asan build + unit" step_asan || true
+
+# The sanitized lane: its own build, its unit tests, the integration
+# scenarios on PostgreSQL 17 with the sanitized relay, then the fuzzers.
+# It runs beside the plain lane, whose scenarios mostly wait on servers;
+# its output goes to its log and is shown when both are done, and its
+# totals are added to this run's.
+sanitized_lane() {
+  timed "asan build + unit" step_asan || true
+  if [[ $BUILT -eq 1 ]]; then
+    timed "integration pg17 (asan)" step_integration_pg17_asan || true
+  fi
+  if [[ $FUZZ -eq 1 ]]; then
+    timed fuzz step_fuzz || true
+  fi
+  declare -p passed failed problems timings >"$LOGS/sanitized-lane.state"
+}
+
 if [[ $BUILT -eq 1 ]]; then
+  say "sanitized lane started in the background (output: $LOGS/sanitized-lane.out)"
+  base_passed=$passed base_failed=$failed
+  base_problems=${#problems[@]} base_timings=${#timings[@]}
+  sanitized_lane >"$LOGS/sanitized-lane.out" 2>&1 &
+  lane_pid=$!
   timed "integration pg15" step_integration_pg15 || true
-  timed "integration pg17 (asan)" step_integration_pg17 || true
-  timed "soak pg15" step_soak || true
   timed "smoke pg16" step_smoke 16 "$PG16_BINDIR" || true
   timed "smoke pg18" step_smoke 18 "$PG18_BINDIR" || true
   timed "bench --quick" step_bench_quick || true
   timed "deploy" step_deploy || true
   timed "package" step_package || true
+  wait "$lane_pid" || true
+  say "sanitized lane (from $LOGS/sanitized-lane.out)"
+  cat "$LOGS/sanitized-lane.out"
+  if [[ -f "$LOGS/sanitized-lane.state" ]]; then
+    # Both lanes started from this shell's totals after the plain build.
+    main_passed=$passed main_failed=$failed
+    main_problems=("${problems[@]}") main_timings=("${timings[@]}")
+    # shellcheck disable=SC1091
+    source "$LOGS/sanitized-lane.state"
+    passed=$((main_passed + passed - base_passed))
+    failed=$((main_failed + failed - base_failed))
+    problems=("${main_problems[@]}" "${problems[@]:$base_problems}")
+    timings=("${main_timings[@]}" "${timings[@]:$base_timings}")
+  else
+    step_failed "sanitized lane: ended without its results (log: $LOGS/sanitized-lane.out)"
+  fi
+  # Last, on a quiet machine: the scenarios that time leases, failovers and
+  # network cuts, and the soak runs.
+  timed "timed pg15 + pg17" step_timed || true
+  timed "soak pg15" step_soak || true
 else
   # Without a build the integration suite cannot run; it must not look empty.
   step_failed "integration: not run, the build failed"
-fi
-if [[ $FUZZ -eq 1 ]]; then
-  timed fuzz step_fuzz || true
+  timed "asan build + unit" step_asan || true
+  if [[ $FUZZ -eq 1 ]]; then
+    timed fuzz step_fuzz || true
+  fi
 fi
 
 say "summary (logs in $LOGS)"

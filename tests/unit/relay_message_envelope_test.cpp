@@ -49,7 +49,8 @@ TEST(MessageEnvelope, EveryFieldMayBeAbsentAndPayloadBytesAreKeptAsIs) {
   f.topic.reset();
   f.payload = std::string("\0\xff\x01", 3);
   f.partition = 7;
-  auto e = parse_envelope(write_envelope(f));
+  const std::string bytes = write_envelope(f);
+  auto e = parse_envelope(bytes);
   ASSERT_TRUE(e.ok()) << e.error().describe();
   EXPECT_EQ(e->topic, std::nullopt);
   EXPECT_EQ(e->key, std::nullopt);
@@ -78,7 +79,8 @@ TEST(MessageEnvelope, AByteAfterThePayloadIsRefused) {
 }
 
 TEST(MessageEnvelope, AnotherVersionIsRefusedNamingIt) {
-  auto e = parse_envelope(write_envelope({}, 2));
+  const std::string bytes = write_envelope({}, 2);
+  auto e = parse_envelope(bytes);
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().message,
             "message envelope: version 0x02 at offset 0; this relay reads version 1");
