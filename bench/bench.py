@@ -406,9 +406,16 @@ def run_workload(servers, wl, contenders, timeout, work, peers, peer_workloads):
         contenders = [c for c in contenders if c not in PEER_CONTENDERS]
     # Repetitions of the cheap contenders, each on its own slot over the same
     # backlog, interleaved so that a burst of load from elsewhere on the
-    # machine does not hit every run of one contender.
+    # machine does not hit every run of one contender; every other round
+    # runs the relay's contenders in reverse order, since a run tends to be
+    # faster the later it comes in a round.
     base = [c for c in contenders if c.split("+")[0] in BASE_CONTENDERS]
-    contenders = [f"{c}#{i + 1}" if i else c for i in range(REPEAT) for c in base] + \
+
+    def round_order(i):
+        first = [c for c in base if not c.startswith("outbox-relay")]
+        relays = [c for c in base if c.startswith("outbox-relay")]
+        return first + (relays[::-1] if i % 2 else relays)
+    contenders = [f"{c}#{i + 1}" if i else c for i in range(REPEAT) for c in round_order(i)] + \
         [c for c in contenders if c not in base]
     slots = {c: f"bench_{slug(c)}" for c in contenders
              if c.split("#")[0].split("+")[0] in SLOT_CONTENDERS}

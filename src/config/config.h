@@ -64,8 +64,8 @@ struct KafkaConfig {
   // position they reach commit together every transaction_interval, or at
   // transaction_max_records.
   DeliveryGuarantee delivery = DeliveryGuarantee::kExactlyOnce;
-  std::chrono::milliseconds transaction_interval{100};
-  uint64_t transaction_max_records = 10000;
+  std::chrono::milliseconds transaction_interval{250};
+  uint64_t transaction_max_records = 50000;
   std::chrono::milliseconds transaction_timeout{300000};
   std::string transactional_id_prefix = "outbox-relay-";
 
