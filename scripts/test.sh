@@ -8,16 +8,16 @@
 #        scenarios on PostgreSQL 16 and 18, the benchmark's smoke modes
 #        (drain, live latency and sources), the deployment artefacts
 #        (ctest -L deploy: systemd unit, Dockerfile, Helm chart, the
-#        container image built and run), and the .deb built, installed and
-#        run;
+#        container image built and run), the .deb built, installed and
+#        run, the soak variants (ctest -L soak) on 15, and, with --fuzz or
+#        when CI=true, each libFuzzer target for a minute;
 #      - sanitized: the unit tests and the relay built again with
-#        ASan+UBSan (-O1) in build-asan/, the unit tests run there, the
-#        integration suite on PostgreSQL 17 with that relay, and, with
-#        --fuzz or when CI=true, each libFuzzer target for a minute;
+#        ASan+UBSan (-O1) in build-asan/, the unit tests run there, and the
+#        integration suite on PostgreSQL 17 with that relay;
 #   3. last, alone on the machine: the scenarios that time leases,
 #      failovers and network cuts (group and failover on PostgreSQL 17,
-#      failover and the network-namespace cuts on 15), then the soak
-#      variants (ctest -L soak) on 15.
+#      failover, the network-namespace cuts and the failover timing soak
+#      on 15).
 # Every step runs even when an earlier one failed, so one run reports
 # everything; the last line is "N passed, N failed" over all of them, and
 # the exit status is non-zero on any failure. Compiles go through ccache
@@ -228,6 +228,8 @@ step_timed() {
     run_ctest integration-pg17-timed "$BUILD" -L integration -R "$TIMED_TESTS" || rc=1
   OUTBOX_PG_BINDIR="$PG15_BINDIR" \
     run_ctest integration-pg15-timed "$BUILD" -L integration -R "failover_test|$NETNS_TESTS" || rc=1
+  OUTBOX_PG_BINDIR="$PG15_BINDIR" \
+    run_ctest soak-timed "$BUILD" -L soak -R "$SOAK_TIMED_TESTS" --verbose || rc=1
   return "$rc"
 }
 
@@ -245,9 +247,12 @@ step_smoke() {
     run_ctest "smoke-pg$major" "$BUILD" -L integration -R 'database_changes_test|failover_test'
 }
 
+# The soak runs at production scale (kill -9 and broker restarts under
+# load); the failover timing one runs with the timed scenarios.
+SOAK_TIMED_TESTS='group_failover_timing'
 step_soak() {
   say "soak tests on PostgreSQL 15 ($PG15_BINDIR)"
-  OUTBOX_PG_BINDIR="$PG15_BINDIR" run_ctest soak "$BUILD" -L soak --verbose
+  OUTBOX_PG_BINDIR="$PG15_BINDIR" run_ctest soak "$BUILD" -L soak -E "$SOAK_TIMED_TESTS" --verbose
 }
 
 step_deploy() {
@@ -336,9 +341,6 @@ sanitized_lane() {
   if [[ $BUILT -eq 1 ]]; then
     timed "integration pg17 (asan)" step_integration_pg17_asan || true
   fi
-  if [[ $FUZZ -eq 1 ]]; then
-    timed fuzz step_fuzz || true
-  fi
   declare -p passed failed problems timings >"$LOGS/sanitized-lane.state"
 }
 
@@ -354,6 +356,10 @@ if [[ $BUILT -eq 1 ]]; then
   timed "bench --quick" step_bench_quick || true
   timed "deploy" step_deploy || true
   timed "package" step_package || true
+  timed "soak pg15" step_soak || true
+  if [[ $FUZZ -eq 1 ]]; then
+    timed fuzz step_fuzz || true
+  fi
   wait "$lane_pid" || true
   say "sanitized lane (from $LOGS/sanitized-lane.out)"
   cat "$LOGS/sanitized-lane.out"
@@ -371,9 +377,8 @@ if [[ $BUILT -eq 1 ]]; then
     step_failed "sanitized lane: ended without its results (log: $LOGS/sanitized-lane.out)"
   fi
   # Last, on a quiet machine: the scenarios that time leases, failovers and
-  # network cuts, and the soak runs.
+  # network cuts.
   timed "timed pg15 + pg17" step_timed || true
-  timed "soak pg15" step_soak || true
 else
   # Without a build the integration suite cannot run; it must not look empty.
   step_failed "integration: not run, the build failed"
