@@ -332,7 +332,7 @@ ASAN_BUILT=0
 timed "build + unit" step_unit || true
 
 # The sanitized lane: its own build, its unit tests, the integration
-# scenarios on PostgreSQL 17 with the sanitized relay, then the fuzzers.
+# scenarios on PostgreSQL 17 with the sanitized relay.
 # It runs beside the plain lane, whose scenarios mostly wait on servers;
 # its output goes to its log and is shown when both are done, and its
 # totals are added to this run's.
