@@ -54,6 +54,11 @@ struct PostgresConfig {
   bool operator==(const PostgresConfig&) const = default;
 };
 
+// Exactly once's default commit cadence (bench/RESULTS-eos-vs-alo.md);
+// also the slot core's default.
+inline constexpr std::chrono::milliseconds kDefaultTransactionInterval{250};
+inline constexpr uint64_t kDefaultTransactionMaxRecords = 50000;
+
 struct KafkaConfig {
   std::string brokers = "127.0.0.1:9092";
   // librdkafka properties, passed through verbatim after our defaults.
@@ -64,8 +69,8 @@ struct KafkaConfig {
   // position they reach commit together every transaction_interval, or at
   // transaction_max_records.
   DeliveryGuarantee delivery = DeliveryGuarantee::kExactlyOnce;
-  std::chrono::milliseconds transaction_interval{250};
-  uint64_t transaction_max_records = 50000;
+  std::chrono::milliseconds transaction_interval = kDefaultTransactionInterval;
+  uint64_t transaction_max_records = kDefaultTransactionMaxRecords;
   std::chrono::milliseconds transaction_timeout{300000};
   std::string transactional_id_prefix = "outbox-relay-";
 

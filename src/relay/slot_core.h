@@ -40,8 +40,8 @@ struct SlotCoreOptions {
   // commits with the ledger's checkpoint after `transaction_interval`, or
   // sooner at `transaction_max_records`.
   TransactionalPublisher* transactions = nullptr;
-  std::chrono::milliseconds transaction_interval{250};
-  uint64_t transaction_max_records = 50000;
+  std::chrono::milliseconds transaction_interval = config::kDefaultTransactionInterval;
+  uint64_t transaction_max_records = config::kDefaultTransactionMaxRecords;
   std::chrono::milliseconds transaction_timeout{30000};
   // How long one commit() may block the loop before it returns to answer
   // the server; a commit not done by then is resumed on the next turn.
