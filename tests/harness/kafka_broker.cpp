@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "harness/scripts.h"
+#include "harness/signal_cleanup.h"
 #include "harness/wait.h"
 #include "kafka/admin.h"
 
@@ -208,6 +209,9 @@ std::unique_ptr<KafkaBroker> KafkaBroker::start(Options options) {
   std::unique_ptr<KafkaBroker> b(new KafkaBroker());
   b->dir_ = std::make_unique<TempDir>("outbox-kafka");
   b->broker_dir_ = b->dir_->path() + "/kafka";
+  b->on_signal_ = detail::run_on_signal({detail::script_path(kScript),
+                                         TempDir::keep_requested() ? "kill" : "destroy",
+                                         b->broker_dir_});
   std::string extra;
   for (const auto& line : options.extra_properties) extra += line + "\n";
   std::string format_args;
@@ -231,6 +235,7 @@ std::unique_ptr<KafkaBroker> KafkaBroker::start(Options options) {
 }
 
 KafkaBroker::~KafkaBroker() {
+  detail::forget_on_signal(on_signal_);
   try {
     detail::run_script(kScript, {TempDir::keep_requested() ? "kill" : "destroy", broker_dir_});
   } catch (const std::exception& e) {

@@ -123,6 +123,7 @@ class KafkaBroker {
   std::string broker_dir_;
   std::string bootstrap_;
   std::string secure_bootstrap_;
+  int on_signal_ = 0;
 };
 
 // Creates a topic with replication factor 1 and the given topic-level

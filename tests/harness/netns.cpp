@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "harness/process.h"
+#include "harness/signal_cleanup.h"
 #include "harness/wait.h"
 
 namespace harness {
@@ -91,6 +92,19 @@ void remove_leftovers() {
   }
 }
 
+// On a signal: every namespace named after this process, whichever lab made
+// it and however far its making got.
+void remove_own() {
+  const std::string own = NetnsLab::kNamePrefix + std::to_string(::getpid()) + "-";
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(kNetnsDir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind(own, 0) == 0) names.push_back(std::move(name));
+  }
+  for (const auto& name : names) remove_netns(name);
+}
+
 bool link_up(const std::string& netns, const std::string& link) {
   return run({"ip", "-n", netns, "-o", "link", "show", link}).out.find("state UP") !=
          std::string::npos;
@@ -110,6 +124,7 @@ std::unique_ptr<NetnsLab> NetnsLab::create(int relays) {
     }
   }
   remove_leftovers();
+  detail::on_signal(remove_own);
 
   std::unique_ptr<NetnsLab> lab(new NetnsLab());
   const std::string base = kNamePrefix + std::to_string(::getpid()) + "-";

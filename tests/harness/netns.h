@@ -23,10 +23,12 @@ struct NetnsUnavailable : std::runtime_error {
 //   <prefix><pid>-r<i>  relay i: eth0 10.213.0.(11+i)/24
 //
 // Every namespace, link and address is made here and removed by the
-// destructor; the caller's namespace gains no interface, address, route or
-// rule. Namespaces left behind by a test binary that died (its pid, in the
-// name, no longer runs) are removed, with whatever still runs in them, when
-// the next one is created.
+// destructor, or, when the test binary is ended by SIGTERM, SIGINT or SIGHUP,
+// before it dies (signal_cleanup.h); the caller's namespace gains no
+// interface, address, route or rule. Namespaces left behind by a test binary
+// that died of SIGKILL (its pid, in the name, no longer runs) are removed,
+// with whatever still runs in them, when the next one is created; those of a
+// binary that still runs are left alone.
 class NetnsLab {
  public:
   static constexpr const char* kNamePrefix = "outbox-netns-";

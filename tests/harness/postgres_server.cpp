@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "harness/scripts.h"
+#include "harness/signal_cleanup.h"
 
 namespace harness {
 namespace {
@@ -36,6 +37,17 @@ struct Result {
   PGresult* r;
   ~Result() { PQclear(r); }
 };
+
+// What the destructor does to the cluster, for a signalled test binary.
+int destroy_on_signal(const std::string& cluster_dir) {
+  std::vector<std::string> argv{detail::script_path(kScript)};
+  if (TempDir::keep_requested()) {
+    argv.insert(argv.end(), {"stop", cluster_dir, "immediate"});
+  } else {
+    argv.insert(argv.end(), {"destroy", cluster_dir});
+  }
+  return detail::run_on_signal(std::move(argv));
+}
 
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -71,6 +83,7 @@ std::unique_ptr<PostgresServer> PostgresServer::start(Options options) {
   // cluster directory inside this root-owned one.
   ::chmod(s->dir_->path().c_str(), 0711);
   s->cluster_dir_ = s->dir_->path() + "/pg";
+  s->on_signal_ = destroy_on_signal(s->cluster_dir_);
   std::string extra, hba;
   for (const auto& line : options.extra_conf) extra += line + "\n";
   for (const auto& line : options.extra_hba) hba += line + "\n";
@@ -95,6 +108,7 @@ std::unique_ptr<PostgresServer> PostgresServer::start_standby(PostgresServer& pr
   s->dir_ = std::make_unique<TempDir>("outbox-pg");
   ::chmod(s->dir_->path().c_str(), 0711);
   s->cluster_dir_ = s->dir_->path() + "/pg";
+  s->on_signal_ = destroy_on_signal(s->cluster_dir_);
   s->clone_and_start_standby(primary, physical_slot);
   return s;
 }
@@ -142,6 +156,7 @@ void PostgresServer::promote() {
 }
 
 PostgresServer::~PostgresServer() {
+  detail::forget_on_signal(on_signal_);
   disconnect_all();
   try {
     // Kept directories keep their data for a post-mortem; the server goes

@@ -105,6 +105,7 @@ class PostgresServer {
   std::string bin_dir_;
   std::string host_;
   int port_ = 0;
+  int on_signal_ = 0;
   std::mutex mutex_;
   std::vector<std::pair<std::string, pg_conn*>> connections_;
 };

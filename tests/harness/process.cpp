@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "harness/signal_cleanup.h"
+
 extern char** environ;
 
 namespace harness {
@@ -130,7 +132,9 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   posix_spawn_file_actions_adddup2(actions.get(), log_fd, STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(actions.get(), log_fd, STDERR_FILENO);
   try {
+    detail::Spawning spawning;
     pid_ = spawn(argv, env, actions);
+    spawning.child(pid_);
   } catch (...) {
     ::close(log_fd);
     throw;
@@ -156,14 +160,15 @@ bool Process::reap(bool block) {
   } while (r < 0 && errno == EINTR);
   if (r == pid_) {
     exit_code_ = decode_status(status);
-    return true;
-  }
-  if (r < 0) {
-    // Reaped elsewhere (a SIGCHLD handler): nothing is left to wait for.
+  } else if (r < 0) {
+    // Reaped elsewhere (a SIGCHLD handler, the signal cleanup): nothing is
+    // left to wait for.
     exit_code_ = -1;
-    return true;
+  } else {
+    return false;
   }
-  return false;
+  detail::untrack_child(pid_);
+  return true;
 }
 
 void Process::signal(int signo) {
@@ -209,7 +214,9 @@ CommandResult run_command(const std::vector<std::string>& argv,
   posix_spawn_file_actions_adddup2(actions.get(), err[1], STDERR_FILENO);
   pid_t pid;
   try {
+    detail::Spawning spawning;
     pid = spawn(argv, env, actions);
+    spawning.command();
   } catch (...) {
     for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
     throw;
@@ -245,6 +252,7 @@ CommandResult run_command(const std::vector<std::string>& argv,
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  detail::command_done();
   result.exit_code = decode_status(status);
   return result;
 }

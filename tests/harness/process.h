@@ -15,7 +15,8 @@ namespace harness {
 // stderr going to one log file. It runs in its own process group with a
 // default signal disposition and stdin from /dev/null. Destroying it sends
 // SIGKILL to that group and reaps the child, so a failed assertion never
-// leaves a process behind.
+// leaves a process behind; so does a SIGTERM, SIGINT or SIGHUP of the test
+// binary (signal_cleanup.h).
 class Process {
  public:
   // argv[0] is looked up in PATH; `env` adds to (or overrides) this
