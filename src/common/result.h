@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -56,18 +57,19 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT
+  Result(Error error) : error_(std::move(error)) {}  // NOLINT
 
-  bool ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
+  bool ok() const { return !error_.has_value(); }
+  explicit operator bool() const { return ok(); }
   const Error& error() const {
-    if (ok_) invariant_failed("error() on a value", __FILE__, __LINE__);
-    return error_;
+    if (ok()) invariant_failed("error() on a value", __FILE__, __LINE__);
+    return *error_;
   }
 
  private:
-  Error error_;
-  bool ok_ = true;
+  // Empty on success, so that a success constructs no error_code (a call
+  // into libstdc++) and no string.
+  std::optional<Error> error_;
 };
 
 inline Error make_error(std::error_code code, std::string message) {

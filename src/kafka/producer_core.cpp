@@ -321,13 +321,13 @@ int ProducerCore::poll(std::chrono::milliseconds timeout, const ReportFn& on_rep
   drain_wakeup_pipe();
   int served = 0;
   if (!held_.empty()) {
-    std::deque<HeldReport> held;
-    held.swap(held_);
-    for (HeldReport& h : held) {
+    serving_.swap(held_);
+    for (HeldReport& h : serving_) {
       h.report.topic = h.topic;
       on_report(h.report);
       ++served;
     }
+    serving_.clear();
     timeout = std::chrono::milliseconds(0);
   }
   current_report_fn_ = &on_report;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include <unordered_map>
 
 #include "common/result.h"
@@ -119,7 +120,9 @@ class ProducerCore {
   size_t in_flight_ = 0;
   uint64_t in_flight_bytes_ = 0;
   const ReportFn* current_report_fn_ = nullptr;
-  std::deque<HeldReport> held_;
+  std::vector<HeldReport> held_;
+  // held_'s reports while poll() serves them; kept for its capacity.
+  std::vector<HeldReport> serving_;
   bool discard_reports_ = false;
   rd_kafka_resp_err_t first_failure_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   std::string first_failure_detail_;

@@ -220,7 +220,19 @@ class Router::RowBuilder {
  public:
   RowBuilder(Router& router, const Binding& b, std::span<const RawValue> tuple,
              const RowContext& ctx)
-      : router_(router), b_(b), tuple_(tuple), ctx_(ctx), header_reader_(router.header_reader_) {}
+      : router_(router),
+        b_(b),
+        tuple_(tuple),
+        ctx_(ctx),
+        header_reader_(router.header_reader_),
+        record_(std::move(router.spare_)) {
+    record_.topic.clear();
+    record_.partition = -1;
+    record_.key.reset();
+    record_.headers.clear();
+    record_.payload.clear();
+    record_.null_value = false;
+  }
 
   common::Result<void> build() {
     if (auto r = read_id(); !r) return r;

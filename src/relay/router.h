@@ -148,6 +148,10 @@ class Router {
   static OutboxRecord dead_letter(const BadRow& bad, const RowContext& ctx,
                                   const std::string& dlq_topic);
 
+  // A record the producer has copied, handed back so that the next row is
+  // built in its buffers instead of new ones.
+  void recycle(OutboxRecord&& spent) { spare_ = std::move(spent); }
+
  private:
   static constexpr int kAbsent = -1;
 
@@ -220,6 +224,7 @@ class Router {
   // targets.
   RelayHeaders relay_headers_;
   std::string last_valid_topic_;
+  OutboxRecord spare_;
 };
 
 }  // namespace relay

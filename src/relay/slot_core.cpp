@@ -275,7 +275,10 @@ common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::To
   if (pending_.empty()) {
     auto queued = offer(record, token);
     if (!queued) return queued.error();
-    if (*queued) return {};
+    if (*queued) {
+      router_.recycle(std::move(record));
+      return {};
+    }
   }
   pending_.emplace_back(std::move(record), token);
   return retry_pending();

@@ -6,10 +6,12 @@
 // in message" instead of reading past the end. Integers are big-endian
 // (network order), as pq_sendint* writes them.
 
+#include <bit>
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,15 +63,17 @@ class ByteReader {
   common::Result<int64_t> read_i64(std::string_view what) { return read_signed<int64_t>(what); }
 
   common::Result<Lsn> read_lsn(std::string_view what) {
-    auto v = read_u64(what);
-    if (!v) return v.error();
-    return Lsn(*v);
+    if (sizeof(uint64_t) > remaining()) return truncated(what, sizeof(uint64_t));
+    const uint64_t v = load_be<uint64_t>(data_.data() + pos_);
+    pos_ += sizeof(uint64_t);
+    return Lsn(v);
   }
 
   common::Result<PgTimestamp> read_timestamp(std::string_view what) {
-    auto v = read_i64(what);
-    if (!v) return v.error();
-    return PgTimestamp{*v};
+    if (sizeof(uint64_t) > remaining()) return truncated(what, sizeof(uint64_t));
+    const uint64_t v = load_be<uint64_t>(data_.data() + pos_);
+    pos_ += sizeof(uint64_t);
+    return PgTimestamp{static_cast<int64_t>(v)};
   }
 
   // A NUL-terminated String. The view excludes the NUL; the NUL is consumed.
@@ -106,25 +110,35 @@ class ByteReader {
   template <typename T>
   common::Result<T> read_be(std::string_view what) {
     if (sizeof(T) > remaining()) return truncated(what, sizeof(T));
-    T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) {
-      v = static_cast<T>((static_cast<uint64_t>(v) << 8) | static_cast<uint8_t>(data_[pos_ + i]));
-    }
+    const T v = load_be<T>(data_.data() + pos_);
     pos_ += sizeof(T);
+    return v;
+  }
+
+  template <typename T>
+  static T load_be(const char* p) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    if constexpr (std::endian::native == std::endian::little) {
+      if constexpr (sizeof(T) == 2) v = static_cast<T>(__builtin_bswap16(v));
+      if constexpr (sizeof(T) == 4) v = static_cast<T>(__builtin_bswap32(v));
+      if constexpr (sizeof(T) == 8) v = static_cast<T>(__builtin_bswap64(v));
+    }
     return v;
   }
 
   template <typename S>
   common::Result<S> read_signed(std::string_view what) {
     using U = std::make_unsigned_t<S>;
-    auto v = read_be<U>(what);
-    if (!v) return v.error();
+    if (sizeof(S) > remaining()) return truncated(what, sizeof(S));
+    const U v = load_be<U>(data_.data() + pos_);
+    pos_ += sizeof(S);
     // Two's complement, as the sender's pq_sendint* wrote it; the conversion
     // is defined modulo 2^N since C++20.
-    return static_cast<S>(*v);
+    return static_cast<S>(v);
   }
 
-  common::Error truncated(std::string_view what, size_t need) const {
+  [[gnu::cold, gnu::noinline]] common::Error truncated(std::string_view what, size_t need) const {
     return make_error(errc::truncated, "truncated reading " + std::string(what) + " (" +
                                            std::to_string(need) + " bytes) at offset " +
                                            std::to_string(pos_) + ": " +

@@ -66,6 +66,9 @@ TEST(Lsn, ToStringIsUpperCaseWithoutPadding) {
   EXPECT_EQ(Lsn(0).to_string(), "0/0");
   EXPECT_EQ(Lsn(0x100000000ull).to_string(), "1/0");
   EXPECT_EQ(Lsn(UINT64_MAX).to_string(), "FFFFFFFF/FFFFFFFF");
+  EXPECT_EQ(Lsn(0x10000000F0ull).to_string(), "10/F0");
+  EXPECT_EQ(Lsn(0x0000000A00000001ull).to_string(), "A/1");
+  EXPECT_EQ(Lsn(0x8000000000000000ull).to_string(), "80000000/0");
 }
 
 TEST(Lsn, FormatThenParseRoundTrips) {
