@@ -367,8 +367,8 @@ std::optional<Pipeline::SlotMemory> Pipeline::slot_memory(const relay::SlotCore&
   }
   if (memory && history_note_) {
     memory = SlotMemory{history_note_->gap_from,
-                        "Kafka holds its checkpoint at lsn=" + memory->lsn.to_string() + " (group " +
-                            options_.checkpoint_group + "), " + history_note_->why +
+                        "Kafka holds its checkpoint at lsn=" + memory->lsn.to_string() +
+                            " (group " + options_.checkpoint_group + "), " + history_note_->why +
                             ": the gap starts at or before lsn=" +
                             history_note_->gap_from.to_string()};
   }

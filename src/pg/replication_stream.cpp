@@ -227,9 +227,9 @@ common::Result<void> ReplicationStream::check_server() {
   if (row.size() >= 3 && row[1] && row[2]) {
     timeline_ = *row[1];
     wal::TimelineId tli = 0;
-    auto [tli_end, tli_ec] = std::from_chars(timeline_.data(), timeline_.data() + timeline_.size(), tli);
-    if (timeline_.empty() || tli_ec != std::errc() || tli_end != timeline_.data() + timeline_.size() ||
-        tli == 0) {
+    const char* tli_last = timeline_.data() + timeline_.size();
+    auto [tli_end, tli_ec] = std::from_chars(timeline_.data(), tli_last, tli);
+    if (timeline_.empty() || tli_ec != std::errc() || tli_end != tli_last || tli == 0) {
       return error(replication_errc::query_failed,
                    "IDENTIFY_SYSTEM returned timeline '" + timeline_ + "', not a timeline ID");
     }

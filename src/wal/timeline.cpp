@@ -73,8 +73,9 @@ HistoryVerdict judge_position(Lsn position, TimelineId recorded_tli, TimelineId 
                               Lsn server_wal_end, const std::vector<TimelineSwitch>& history) {
   HistoryVerdict verdict;
   if (recorded_tli != server_tli) {
-    const auto ancestor = std::find_if(history.begin(), history.end(),
-                                       [&](const TimelineSwitch& s) { return s.tli == recorded_tli; });
+    const auto ancestor =
+        std::find_if(history.begin(), history.end(),
+                     [&](const TimelineSwitch& s) { return s.tli == recorded_tli; });
     if (recorded_tli > server_tli || ancestor == history.end()) {
       verdict.divergence = Divergence::kNotAncestor;
       return verdict;

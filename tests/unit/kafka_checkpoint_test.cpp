@@ -51,8 +51,8 @@ TEST(KafkaCheckpoint, TimelineAndSelectionRoundTripInVersion3) {
             "v3 systemid=1 tli=1 end_lsn=16/B374D848 last_row=41 sel=0000000000000000");
   const Checkpoint unselected{wal::Lsn(0x10), 3, 1, UINT32_MAX, std::nullopt};
   EXPECT_EQ(encode_checkpoint(unselected), "v3 systemid=1 tli=4294967295 end_lsn=0/10 last_row=3");
-  for (const Checkpoint& c :
-       {whole, partial, unselected, Checkpoint{wal::Lsn(UINT64_MAX), 0, UINT64_MAX, 7, UINT64_MAX}}) {
+  const Checkpoint largest{wal::Lsn(UINT64_MAX), 0, UINT64_MAX, 7, UINT64_MAX};
+  for (const Checkpoint& c : {whole, partial, unselected, largest}) {
     auto parsed = parse_checkpoint(encode_checkpoint(c));
     ASSERT_TRUE(parsed) << parsed.error().describe();
     EXPECT_EQ(*parsed, c);
@@ -86,7 +86,8 @@ TEST(KafkaCheckpoint, MalformedVersion3IsRefusedNamingIt) {
         "v3 systemid=1 tli=1 end_lsn=0/0 last_row=whole sel=5b1e0c7f3a9d2e41 x",
         "v3 systemid=1 tli=1 end_lsn=0/0 sel=5b1e0c7f3a9d2e41 last_row=whole",
         "v2 systemid=1 end_lsn=0/0 last_row=whole sel=5b1e0c7f3a9d2e41",
-        "v2 systemid=1 tli=1 end_lsn=0/0 last_row=whole", "v4 systemid=1 tli=1 end_lsn=0/0 last_row=whole"}) {
+        "v2 systemid=1 tli=1 end_lsn=0/0 last_row=whole",
+        "v4 systemid=1 tli=1 end_lsn=0/0 last_row=whole"}) {
     auto parsed = parse_checkpoint(text);
     ASSERT_FALSE(parsed) << "accepted '" << text << "'";
     EXPECT_EQ(parsed.error().code, txn_errc::malformed_checkpoint);
