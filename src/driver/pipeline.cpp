@@ -542,8 +542,8 @@ std::string Pipeline::divergence_message(const relay::Checkpoint& checkpoint,
   const std::string tli = checkpoint.timeline ? std::to_string(*checkpoint.timeline) : "?";
   const std::string at = checkpoint.end_lsn.to_string();
   const std::string head = fmt::format(
-      "slot={}: Kafka holds the slot's checkpoint at lsn={} (group {}) taken on timeline {} of "
-      "system identifier {}, and this server is on timeline {} with its WAL ending at lsn={}",
+      "slot={}: Kafka holds the slot's checkpoint at lsn={} (group {}) taken on timeline {}, and "
+      "this server (system identifier {}) is on timeline {} with its WAL ending at lsn={}",
       cfg_.postgres.slot, at, options_.checkpoint_group, tli, stream.system_identifier(),
       stream.timeline(), stream.identified_wal_end().to_string());
   switch (*verdict.divergence) {

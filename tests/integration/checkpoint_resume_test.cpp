@@ -149,9 +149,11 @@ TEST_F(TimelineTest, PromotedLaggingStandbyIsRefusedAsADivergenceAndRecreatedOnl
                          checkpoint),
             std::string::npos)
       << refusal;
-  EXPECT_NE(refusal.find("taken on timeline 1 of system identifier"), std::string::npos)
+  EXPECT_NE(refusal.find("taken on timeline 1, and this server (system identifier"),
+            std::string::npos)
       << refusal;
-  EXPECT_NE(refusal.find("this server is on timeline 2"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find(") is on timeline 2 with its WAL ending at lsn="), std::string::npos)
+      << refusal;
   EXPECT_NE(refusal.find("its history left timeline 1 at lsn=" + fork + " (the switch point)"),
             std::string::npos)
       << refusal;
