@@ -343,7 +343,7 @@ std::string slot_json(const SlotReport& r) {
          (r.checkpoint->system_identifier
               ? json_string(std::to_string(*r.checkpoint->system_identifier))
               : "null") +
-         "}";
+         ",\"timeline\":" + opt_num(r.checkpoint->timeline) + "}";
   } else {
     o += "null";
   }

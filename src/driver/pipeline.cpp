@@ -259,7 +259,7 @@ common::Result<void> Pipeline::run() {
 common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& streamed) {
   const auto& pg = cfg_.postgres;
   stats_.state = static_cast<int>(relay::PipelineState::kConnecting);
-  const std::optional<SlotMemory> memory = slot_memory(core);
+  std::optional<SlotMemory> memory = slot_memory(core);
   pg::ReplicationOptions ro = replication_options(cfg_, options_.application_name);
   // If it is gone, creating it again would skip every row committed since,
   // silently.
@@ -279,6 +279,12 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
   }
   core.set_system_identifier((*stream)->system_identifier());
   system_identifier_ = (*stream)->system_identifier();
+  // Also before the slot: a slot of this name on another history does not
+  // hold the rows the checkpoint's positions name.
+  if (auto diverged = check_history(core, **stream); !diverged) return diverged.error();
+  if (const auto tli = (*stream)->timeline_id()) core.set_timeline(*tli);
+  // What the checks forgot or corrected is no memory of this slot.
+  memory = slot_memory(core);
   if (cfg_.outbox.reads_messages() && (*stream)->server_version() < 140000) {
     return failure(errc::fatal,
                    fmt::format("slot={} outbox.source: {} needs PostgreSQL 14 or later, whose "
@@ -358,6 +364,13 @@ std::optional<Pipeline::SlotMemory> Pipeline::slot_memory(const relay::SlotCore&
     memory = SlotMemory{checkpoint->end_lsn,
                         "Kafka holds its checkpoint at lsn=" + checkpoint->end_lsn.to_string() +
                             " (group " + options_.checkpoint_group + ")"};
+  }
+  if (memory && history_note_) {
+    memory = SlotMemory{history_note_->gap_from,
+                        "Kafka holds its checkpoint at lsn=" + memory->lsn.to_string() +
+                            " (group " + options_.checkpoint_group + "), " + history_note_->why +
+                            ": the gap starts at or before lsn=" +
+                            history_note_->gap_from.to_string()};
   }
   if (!slot_streamed_) return memory;
   // At least once, the checkpoint read at start trails what this process
@@ -448,6 +461,121 @@ common::Result<void> Pipeline::check_system(relay::SlotCore& core, uint64_t syst
       message, system_identifier);
   core.forget_positions();
   return {};
+}
+
+// The same system identifier does not make the same history: a
+// point-in-time recovery, a standby promoted before it had replayed what
+// the relay read on the old primary, a file-system snapshot restored. Each
+// writes other WAL at positions the checkpoint names. Exactly once, the
+// relay would skip the rows there as already delivered; so it refuses, as
+// for a lost slot, unless on_slot_lost: recreate says to start from the
+// slot's own position. At least once the checkpoint is never a position to
+// resume from, and nothing is skipped because of it; it only must not make
+// lost_slot_message() claim a gap that starts after the fork.
+common::Result<void> Pipeline::check_history(relay::SlotCore& core,
+                                             pg::ReplicationStream& stream) {
+  const std::optional<relay::Checkpoint>& checkpoint = core.ledger().last_checkpoint();
+  const std::optional<wal::TimelineId> server_tli = stream.timeline_id();
+  if (!checkpoint || !server_tli) return {};
+  // A checkpoint that does not record its timeline is judged against the
+  // server's WAL end alone.
+  const wal::TimelineId recorded_tli = checkpoint->timeline.value_or(*server_tli);
+  std::vector<wal::TimelineSwitch> history;
+  if (recorded_tli != *server_tli && *server_tli > 1) {
+    auto content = stream.timeline_history(*server_tli);
+    if (!content) return failure(errc::retriable, content.error().describe());
+    auto parsed = wal::parse_timeline_history(*content);
+    if (!parsed) {
+      return failure(errc::fatal, fmt::format("slot={} cannot read the history of timeline {}: {}",
+                                              cfg_.postgres.slot, *server_tli,
+                                              parsed.error().describe()));
+    }
+    history = std::move(*parsed);
+  }
+  const wal::HistoryVerdict verdict = wal::judge_position(
+      checkpoint->end_lsn, recorded_tli, *server_tli, stream.identified_wal_end(), history);
+  if (verdict.same_history()) {
+    if (recorded_tli != *server_tli) {
+      spdlog::info(
+          "slot={} the checkpoint at lsn={} was taken on timeline {}; this server is on timeline "
+          "{}, whose history left timeline {} at lsn={}, after the checkpoint: a failover that "
+          "kept every position the checkpoint names",
+          cfg_.postgres.slot, checkpoint->end_lsn.to_string(), recorded_tli, *server_tli,
+          recorded_tli, verdict.switchpoint->to_string());
+    }
+    return {};
+  }
+  const std::string message = divergence_message(*checkpoint, stream, verdict);
+  if (!options_.transactions) {
+    const wal::Lsn gap_from =
+        std::min(checkpoint->end_lsn, verdict.switchpoint.value_or(stream.identified_wal_end()));
+    if (!history_note_) {
+      spdlog::warn(
+          "{}; at least once the slot's own position decides where streaming starts, so nothing "
+          "is skipped because of it, and the next checkpoint written replaces it",
+          message);
+    }
+    history_note_ = HistoryNote{
+        gap_from, fmt::format("a checkpoint from another history than this server's ({})",
+                              wal::to_string(*verdict.divergence))};
+    return {};
+  }
+  if (cfg_.postgres.on_slot_lost != config::SlotLostPolicy::kRecreate) {
+    return failure(errc::fatal,
+                   message + "; then set postgres.on_slot_lost: recreate to stream this server's "
+                             "slot from its own position, or point the relay back at the server "
+                             "whose history the checkpoint is in");
+  }
+  ++stats_.slots_recreated;
+  spdlog::error(
+      "{} (on_slot_lost: recreate: forgetting the checkpoint and streaming timeline {} from the "
+      "slot's own position; rows of this history before that position that are not in Kafka were "
+      "NOT published)",
+      message, *server_tli);
+  core.forget_positions();
+  return {};
+}
+
+std::string Pipeline::divergence_message(const relay::Checkpoint& checkpoint,
+                                         const pg::ReplicationStream& stream,
+                                         const wal::HistoryVerdict& verdict) const {
+  const std::string tli = checkpoint.timeline ? std::to_string(*checkpoint.timeline) : "?";
+  const std::string at = checkpoint.end_lsn.to_string();
+  const std::string head = fmt::format(
+      "slot={}: Kafka holds the slot's checkpoint at lsn={} (group {}) taken on timeline {}, and "
+      "this server (system identifier {}) is on timeline {} with its WAL ending at lsn={}",
+      cfg_.postgres.slot, at, options_.checkpoint_group, tli, stream.system_identifier(),
+      stream.timeline(), stream.identified_wal_end().to_string());
+  switch (*verdict.divergence) {
+    case wal::Divergence::kBeyondSwitchPoint:
+      return fmt::format(
+          "{}: its history left timeline {} at lsn={} (the switch point), before the "
+          "checkpoint, so from lsn={} to lsn={} the two histories hold different WAL (a "
+          "point-in-time recovery, or a standby promoted before it had replayed what the relay "
+          "read); rows this server committed between lsn={} and lsn={} would be skipped as "
+          "already delivered, and the records Kafka holds from that range are not in this "
+          "server's outbox; compare the outbox with Kafka from lsn={}",
+          head, tli, verdict.switchpoint->to_string(), verdict.switchpoint->to_string(), at,
+          verdict.switchpoint->to_string(), at, verdict.switchpoint->to_string());
+    case wal::Divergence::kNotAncestor:
+      return fmt::format(
+          "{}: timeline {} is not in this server's history (a restore of a backup taken before "
+          "it began, or another standby promoted on its own), so the checkpoint's positions name "
+          "other WAL here; rows this server committed after the histories parted and up to "
+          "lsn={} would be skipped as already delivered; compare the outbox with Kafka from "
+          "where the histories parted (pg_wal/{:08X}.history on each server)",
+          head, tli, at, stream.timeline_id().value_or(0));
+    case wal::Divergence::kBeyondWalEnd:
+      return fmt::format(
+          "{}: the checkpoint is beyond the server's WAL end, so this server never wrote that "
+          "position and its history is not the one the checkpoint was taken on (a file-system "
+          "snapshot or an older backup restored); rows it commits up to lsn={} would be skipped "
+          "as already delivered, and the records Kafka holds after the point the histories "
+          "parted are not in this server's outbox; compare the outbox with Kafka from before "
+          "lsn={}",
+          head, at, stream.identified_wal_end().to_string());
+  }
+  return head;
 }
 
 bool Pipeline::take_output(relay::SlotCore& core, std::optional<common::Error>& failed) {

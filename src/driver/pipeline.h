@@ -14,6 +14,7 @@
 #include "relay/publisher.h"
 #include "relay/record.h"
 #include "relay/stats.h"
+#include "wal/timeline.h"
 
 namespace pg {
 class ReplicationStream;
@@ -90,6 +91,13 @@ class Pipeline {
   bool take_output(relay::SlotCore& core, std::optional<common::Error>& failure);
   std::string lost_slot_message(const relay::Checkpoint& checkpoint) const;
   common::Result<void> check_system(relay::SlotCore& core, uint64_t system_identifier);
+  // Whether the checkpoint's positions are in the server's history
+  // (wal::judge_position): its timeline an ancestor of the server's, left
+  // at or after end_lsn, and end_lsn within the server's WAL.
+  common::Result<void> check_history(relay::SlotCore& core, pg::ReplicationStream& stream);
+  std::string divergence_message(const relay::Checkpoint& checkpoint,
+                                 const pg::ReplicationStream& stream,
+                                 const wal::HistoryVerdict& verdict) const;
   // Where the slot last stood as this process knows it, if it streamed
   // before: a slot missing now was lost, and must never be created again
   // silently.
@@ -125,6 +133,14 @@ class Pipeline {
   void offer_checkpoint(wal::Lsn confirmed);
   void serve_checkpoints();
   std::optional<uint64_t> system_identifier_;
+  // At least once, a checkpoint from another history than the server's
+  // (check_history): where the gap would begin if the slot were missing,
+  // and why, for lost_slot_message(). Said once.
+  struct HistoryNote {
+    wal::Lsn gap_from;
+    std::string why;
+  };
+  std::optional<HistoryNote> history_note_;
   wal::Lsn checkpoint_offered_;
   std::chrono::steady_clock::time_point checkpoint_offered_at_{};
 };

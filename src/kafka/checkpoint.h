@@ -4,14 +4,18 @@
 // transaction, as the metadata string of an offset committed to the
 // checkpoint group (see checkpoint_store.h):
 //
-//   v2 systemid=7312345678901234567 end_lsn=16/B374D848 last_row=whole
-//   v2 systemid=7312345678901234567 end_lsn=16/B374D848 last_row=41
+//   v3 systemid=7312345678901234567 tli=2 end_lsn=16/B374D848 last_row=whole sel=5b1e0c7f3a9d2e41
+//   v3 systemid=7312345678901234567 tli=2 end_lsn=16/B374D848 last_row=41 sel=5b1e0c7f3a9d2e41
 //
 // The first: every row up to that commit; the second: ... and rows 0..41 of
-// the next. systemid is the server's system identifier (IDENTIFY_SYSTEM),
-// in decimal as PostgreSQL prints it. A checkpoint that does not know it is
-// written, and read, in the form earlier relays wrote:
+// the next. systemid is the server's system identifier and tli its timeline
+// (IDENTIFY_SYSTEM), in decimal as PostgreSQL prints them; sel, 16 hex
+// digits, the fingerprint of the outbox selection that counted last_row
+// (relay::selection_fingerprint), written when known. A checkpoint that does
+// not know the timeline, or the system, is written, and read, in the forms
+// earlier relays wrote:
 //
+//   v2 systemid=7312345678901234567 end_lsn=16/B374D848 last_row=whole
 //   v1 end_lsn=16/B374D848 last_row=whole
 //
 // end_lsn is the end LSN of the last PostgreSQL transaction whose rows are

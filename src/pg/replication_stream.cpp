@@ -226,6 +226,14 @@ common::Result<void> ReplicationStream::check_server() {
   const auto& row = (*ident)[0];
   if (row.size() >= 3 && row[1] && row[2]) {
     timeline_ = *row[1];
+    wal::TimelineId tli = 0;
+    const char* tli_last = timeline_.data() + timeline_.size();
+    auto [tli_end, tli_ec] = std::from_chars(timeline_.data(), tli_last, tli);
+    if (timeline_.empty() || tli_ec != std::errc() || tli_end != tli_last || tli == 0) {
+      return error(replication_errc::query_failed,
+                   "IDENTIFY_SYSTEM returned timeline '" + timeline_ + "', not a timeline ID");
+    }
+    timeline_id_ = tli;
     auto xlogpos = parse_server_lsn(*row[2], "IDENTIFY_SYSTEM xlogpos");
     if (!xlogpos) return xlogpos.error();
     identified_wal_end_ = *xlogpos;
@@ -238,6 +246,16 @@ common::Result<void> ReplicationStream::check_server() {
                      "'; logical decoding needs wal_level = logical (and a server restart)");
   }
   return read_wal_safety();
+}
+
+common::Result<std::string> ReplicationStream::timeline_history(wal::TimelineId tli) {
+  auto rows = conn_->query("TIMELINE_HISTORY " + std::to_string(tli));
+  if (!rows) return rows.error();
+  if (rows->size() != 1 || (*rows)[0].size() < 2 || !(*rows)[0][1]) {
+    return error(replication_errc::query_failed,
+                 "TIMELINE_HISTORY " + std::to_string(tli) + " returned no history file");
+  }
+  return *(*rows)[0][1];
 }
 
 common::Result<void> ReplicationStream::read_wal_safety() {

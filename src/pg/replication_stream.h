@@ -9,6 +9,7 @@
 #include "common/result.h"
 #include "pg/wal_safety.h"
 #include "pg/wal_types.h"
+#include "wal/timeline.h"
 
 namespace pg {
 
@@ -104,7 +105,13 @@ class ReplicationStream {
   // IDENTIFY_SYSTEM's timeline and WAL flush position at connect: a timeline
   // above 1 means the server was promoted at some point.
   const std::string& timeline() const { return timeline_; }
+  // The same timeline as a number; unset when the server sent none.
+  std::optional<wal::TimelineId> timeline_id() const { return timeline_id_; }
   Lsn identified_wal_end() const { return identified_wal_end_; }
+  // TIMELINE_HISTORY `tli`: the content of the server's history file for
+  // that timeline (wal::parse_timeline_history reads it). Timeline 1 has
+  // none.
+  common::Result<std::string> timeline_history(wal::TimelineId tli);
 
   // Reads the outbox from the catalog; checks that the publication delivers
   // it (creating the publication, before the slot, only when the slot does
@@ -163,6 +170,7 @@ class ReplicationStream {
   uint64_t system_identifier_ = 0;
   WalSafetySettings wal_safety_;
   std::string timeline_;
+  std::optional<wal::TimelineId> timeline_id_;
   Lsn identified_wal_end_;
   OutboxRelation outbox_;
   bool streaming_ = false;

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <optional>
 
+#include "config/config.h"
 #include "wal/lsn.h"
+#include "wal/timeline.h"
 
 namespace relay {
 
@@ -19,13 +21,32 @@ namespace relay {
 // the positions are in: a slot of the same name on another system (a fresh
 // initdb, a cluster restored from a dump) shares nothing with them. Unknown
 // in checkpoints written before it was recorded.
+//
+// timeline is the server's timeline (IDENTIFY_SYSTEM's) when the checkpoint
+// was taken: the same system identifier can carry another history after a
+// point-in-time recovery or the promotion of a lagging standby, and only
+// positions up to where that history left the checkpoint's timeline are the
+// same rows (wal::judge_position).
+//
+// selection is selection_fingerprint() of the configuration that counted
+// last_row: rows and messages are counted together, in stream order, only
+// as far as the outbox's source, table and prefix select them. Under another
+// selection the same index names other records.
 struct Checkpoint {
   wal::Lsn end_lsn;
   std::optional<uint64_t> last_row;
   std::optional<uint64_t> system_identifier;
+  std::optional<wal::TimelineId> timeline;
+  std::optional<uint64_t> selection;
 
   bool operator==(const Checkpoint&) const = default;
 };
+
+// A stable hash (FNV-1a, 64 bits) of what decides which records of a
+// transaction the relay counts: outbox.source, and of the table and the
+// message prefix only what that source reads. The same in every build and
+// on every host, since it is written into checkpoints.
+uint64_t selection_fingerprint(const config::OutboxConfig& outbox);
 
 // At least once, where the position confirmed to PostgreSQL is written
 // after confirming, so that a later start knows the slot existed and where

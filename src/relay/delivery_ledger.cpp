@@ -39,11 +39,25 @@ wal::Lsn DeliveryLedger::start_session(wal::Lsn slot_confirmed) {
   // or a server restart kept an older copy of the slot on disk).
   wal::Lsn from = std::max(slot_confirmed, watermark());
   skip_through_.reset();
+  partial_resume_ = PartialResume::kNone;
   if (exactly_once_ && committed) {
     from = std::max(from, committed->end_lsn);
     // The PostgreSQL transaction after the checkpoint is replayed from its
-    // Begin; its rows up to last_row are already committed in Kafka.
-    if (committed->last_row && from == committed->end_lsn) skip_through_ = committed->last_row;
+    // Begin; its rows up to last_row are already committed in Kafka, if the
+    // index still names them. When it may not, the whole transaction is
+    // published again: duplicates of what Kafka holds (their outbox-lsn and
+    // outbox-xid headers tell them apart), never a skipped row. A
+    // checkpoint that does not record one or the other keeps the index.
+    if (committed->last_row && from == committed->end_lsn) {
+      if (committed->selection && selection_ && *committed->selection != *selection_) {
+        partial_resume_ = PartialResume::kRepublishSelectionChanged;
+      } else if (committed->timeline && timeline_ && *committed->timeline != *timeline_) {
+        partial_resume_ = PartialResume::kRepublishTimelineChanged;
+      } else {
+        partial_resume_ = PartialResume::kSkipRows;
+        skip_through_ = committed->last_row;
+      }
+    }
   }
   tracker_ = AckTracker(from);
   committed_end_ = from;
@@ -106,7 +120,7 @@ common::Result<std::optional<DeliveryLedger::Token>> DeliveryLedger::add_dead_le
 }
 
 Checkpoint DeliveryLedger::checkpoint() const {
-  Checkpoint c{stream_end_, std::nullopt, system_identifier_};
+  Checkpoint c{stream_end_, std::nullopt, system_identifier_, timeline_, selection_};
   if (txn_ && rows_in_txn_ > 0) c.last_row = rows_in_txn_ - 1;
   return c;
 }
@@ -114,6 +128,7 @@ Checkpoint DeliveryLedger::checkpoint() const {
 void DeliveryLedger::forget_positions() {
   last_checkpoint_.reset();
   skip_through_.reset();
+  partial_resume_ = PartialResume::kNone;
   tracker_ = AckTracker(wal::Lsn());
   committed_end_ = wal::Lsn();
   stream_end_ = wal::Lsn();

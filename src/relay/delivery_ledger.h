@@ -130,6 +130,26 @@ class DeliveryLedger {
   void set_system_identifier(uint64_t system_identifier) {
     system_identifier_ = system_identifier;
   }
+  // The session's server's timeline, and the fingerprint of the outbox
+  // selection that counts records: checkpoint() names both, and a resume
+  // skips rows by index only under the ones that counted them.
+  void set_timeline(wal::TimelineId timeline) { timeline_ = timeline; }
+  void set_selection(uint64_t selection) { selection_ = selection; }
+
+  // How the last start_session() resumes the transaction a checkpoint with
+  // last_row was partly in.
+  enum class PartialResume {
+    kNone,       // no such checkpoint, or the resume starts elsewhere
+    kSkipRows,   // skips rows 0..last_row, which Kafka holds
+    // Republishes the whole transaction: the selection that counted
+    // last_row is not this one, so the index would name other records.
+    kRepublishSelectionChanged,
+    // Republishes the whole transaction: the checkpoint was taken on
+    // another timeline, and the transaction after end_lsn on the server's
+    // history may not be the one whose rows were counted.
+    kRepublishTimelineChanged,
+  };
+  PartialResume partial_resume() const { return partial_resume_; }
   // The slot's server is not the system the positions so far were read
   // from (a checkpoint of another system identifier, under on_slot_lost:
   // recreate): they mean nothing in its WAL. Forgets them, the checkpoint
@@ -186,6 +206,9 @@ class DeliveryLedger {
   std::optional<uint64_t> skip_through_;
   std::optional<Checkpoint> last_checkpoint_;
   std::optional<uint64_t> system_identifier_;
+  std::optional<wal::TimelineId> timeline_;
+  std::optional<uint64_t> selection_;
+  PartialResume partial_resume_ = PartialResume::kNone;
   std::optional<uint64_t> skip_in_txn_;
   bool reported_in_session_ = false;
   Clock::time_point last_feedback_at_{};

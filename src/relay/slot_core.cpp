@@ -71,7 +71,9 @@ SlotCore::SlotCore(const config::Config& cfg, Router& router, Publisher& publish
       stats_(stats),
       options_(std::move(options)),
       ledger_(cfg.outbox.on_bad_row, feedback_times(cfg), options_.transactions != nullptr),
-      topic_counters_(stats.topics) {}
+      topic_counters_(stats.topics) {
+  ledger_.set_selection(selection_fingerprint(cfg.outbox));
+}
 
 wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed, RelationGuard guard) {
   // The server sends Relation messages again on a new connection; the router
@@ -89,7 +91,38 @@ wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed, RelationGuard guard) {
   committing_.reset();
   const wal::Lsn from = ledger_.start_session(slot_confirmed);
   stats_.confirmed_lsn = from.value();
+  log_partial_resume();
   return from;
+}
+
+// A resume inside a transaction that the checkpoint's index cannot be
+// trusted for republishes it whole; say so, since a read_committed reader
+// then sees the part Kafka held twice.
+void SlotCore::log_partial_resume() const {
+  using PartialResume = DeliveryLedger::PartialResume;
+  const PartialResume how = ledger_.partial_resume();
+  if (how != PartialResume::kRepublishSelectionChanged &&
+      how != PartialResume::kRepublishTimelineChanged) {
+    return;
+  }
+  const Checkpoint& checkpoint = *ledger_.last_checkpoint();
+  const std::string why =
+      how == PartialResume::kRepublishSelectionChanged
+          ? fmt::format("outbox.source, outbox.table or outbox.message_prefix changed since it "
+                        "was written (selection {:016x}, now {:016x}), so that index would name "
+                        "other records",
+                        checkpoint.selection.value_or(0), selection_fingerprint(cfg_.outbox))
+          : fmt::format("it was written on timeline {} and the server is on another, so the "
+                        "transaction after lsn={} in the server's history may not be the one "
+                        "counted",
+                        checkpoint.timeline.value_or(0), checkpoint.end_lsn.to_string());
+  spdlog::warn(
+      "slot={} the checkpoint at lsn={} says rows 0..{} of the transaction after it are in "
+      "Kafka, but {}: republishing that whole transaction instead of skipping by index; a "
+      "read_committed reader sees up to {} of its records twice (same outbox-lsn and outbox-xid "
+      "headers), and none is skipped",
+      cfg_.postgres.slot, checkpoint.end_lsn.to_string(), *checkpoint.last_row, why,
+      *checkpoint.last_row + 1);
 }
 
 bool SlotCore::lease_held() const {

@@ -112,6 +112,8 @@ class SlotCore {
   void set_system_identifier(uint64_t system_identifier) {
     ledger_.set_system_identifier(system_identifier);
   }
+  // The timeline of that server; checkpoints name it.
+  void set_timeline(wal::TimelineId timeline) { ledger_.set_timeline(timeline); }
   // See DeliveryLedger::forget_positions().
   void forget_positions();
   // Counts, once per session, that a newer owner took the slot's output:
@@ -135,6 +137,8 @@ class SlotCore {
   common::Result<void> on_non_transactional(const wal::Message& message);
   // A row or message routed at `lsn`: its record, or the bad-row policy's.
   common::Result<void> add(RouteOutcome&& routed, wal::Lsn lsn);
+  // Warns when start_session() republishes a partly committed transaction.
+  void log_partial_resume() const;
   common::Result<void> bad_row(const BadRow& bad, wal::Lsn lsn);
   common::Result<void> publish(OutboxRecord&& record, DeliveryLedger::Token token);
   common::Result<void> retry_pending();

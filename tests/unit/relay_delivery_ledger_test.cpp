@@ -255,6 +255,71 @@ TEST(DeliveryLedgerExactlyOnce, AResumeSkipsTheRowsACheckpointAlreadyHolds) {
   EXPECT_TRUE(next->has_value());
 }
 
+// Rows 0..last_row of the transaction after the checkpoint, as the
+// checkpoint counted them; the rows the resume produces say which were
+// skipped.
+std::vector<bool> produced_on_resume(DeliveryLedger& l, int rows) {
+  std::vector<bool> produced;
+  EXPECT_TRUE(l.begin(L(290), 1, {}, L(110)).ok());
+  for (int i = 0; i < rows; ++i) {
+    auto tok = l.add_record(L(120 + static_cast<uint64_t>(i)));
+    EXPECT_TRUE(tok.ok());
+    produced.push_back(tok.ok() && tok->has_value());
+  }
+  EXPECT_TRUE(l.commit(L(300), L(290)).ok());
+  return produced;
+}
+
+TEST(DeliveryLedgerExactlyOnce, AResumeUnderTheSameSelectionAndTimelineSkipsByIndex) {
+  auto l = make_exactly_once();
+  l.set_selection(0xabc);
+  l.set_timeline(2);
+  l.restore(Checkpoint{L(100), 1, 7, 2, 0xabc});
+  EXPECT_EQ(l.start_session(L(50)), L(100));
+  EXPECT_EQ(l.partial_resume(), DeliveryLedger::PartialResume::kSkipRows);
+  EXPECT_EQ(produced_on_resume(l, 3), (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(l.checkpoint(), (Checkpoint{L(300), std::nullopt, std::nullopt, 2, 0xabc}));
+}
+
+// Another source, table or prefix counts other records: the index would
+// skip the wrong ones, so the whole transaction is published again.
+TEST(DeliveryLedgerExactlyOnce, AResumeUnderAnotherSelectionRepublishesTheWholeTransaction) {
+  auto l = make_exactly_once();
+  l.set_selection(0xdef);
+  l.restore(Checkpoint{L(100), 1, 7, 2, 0xabc});
+  EXPECT_EQ(l.start_session(L(50)), L(100));
+  EXPECT_EQ(l.partial_resume(), DeliveryLedger::PartialResume::kRepublishSelectionChanged);
+  EXPECT_EQ(produced_on_resume(l, 3), (std::vector<bool>{true, true, true}));
+}
+
+// On another timeline the transaction after end_lsn may be another one.
+TEST(DeliveryLedgerExactlyOnce, AResumeOnAnotherTimelineRepublishesTheWholeTransaction) {
+  auto l = make_exactly_once();
+  l.set_selection(0xabc);
+  l.set_timeline(3);
+  l.restore(Checkpoint{L(100), 1, 7, 2, 0xabc});
+  EXPECT_EQ(l.start_session(L(50)), L(100));
+  EXPECT_EQ(l.partial_resume(), DeliveryLedger::PartialResume::kRepublishTimelineChanged);
+  EXPECT_EQ(produced_on_resume(l, 3), (std::vector<bool>{true, true, true}));
+}
+
+// Checkpoints written before the timeline and the selection were recorded
+// keep the index, as they always did; so does a whole one, which has none.
+TEST(DeliveryLedgerExactlyOnce, ACheckpointWithoutSelectionOrTimelineStillSkipsByIndex) {
+  auto l = make_exactly_once();
+  l.set_selection(0xdef);
+  l.set_timeline(3);
+  l.restore(Checkpoint{L(100), 0, 7});
+  l.start_session(L(50));
+  EXPECT_EQ(l.partial_resume(), DeliveryLedger::PartialResume::kSkipRows);
+  EXPECT_EQ(produced_on_resume(l, 2), (std::vector<bool>{false, true}));
+  auto whole = make_exactly_once();
+  whole.set_selection(0xdef);
+  whole.restore(Checkpoint{L(100), std::nullopt, 7, 2, 0xabc});
+  whole.start_session(L(50));
+  EXPECT_EQ(whole.partial_resume(), DeliveryLedger::PartialResume::kNone);
+}
+
 TEST(DeliveryLedgerExactlyOnce, AResumeNeverStartsBeforeTheCheckpoint) {
   auto l = make_exactly_once();
   l.restore(Checkpoint{L(500), std::nullopt});

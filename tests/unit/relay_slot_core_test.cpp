@@ -978,7 +978,9 @@ TEST_F(SlotCoreExactlyOnceStats, ACommitIsCountedTimedAndItsCheckpointPublished)
   EXPECT_FALSE(stats_.checkpoint_known.load());
   ASSERT_TRUE(txn(0x2000, {1, 2}).ok());
   ASSERT_TRUE(core_.maybe_commit(Clock::now(), true).ok());
-  EXPECT_EQ(kafka_.committed_checkpoint(), (Checkpoint{wal::Lsn(0x2000), std::nullopt, 42}));
+  EXPECT_EQ(kafka_.committed_checkpoint(), (Checkpoint{wal::Lsn(0x2000), std::nullopt, 42,
+                                                        std::nullopt,
+                                                        selection_fingerprint(cfg_.outbox)}));
   EXPECT_EQ(stats_.kafka_transactions_committed.load(), 1u);
   EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 0u);
   EXPECT_EQ(stats_.kafka_commit.snapshot().count, 1u);
@@ -1366,7 +1368,9 @@ TEST(SlotCoreMessagesExactlyOnce, AResumeInsideATransactionSkipsExactlyItsCommit
     SlotCore first(cfg, router, kafka, stats, options);
     ASSERT_TRUE(replay(first).ok());
     // Killed before the transaction's Commit: Kafka committed 1, 2, 3.
-    ASSERT_EQ(kafka.committed_checkpoint(), (Checkpoint{wal::Lsn(0x1000), 2, std::nullopt}));
+    ASSERT_EQ(kafka.committed_checkpoint(),
+              (Checkpoint{wal::Lsn(0x1000), 2, std::nullopt, std::nullopt,
+                          selection_fingerprint(cfg.outbox)}));
     ASSERT_TRUE(kafka.abort(milliseconds(0)).ok());
   }
   SlotCore second(cfg, router, kafka, stats, options);
@@ -1379,7 +1383,8 @@ TEST(SlotCoreMessagesExactlyOnce, AResumeInsideATransactionSkipsExactlyItsCommit
   for (int id : {1, 2, 3, 4, 5}) EXPECT_EQ(kafka.visible[Stream::id_of(id)], 1) << id;
   EXPECT_EQ(kafka.visible.count(Stream::id_of(90)), 0u);
   EXPECT_EQ(kafka.committed_checkpoint(),
-            (Checkpoint{wal::Lsn(0x2000), std::nullopt, std::nullopt}));
+            (Checkpoint{wal::Lsn(0x2000), std::nullopt, std::nullopt, std::nullopt,
+                        selection_fingerprint(cfg.outbox)}));
 }
 
 }  // namespace
