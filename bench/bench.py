@@ -162,6 +162,10 @@ def run_ceiling(servers, wl, slot, binary, timeout, result, messages=False):
 RELAY_VARIANTS = {
     # The delivery guarantee: exactly_once is the default.
     "alo": {"kafka_keys": {"delivery": "at_least_once"}},
+    # The peers' own settings: at least once, no compression (Kafka's
+    # producer default, which Debezium Server and go-pq-cdc-kafka keep).
+    "alo-nolz4": {"kafka_keys": {"delivery": "at_least_once"},
+                  "kafka": {"compression.type": "none"}},
     # How often exactly_once commits its Kafka transaction, and its size bound.
     "txn100ms": {"kafka_keys": {"transaction_interval": "100ms",
                                 "transaction_max_records": 10000}},
