@@ -45,7 +45,7 @@ import common
 from common import fmt, log
 
 RATES = [1000, 5000, 10000]
-GOAL_RATE = 10000
+GOAL_RATE = 5000
 GOAL_P99_MS = 10.0
 WARM_UP_ROWS = 20
 # The broker is started for the run: its JVM compiles its hot paths over the
@@ -98,6 +98,7 @@ class LiveResult:
         self.latency = {}         # p50, p99, p99.9, max (ms)
         self.visible = {}         # the same, read by a read_committed consumer
         self.hist = None          # the relay's commit_to_ack histogram
+        self.stalls = []          # see stalls()
         self.cpu = {}             # over the pgbench run, seconds
         self.load_before = None
         self.error = None
@@ -269,6 +270,23 @@ def join_latencies(r, commits, records):
     r.missing = len(commits) - len(first)
     r.duplicates = r.records - len(first)
     r.latency = summary(first[rid] - commits[rid] / 1000 for rid in first)
+    r.stalls = stalls({commits[rid]: first[rid] - commits[rid] / 1000 for rid in first})
+
+
+def stalls(latency_by_commit_us, window_ms=100, over_ms=50.0):
+    """The 100 ms windows of commit time whose rows waited more than 50 ms,
+    as (seconds into the run, rows in the window, worst ms): whether a tail
+    is spread over the run or is a few pauses of everything."""
+    if not latency_by_commit_us:
+        return []
+    start = min(latency_by_commit_us)
+    windows = {}
+    for us, ms in latency_by_commit_us.items():
+        w = int((us - start) / 1000 // window_ms)
+        n, worst = windows.get(w, (0, 0.0))
+        windows[w] = (n + 1, max(worst, ms))
+    return [(w * window_ms / 1000, n, worst) for w, (n, worst) in sorted(windows.items())
+            if worst > over_ms]
 
 
 def summary(latencies):
@@ -343,6 +361,9 @@ def run_rate(servers, r, work, pgbench_script, drain_timeout, variant=None):
         f"p50 {fmt(r.latency.get('p50'), '.1f')} p99 {fmt(r.latency.get('p99'), '.1f')} ms; "
         f"read_committed p50 {fmt(r.visible.get('p50'), '.1f')} "
         f"p99 {fmt(r.visible.get('p99'), '.1f')} ms, missing {fmt(r.visible.get('missing'), ',')}")
+    if r.stalls:
+        log(f"{r.rate} rows/s: {len(r.stalls)} windows of 100 ms with a row over 50 ms: " +
+            ", ".join(f"{at:.1f}s ({n} rows, {worst:.0f} ms)" for at, n, worst in r.stalls[:20]))
     servers.kafka_admin("delete-topic", run.topic, check=False)
     common.drop_slots(servers, [slot])
     servers.psql("TRUNCATE public.outbox")
