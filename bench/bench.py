@@ -183,6 +183,7 @@ RELAY_VARIANTS = {
     "zstd": {"kafka": {"compression.type": "zstd"}},
     # The in-flight window (default 20,000): memory held by librdkafka, and
     # how far apart in time a record is written and read again.
+    "inflight5k": {"limits": {"max_inflight_messages": 5000}},
     "inflight10k": {"limits": {"max_inflight_messages": 10000}},
     "inflight50k": {"limits": {"max_inflight_messages": 50000}},
     "inflight100k": {"limits": {"max_inflight_messages": 100000}},
@@ -197,7 +198,10 @@ RELAY_VARIANTS = {
     # Payloads referenced from the request instead of copied into it.
     "nocopy": {"kafka": {"message.copy.max.bytes": "0"}},
     "nolz4-nocopy": {"kafka": {"compression.type": "none", "message.copy.max.bytes": "0"}},
-    # The in-flight bytes (default 16 MiB): 256 MiB was the default before.
+    # The in-flight bytes (default 4 MiB; 16 MiB before, 256 MiB before that).
+    "bytes4m": {"limits": {"max_inflight_bytes": "4MiB"}},
+    "bytes8m": {"limits": {"max_inflight_bytes": "8MiB"}},
+    "bytes16m": {"limits": {"max_inflight_bytes": "16MiB"}},
     "bytes32m": {"limits": {"max_inflight_bytes": "32MiB"}},
     "bytes256m": {"limits": {"max_inflight_bytes": "256MiB"}},
     "alo-bytes256m": {"kafka_keys": {"delivery": "at_least_once"},

@@ -124,7 +124,7 @@ struct OutboxConfig {
 
 struct LimitsConfig {
   uint64_t max_inflight_messages = 20000;
-  uint64_t max_inflight_bytes = 16777216;
+  uint64_t max_inflight_bytes = 4194304;
 
   bool operator==(const LimitsConfig&) const = default;
 };

@@ -122,7 +122,7 @@ TEST(ConfigLoad, OnlyTheDsnGivesAllDefaults) {
   EXPECT_EQ(cfg.postgres.on_slot_lost, config::SlotLostPolicy::kFail);
   EXPECT_EQ(cfg.outbox.dead_letter_topic, "outbox.dead-letter");
   EXPECT_EQ(cfg.limits.max_inflight_messages, 20000u);
-  EXPECT_EQ(cfg.limits.max_inflight_bytes, 16777216u);
+  EXPECT_EQ(cfg.limits.max_inflight_bytes, 4194304u);
   EXPECT_EQ(cfg.http.listen, "127.0.0.1:9187");
   EXPECT_EQ(cfg.http.ready_kafka_timeout, std::chrono::milliseconds(15000));
   EXPECT_EQ(cfg.log.level, "info");
@@ -335,7 +335,7 @@ TEST(ConfigDescribe, ShowsDefaultsInTheirShortestExactUnit) {
   const std::string text = config::describe(load_ok("postgres: {dsn: x}\n"));
   EXPECT_NE(text.find("status_interval: 1s"), std::string::npos) << text;
   EXPECT_NE(text.find("reconnect_backoff: {min: 200ms, max: 10s}"), std::string::npos) << text;
-  EXPECT_NE(text.find("max_inflight_bytes: 16MiB"), std::string::npos) << text;
+  EXPECT_NE(text.find("max_inflight_bytes: 4MiB"), std::string::npos) << text;
   EXPECT_NE(text.find("topic_template: ~"), std::string::npos) << text;
   EXPECT_NE(text.find("on_bad_row: dead_letter"), std::string::npos) << text;
   EXPECT_NE(text.find("null_payload: dead_letter"), std::string::npos) << text;
