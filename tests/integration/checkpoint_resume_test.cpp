@@ -12,7 +12,11 @@
 // relay restarted in the middle of a huge transaction with another
 // outbox.source republishes that transaction whole rather than skip by an
 // index that now names other records.
+#include <fstream>
+#include <regex>
 #include <set>
+
+#include <httplib.h>
 
 #include "relay_fixture.h"
 #include "test_rows.h"
@@ -216,17 +220,40 @@ TEST_F(TimelineTest, PromotedStandbyThatReplayedTheCheckpointStreamsOn) {
 // counts rows only). Killed after a slice, the relay is restarted with
 // source: both, which counts the messages too: the checkpoint's last_row
 // would skip the wrong records, so the transaction is published whole.
-class SelectionChangeTest : public RelayTest {};
+class SelectionChangeTest : public RelayTest {
+ protected:
+  static int http_port(harness::Process& relay) {
+    static const std::regex re(R"(http listening on 127\.0\.0\.1:([0-9]+))");
+    int port = -1;
+    harness::wait_until(
+        [&] {
+          std::smatch m;
+          const std::string log = relay.log_contents();
+          if (std::regex_search(log, m, re)) port = std::stoi(m[1]);
+          return port > 0 || !relay.running();
+        },
+        30s);
+    return port;
+  }
+
+  static std::string metrics(int port) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(2);
+    auto r = c.Get("/metrics");
+    return r ? r->body : std::string();
+  }
+};
 
 TEST_F(SelectionChangeTest, ResumeWithAnotherSourceRepublishesThePartlyCommittedTransaction) {
   auto [db, slot, topic] = new_scene(1);
   std::ifstream in(std::string(OUTBOX_SOURCE_DIR) + "/sql/04-outbox-emit.sql");
   pg().exec(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
             db.name);
-  const auto config = [&](const std::string& source) {
+  const auto config = [&](const std::string& source, bool http = false) {
     std::string body = basic_config(db, slot, "outbox:\n  source: " + source + "\n");
     body.replace(body.find("  drain_timeout: 10s\n"), 20,
                  "  drain_timeout: 10s\n  transaction_max_records: 1000\n");
+    if (http) body.replace(body.find("  listen: \"\""), 12, "  listen: \"127.0.0.1:0\"");
     return write_config(body);
   };
   constexpr int kChunks = 600;
@@ -252,12 +279,22 @@ TEST_F(SelectionChangeTest, ResumeWithAnotherSourceRepublishesThePartlyCommitted
             db.name);
   const std::string end = current_wal_lsn(db);
   {
-    auto relay = start_relay(config("table"));
-    ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
-    ASSERT_GE(kafka().consume(read_committed(), topic, 10 + 1000, 120s).size(), 1010u);
+    // Killed once it has committed a few slices of the huge transaction
+    // (of 1,000 records each, out of 60 and more), as its own counter says:
+    // a reader started after the relay could see the first records only
+    // once the whole transaction is through.
+    auto relay = start_relay(config("table", true));
+    const int port = http_port(*relay);
+    ASSERT_GT(port, 0) << relay->log_contents();
+    const std::string series =
+        "outbox_relay_kafka_transactions_committed_total{slot=\"" + slot + "\"}";
+    ASSERT_TRUE(harness::wait_until(
+        [&] { return sample(metrics(port), series).value_or(0) >= 3; }, 120s, 2ms))
+        << relay->log_contents();
     relay->signal(SIGKILL);
     relay->wait_exit(10s);
     ASSERT_FALSE(slot_confirmed_at_least(db, slot, end)) << "the whole transaction went through";
+    ASSERT_GE(kafka().consume(read_committed(), topic, 10 + 1000, 120s).size(), 1010u);
     ASSERT_TRUE(harness::wait_until(
         [&] { return slot_active(db, slot) == std::optional<std::string>("false"); }, 30s));
   }
