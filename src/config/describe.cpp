@@ -60,9 +60,25 @@ std::string valid_utf8(std::string_view text) {
   return out;
 }
 
+// A string written double-quoted, with escapes, when it holds a control
+// character or anything beyond ASCII: yaml-cpp writes "a\r" as a plain
+// scalar, and a plain scalar loses its carriage return when read back.
+struct Scalar {
+  std::string text;
+};
+
+YAML::Emitter& operator<<(YAML::Emitter& out, const Scalar& scalar) {
+  const bool plain_unsafe = std::any_of(scalar.text.begin(), scalar.text.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c >= 0x7f;
+  });
+  if (plain_unsafe) out << YAML::DoubleQuoted;
+  return out << scalar.text;
+}
+
 // A value that load_string will expand: escape it so it reads back as is.
-std::string literal(std::string_view text) {
-  return escape_env(valid_utf8(text));
+Scalar literal(std::string_view text) {
+  return Scalar{escape_env(valid_utf8(text))};
 }
 
 void emit_postgres(YAML::Emitter& out, const PostgresConfig& pg) {
@@ -94,8 +110,8 @@ void emit_kafka(YAML::Emitter& out, const KafkaConfig& kafka) {
   if (kafka.properties.empty()) out << YAML::Flow;
   out << YAML::BeginMap;
   for (const auto& [key, value] : kafka.properties) {
-    out << YAML::Key << key << YAML::Value;
-    out << (is_secret_property(key) ? std::string(kMask) : literal(value));
+    out << YAML::Key << Scalar{valid_utf8(key)} << YAML::Value;
+    out << (is_secret_property(key) ? Scalar{std::string(kMask)} : literal(value));
   }
   out << YAML::EndMap;
   out << YAML::Key << "create_topics" << YAML::Value << kafka.create_topics;

@@ -322,6 +322,20 @@ TEST(ConfigDescribe, RenamedHeaderColumnsAndTombstonesLoadBack) {
   EXPECT_EQ(reloaded, expected) << text;
 }
 
+TEST(ConfigDescribe, ControlCharactersAndNonAsciiSurviveTheRoundTrip) {
+  const auto original = load_ok(
+      "postgres: {dsn: host=db}\n"
+      "kafka: {properties: {client.id: \"a\\tb\\u00e9\\r\"}}\n"
+      "outbox: {table: \"public.outbox\\r\"}\n");
+  EXPECT_EQ(original.outbox.table, "public.outbox\r");
+  EXPECT_EQ(original.kafka.properties.at("client.id"), "a\tb\u00e9\r");
+  const std::string text = config::describe(original);
+  const auto reloaded = load_ok(text);
+  EXPECT_EQ(reloaded.outbox.table, original.outbox.table) << text;
+  EXPECT_EQ(reloaded.kafka.properties, original.kafka.properties) << text;
+  EXPECT_EQ(config::describe(reloaded), text);
+}
+
 TEST(ConfigDescribe, LiteralDollarBraceSurvivesTheRoundTrip) {
   const auto original = load_ok("postgres: {dsn: 'password=a$${b}c'}\n");
   EXPECT_EQ(original.postgres.dsn, "password=a${b}c");
