@@ -13,12 +13,10 @@
 // outbox.source republishes that transaction whole rather than skip by an
 // index that now names other records.
 #include <fstream>
-#include <regex>
 #include <set>
 
-#include <httplib.h>
-
 #include "relay_fixture.h"
+#include "relay_http.h"
 #include "test_rows.h"
 
 namespace itest {
@@ -220,29 +218,7 @@ TEST_F(TimelineTest, PromotedStandbyThatReplayedTheCheckpointStreamsOn) {
 // counts rows only). Killed after a slice, the relay is restarted with
 // source: both, which counts the messages too: the checkpoint's last_row
 // would skip the wrong records, so the transaction is published whole.
-class SelectionChangeTest : public RelayTest {
- protected:
-  static int http_port(harness::Process& relay) {
-    static const std::regex re(R"(http listening on 127\.0\.0\.1:([0-9]+))");
-    int port = -1;
-    harness::wait_until(
-        [&] {
-          std::smatch m;
-          const std::string log = relay.log_contents();
-          if (std::regex_search(log, m, re)) port = std::stoi(m[1]);
-          return port > 0 || !relay.running();
-        },
-        30s);
-    return port;
-  }
-
-  static std::string metrics(int port) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(2);
-    auto r = c.Get("/metrics");
-    return r ? r->body : std::string();
-  }
-};
+class SelectionChangeTest : public RelayTest {};
 
 TEST_F(SelectionChangeTest, ResumeWithAnotherSourceRepublishesThePartlyCommittedTransaction) {
   auto [db, slot, topic] = new_scene(1);
@@ -284,12 +260,12 @@ TEST_F(SelectionChangeTest, ResumeWithAnotherSourceRepublishesThePartlyCommitted
     // a reader started after the relay could see the first records only
     // once the whole transaction is through.
     auto relay = start_relay(config("table", true));
-    const int port = http_port(*relay);
+    const int port = wait_http_port(*relay);
     ASSERT_GT(port, 0) << relay->log_contents();
     const std::string series =
         "outbox_relay_kafka_transactions_committed_total{slot=\"" + slot + "\"}";
     ASSERT_TRUE(harness::wait_until(
-        [&] { return sample(metrics(port), series).value_or(0) >= 3; }, 120s, 2ms))
+        [&] { return sample(http_body(port, "/metrics"), series).value_or(0) >= 3; }, 120s, 2ms))
         << relay->log_contents();
     relay->signal(SIGKILL);
     relay->wait_exit(10s);

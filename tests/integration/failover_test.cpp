@@ -26,6 +26,7 @@
 #include <httplib.h>
 
 #include "relay_fixture.h"
+#include "relay_http.h"
 #include "test_rows.h"
 
 namespace itest {
@@ -156,26 +157,7 @@ class FailoverTest : public RelayTest {
     return body;
   }
 
-  static int wait_http_port(harness::Process& relay) {
-    static const std::regex re(R"(http listening on 127\.0\.0\.1:([0-9]+))");
-    int port = -1;
-    harness::wait_until(
-        [&] {
-          std::smatch m;
-          const std::string log = relay.log_contents();
-          if (std::regex_search(log, m, re)) port = std::stoi(m[1]);
-          return port > 0 || !relay.running();
-        },
-        30s);
-    return port;
-  }
-
-  static std::string metrics(int port) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(2);
-    auto r = c.Get("/metrics");
-    return r ? r->body : std::string();
-  }
+  static std::string metrics(int port) { return http_body(port, "/metrics"); }
 
   static std::string readyz(int port) {
     httplib::Client c("127.0.0.1", port);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "relay_fixture.h"
+#include "relay_http.h"
 #include "test_rows.h"
 
 namespace itest {
@@ -16,20 +17,6 @@ class ObservabilityTest : public RelayTest {
  protected:
   static std::string http_and_json_logs() {
     return "http:\n  listen: \"127.0.0.1:0\"\nlog:\n  level: info\n  format: json\n";
-  }
-
-  // The relay names the port the kernel gave it.
-  int wait_http_port(harness::Process& relay) {
-    static const std::regex re(R"(http listening on 127\.0\.0\.1:([0-9]+))");
-    std::smatch m;
-    std::string log;
-    harness::wait_until(
-        [&] {
-          log = relay.log_contents();
-          return std::regex_search(log, m, re) || !relay.running();
-        },
-        30s);
-    return m.empty() ? -1 : std::stoi(m[1].str());
   }
 
   static httplib::Result get(int port, const char* path) {

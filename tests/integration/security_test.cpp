@@ -15,6 +15,7 @@
 #include <regex>
 
 #include "relay_fixture.h"
+#include "relay_http.h"
 #include "test_rows.h"
 
 namespace itest {
@@ -216,19 +217,6 @@ class SecurityTest : public RelayTest {
                                                    std::sregex_iterator())) >= times;
         },
         deadline);
-  }
-
-  static int wait_http_port(harness::Process& relay) {
-    static const std::regex re(R"(http listening on 127\.0\.0\.1:([0-9]+))");
-    std::smatch m;
-    std::string log;
-    harness::wait_until(
-        [&] {
-          log = relay.log_contents();
-          return std::regex_search(log, m, re) || !relay.running();
-        },
-        30s);
-    return m.empty() ? -1 : std::stoi(m[1].str());
   }
 
   static int http_get_status(int port, const char* path) {
