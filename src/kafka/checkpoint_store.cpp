@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "kafka/client_config.h"
 #include "kafka/producer_core.h"
@@ -31,6 +32,13 @@ common::Error read_error(rd_kafka_resp_err_t code, const CheckpointPlace& place)
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kCommittedSlice{500};
+constexpr std::chrono::milliseconds kCoordinatorRetry{100};
+
+bool coordinator_moving(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
+         err == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+         err == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE;
+}
 
 // The first authorization failure among the consumer's error events, if any.
 std::optional<rd_kafka_resp_err_t> coordinator_refusal(rd_kafka_t* rk) {
@@ -80,6 +88,10 @@ common::Result<std::optional<Checkpoint>> read_checkpoint(
   // until its timeout: librdkafka reports the refusal once, as a consumer
   // error event, and keeps asking. Asked in slices, between which the
   // events are looked at, the refusal ends the wait.
+  //
+  // A coordinator that moved or is still loading its log (right after a
+  // broker restart or a hang) answers NOT_COORDINATOR or LOAD_IN_PROGRESS:
+  // asked again until the timeout, as librdkafka does for its own requests.
   const auto deadline = Clock::now() + timeout;
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
   for (;;) {
@@ -87,16 +99,21 @@ common::Result<std::optional<Checkpoint>> read_checkpoint(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
         std::chrono::milliseconds(1), kCommittedSlice);
     err = rd_kafka_committed(rk, list, static_cast<int>(slice.count()));
-    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT) break;
-    if (const auto refused = coordinator_refusal(rk)) {
-      err = *refused;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
+    if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+      if (const auto refused = coordinator_refusal(rk)) {
+        err = *refused;
+        break;
+      }
+    } else if (!coordinator_moving(err) || Clock::now() + kCoordinatorRetry >= deadline) {
       break;
+    } else {
+      std::this_thread::sleep_for(kCoordinatorRetry);
     }
     if (Clock::now() >= deadline) break;
   }
   const rd_kafka_topic_partition_t& tp = list->elems[0];
   common::Result<std::optional<Checkpoint>> result = std::optional<Checkpoint>();
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = tp.err;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     result = read_error(err, place);
   } else if (tp.offset != RD_KAFKA_OFFSET_INVALID) {
