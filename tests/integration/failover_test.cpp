@@ -19,11 +19,8 @@
 
 #include <atomic>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <thread>
-
-#include <httplib.h>
 
 #include "relay_fixture.h"
 #include "relay_http.h"
@@ -159,12 +156,7 @@ class FailoverTest : public RelayTest {
 
   static std::string metrics(int port) { return http_body(port, "/metrics"); }
 
-  static std::string readyz(int port) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(2);
-    auto r = c.Get("/readyz");
-    return r ? r->body : std::string();
-  }
+  static std::string readyz(int port) { return http_body(port, "/readyz"); }
 
   std::optional<std::string> slot_query(harness::PostgresServer& server, const std::string& db,
                                         const std::string& slot, const std::string& column) {

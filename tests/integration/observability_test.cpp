@@ -3,7 +3,6 @@
 // log lines carry fields and no payloads.
 #include <httplib.h>
 
-#include <regex>
 #include <sstream>
 
 #include "relay_fixture.h"
