@@ -285,6 +285,10 @@ std::string render_metrics(const std::vector<SlotStats>& slots, const BuildInfo&
                    "From asking Kafka to commit a transaction with its checkpoint to the commit "
                    "succeeding (exactly once).",
                    &relay::PipelineStats::kafka_commit);
+  render_histogram(w, "outbox_relay_commit_to_visible_seconds",
+                   "From the transaction's commit time on the server to the Kafka commit that "
+                   "made each of its records readable to read_committed consumers (exactly once).",
+                   &relay::PipelineStats::commit_to_visible);
   w.family("outbox_relay_streaming", "gauge", "1 while the slot is being streamed.");
   int owned = 0;
   w.each_slot([&](const PipelineStats& stats) {

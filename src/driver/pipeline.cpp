@@ -195,9 +195,8 @@ common::Result<void> Pipeline::run() {
   relay::SlotCoreOptions core_options;
   core_options.lease = options_.lease;
   core_options.instance_header = options_.instance_header;
-  core_options.transactions = options_.transactions;
-  core_options.transaction_interval = cfg_.kafka.transaction_interval;
-  core_options.transaction_max_records = cfg_.kafka.transaction_max_records;
+  core_options.commit_policy.interval = cfg_.kafka.transaction_interval;
+  core_options.commit_policy.max_records = cfg_.kafka.transaction_max_records;
   // How long an abort may block the loop.
   core_options.transaction_timeout = std::min(cfg_.kafka.transaction_timeout, milliseconds(30000));
   relay::SlotCore core(cfg_, *router, publisher_, stats_, core_options);
@@ -691,7 +690,7 @@ common::Result<void> Pipeline::Session::turn() {
     ++read;
     if (auto r = handle_copy_data((*msg)->view()); !r) return r;
   }
-  if (auto r = core_.maybe_commit(Clock::now()); !r) return r;
+  if (auto r = core_.maybe_commit(Clock::now(), socket_drained); !r) return r;
   if (auto r = send_feedback(false); !r) return r;
   if (auto r = check_receive_timeout(); !r) return r;
   p_.stats_.in_flight_records = p_.publisher_.in_flight();
@@ -704,6 +703,10 @@ common::Result<void> Pipeline::Session::turn() {
   auto next_status =
       std::chrono::duration_cast<milliseconds>(cfg_.postgres.status_interval - since);
   milliseconds timeout = std::clamp(next_status, milliseconds(1), milliseconds(100));
+  if (auto commit_at = core_.commit_deadline()) {
+    const auto until = std::chrono::duration_cast<milliseconds>(*commit_at - Clock::now());
+    timeout = std::clamp(until, milliseconds(1), timeout);
+  }
   return wait_for_io(socket_drained && !core_.backpressured(), timeout);
 }
 

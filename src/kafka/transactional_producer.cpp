@@ -228,6 +228,11 @@ void TransactionalProducer::use_group_metadata(GroupMetadata metadata) {
 common::Result<void> TransactionalProducer::begin() {
   if (state_ == State::kFailed) return *failure_;
   OUTBOX_ASSERT(!job_.valid() && !job_result_ && state_ == State::kReady);
+  if (renew_before_begin_) {
+    renew_before_begin_ = false;
+    renew_handle(Clock::now() + kMinRenewTime);
+    if (state_ == State::kFailed) return *failure_;
+  }
   core_->reset_first_failure();
   refused_for_abort_ = false;
   if (rd_kafka_error_t* e = rd_kafka_begin_transaction(core_->rk())) {
@@ -401,6 +406,17 @@ common::Result<void> TransactionalProducer::abort_until(Clock::time_point deadli
   OUTBOX_ASSERT(state_ == State::kInTransaction || state_ == State::kAbortPending ||
                 state_ == State::kCommitPending);
   rd_kafka_t* rk = core_->rk();
+  // Nothing of an aborted transaction is ever read, so nothing of it is
+  // waited for: abort_transaction flushes what is still queued or in
+  // flight, and a record the broker keeps refusing (too large for the
+  // topic), or one waiting for a topic that does not exist, would hold it
+  // until its timeout. Purged in flight, the partition's sequence numbers
+  // have a gap that only a new epoch closes (renew_handle() at the next
+  // begin()).
+  if (core_->in_flight() > 0) {
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    renew_before_begin_ = true;
+  }
   auto e = retry_until([&](int ms) { return rd_kafka_abort_transaction(rk, ms); }, deadline);
   if (!e) {
     state_ = State::kReady;
@@ -467,11 +483,13 @@ common::Result<void> TransactionalProducer::reset() {
   failure_.reset();
   pending_checkpoint_.reset();
   refused_for_abort_ = false;
+  renew_before_begin_ = false;
   transactions_initialized_ = false;
   return {};
 }
 
 void TransactionalProducer::renew_handle(Clock::time_point deadline) {
+  renew_before_begin_ = false;
   auto core =
       detail::ProducerCore::replace(std::move(core_), properties_, "transactional Kafka producer");
   if (!core) {

@@ -191,6 +191,9 @@ class TransactionalProducer final : public relay::TransactionalPublisher {
   std::optional<Checkpoint> pending_checkpoint_;
   std::optional<Checkpoint> last_committed_;
   bool refused_for_abort_ = false;
+  // An abort purged records in flight: the next transaction needs a new
+  // epoch (renew_handle()).
+  bool renew_before_begin_ = false;
   bool transactions_initialized_ = false;
   // The running commit (valid until settled), its checkpoint, and what
   // was in flight when it began. Only the caller's thread touches these;

@@ -57,6 +57,8 @@ struct ProduceResult {
   std::string error;
 };
 
+class TransactionalPublisher;
+
 // What the pipeline needs from Kafka. Delivery reports are only ever handed out
 // from poll() on the caller's thread, once per produced record.
 class Publisher {
@@ -75,6 +77,10 @@ class Publisher {
   virtual uint64_t in_flight_bytes() const = 0;
   // Drops records not yet sent; their reports still arrive from poll().
   virtual void purge() = 0;
+  // The same publisher's transactions, when its records become visible only
+  // as they commit (exactly once); null when each record is visible once
+  // acknowledged (at least once).
+  virtual TransactionalPublisher* transactions() { return nullptr; }
 };
 
 // A Publisher whose records become visible to read_committed consumers only
@@ -82,6 +88,7 @@ class Publisher {
 // checkpoint they reach (exactly-once). produce() needs an open transaction.
 class TransactionalPublisher : public Publisher {
  public:
+  TransactionalPublisher* transactions() override { return this; }
   virtual common::Result<void> begin() = 0;
   // Waits for every delivery of the open transaction, then commits it with
   // `checkpoint`. On failure the transaction was aborted, unless it is still

@@ -68,9 +68,11 @@ SlotCore::SlotCore(const config::Config& cfg, Router& router, Publisher& publish
       router_(router),
       message_router_(cfg.outbox),
       publisher_(publisher),
+      txns_(publisher.transactions()),
       stats_(stats),
       options_(std::move(options)),
-      ledger_(cfg.outbox.on_bad_row, feedback_times(cfg), options_.transactions != nullptr),
+      cycle_(options_.commit_policy),
+      ledger_(cfg.outbox.on_bad_row, feedback_times(cfg), txns_ != nullptr),
       topic_counters_(stats.topics) {
   ledger_.set_selection(selection_fingerprint(cfg.outbox));
 }
@@ -88,7 +90,8 @@ wal::Lsn SlotCore::start_session(wal::Lsn slot_confirmed, RelationGuard guard) {
   // What the open Kafka transaction holds is streamed again from the
   // checkpoint; none of it may become visible.
   abort_transaction();
-  committing_.reset();
+  // Rows held for a transaction never begun are streamed again.
+  if (cycle_.idle()) cycle_.reset();
   const wal::Lsn from = ledger_.start_session(slot_confirmed);
   stats_.confirmed_lsn = from.value();
   log_partial_resume();
@@ -300,7 +303,8 @@ common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::To
   // Nothing waiting ahead of it: hand it over without queueing it here.
   // While a commit runs, the producer is the commit's: the record waits for
   // the next Kafka transaction.
-  if (committing_) {
+  if (txns_) cycle_.note_record(ledger_.txn().commit_time.micros);
+  if (cycle_.committing()) {
     pending_bytes_while_committing_ += record.payload.size() + (record.key ? record.key->size() : 0);
     pending_.emplace_back(std::move(record), token);
     return {};
@@ -318,7 +322,7 @@ common::Result<void> SlotCore::publish(OutboxRecord&& record, DeliveryLedger::To
 }
 
 common::Result<void> SlotCore::retry_pending() {
-  if (committing_) return {};
+  if (cycle_.committing()) return {};
   while (!pending_.empty()) {
     auto& [record, token] = pending_.front();
     auto queued = offer(record, token);
@@ -341,9 +345,8 @@ void SlotCore::replace_with_dead_letter(OutboxRecord& record, DeliveryReason rea
 common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token& token) {
   while (true) {
     if (!lease_held()) return fence("lease expired before producing");
-    if (options_.transactions && !options_.transactions->in_transaction()) {
-      if (auto begun = options_.transactions->begin(); !begun) return begun.error();
-      transaction_began_ = Clock::now();
+    if (txns_ && !cycle_.open()) {
+      if (auto opened = open_transaction(); !opened) return opened.error();
     }
     ProduceResult r = publisher_.produce(record, token);
     // A freeze between the check and produce() must not let the record out.
@@ -379,7 +382,7 @@ common::Result<bool> SlotCore::offer(OutboxRecord& record, DeliveryLedger::Token
       default:
         // A Kafka transaction doomed by an earlier delivery refuses every
         // record: learn from the reports which one failed before the replay.
-        if (options_.transactions) poll_reports(milliseconds(0));
+        if (txns_) poll_reports(milliseconds(0));
         return make_error(errc::delivery_failed, "producing record id=" + id + ": " + r.error);
     }
   }
@@ -469,7 +472,7 @@ common::Result<void> SlotCore::serve(milliseconds timeout) {
 }
 
 bool SlotCore::backpressured() const {
-  if (committing_) {
+  if (cycle_.committing()) {
     return pending_.size() >= max_pending_while_committing() ||
            pending_bytes_while_committing_ >= max_pending_bytes_while_committing();
   }
@@ -520,7 +523,7 @@ void SlotCore::note_fenced() {
 }
 
 void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeout) {
-  if (!options_.transactions) return;
+  if (!txns_) return;
   // A fenced slot has, or is about to have, another owner, whose
   // init_transactions aborts what this one left open. Waiting here for a
   // coordinator that may be unreachable (a partition) would only keep the
@@ -529,26 +532,75 @@ void SlotCore::abort_transaction(std::optional<std::chrono::milliseconds> timeou
   if (fenced_) wait = std::min(wait, kFencedAbort);
   // A commit still running may go through: its outcome is learned first, or
   // the replay would repeat what it made visible.
-  if (committing_) {
-    const Checkpoint checkpoint = *committing_;
-    if (options_.transactions->commit(checkpoint, wait)) on_committed(checkpoint);
-    committing_.reset();
+  if (cycle_.committing()) {
+    auto settled = settle_commit(wait);
+    if (settled && !*settled) {
+      // Neither committed nor aborted in time: only a new producer's
+      // init_transactions can tell, and the checkpoint read back after it.
+      unresolved_ = "the outcome of a Kafka commit is still unknown after " +
+                    std::to_string(wait.count()) + " ms";
+      cycle_.reset();
+      return;
+    }
   }
-  if (!options_.transactions->in_transaction()) return;
+  if (!cycle_.open() && !cycle_.aborting()) return;
   // Aborted even when the abort fails: the broker aborts what is left open
   // past transaction.timeout.ms.
-  ++stats_.kafka_transactions_aborted;
-  if (auto r = options_.transactions->abort(wait); !r) {
+  if (cycle_.open()) ++stats_.kafka_transactions_aborted;
+  cycle_.abort();
+  if (auto r = txns_->abort(wait); !r) {
     spdlog::warn(
         "slot={} aborting the Kafka transaction: {}; its records never become visible "
         "once the broker's transaction.timeout.ms passes",
         cfg_.postgres.slot, r.error().describe());
+    return;
   }
+  cycle_.aborted();
+}
+
+common::Result<void> SlotCore::open_transaction() {
+  if (cycle_.aborting()) abort_transaction(options_.commit_slice);
+  if (!unresolved_ && cycle_.aborting()) {
+    unresolved_ = "the previous Kafka transaction could not be aborted";
+    cycle_.reset();
+  }
+  if (unresolved_) {
+    return make_error(errc::producer_failed,
+                      *std::exchange(unresolved_, std::nullopt) +
+                          "; a new producer fences the slot's output and reads the checkpoint");
+  }
+  if (auto begun = txns_->begin(); !begun) return begun.error();
+  cycle_.begin(Clock::now());
+  return {};
+}
+
+common::Result<bool> SlotCore::settle_commit(milliseconds wait) {
+  auto r = txns_->commit(cycle_.checkpoint(), wait);
+  if (r) {
+    on_committed();
+    return true;
+  }
+  // Kafka is slow or away: the loop goes back to answering the server and
+  // reads on, holding what it reads for the next transaction, until this
+  // commit is done (backpressured()).
+  if (txns_->commit_pending() || txns_->in_transaction()) return false;
+  cycle_.failed();
+  ++stats_.kafka_transactions_aborted;
+  // The deliveries that doomed the transaction are reported now, before
+  // the replay makes their tokens stale: the records Kafka refused are
+  // learned here, so that the replay sends their dead letters instead.
+  poll_reports(milliseconds(0));
+  return r.error();
+}
+
+common::Result<bool> SlotCore::commit_open(milliseconds wait) {
+  cycle_.start_commit(ledger_.begin_commit(), Clock::now());
+  pending_bytes_while_committing_ = 0;
+  return settle_commit(wait);
 }
 
 common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout) {
-  auto* txns = options_.transactions;
-  if (!txns || stop_error_ || fenced_) return {};
+  if (!txns_ || stop_error_ || fenced_) return {};
   const auto deadline = Clock::now() + timeout;
   const auto left = [&] {
     return std::max(milliseconds(0),
@@ -557,27 +609,25 @@ common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout)
   const uint64_t records = ledger_.records_since_commit();
   // The commit still running, if one is; then what was read meanwhile goes
   // out and commits in a last Kafka transaction.
-  common::Result<void> committed;
+  common::Result<bool> committed = true;
   while (committed) {
-    if (!committing_) {
-      while (!pending_.empty() && Clock::now() < deadline) {
-        if (auto r = retry_pending(); !r) return r;
-        if (!pending_.empty()) poll_reports(milliseconds(10));
-      }
-      if (!pending_.empty()) {
-        committed = make_error(errc::unacknowledged, "records waiting");
-        break;
-      }
-      if (!txns->in_transaction()) return {};
+    if (cycle_.committing()) {
+      committed = settle_commit(left());
+      if (committed && !*committed) committed = make_error(errc::unacknowledged, "commit running");
+      continue;
     }
-    const Checkpoint checkpoint = committing_ ? *committing_ : ledger_.begin_commit();
-    if (!committing_) commit_began_ = Clock::now();
-    committed = txns->commit(checkpoint, left());
-    if (committed) on_committed(checkpoint);
+    while (!pending_.empty() && Clock::now() < deadline) {
+      if (auto r = retry_pending(); !r) return r;
+      if (!pending_.empty()) poll_reports(milliseconds(10));
+    }
+    if (!pending_.empty()) {
+      committed = make_error(errc::unacknowledged, "records waiting");
+      break;
+    }
+    if (!cycle_.open()) return {};
+    committed = commit_open(left());
+    if (committed && !*committed) committed = make_error(errc::unacknowledged, "commit running");
   }
-  // Not attempted (records waiting) leaves it open, for the caller's abort;
-  // timed out leaves its outcome unknown.
-  if (!txns->in_transaction() && !txns->commit_pending()) ++stats_.kafka_transactions_aborted;
   spdlog::warn(
       "slot={} Kafka did not acknowledge {} records within {} ms ({}); they stay "
       "unconfirmed and are streamed again from lsn={}",
@@ -587,49 +637,39 @@ common::Result<void> SlotCore::commit_at_stop(std::chrono::milliseconds timeout)
                     "Kafka did not acknowledge all records within drain_timeout");
 }
 
-common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool force) {
-  auto* txns = options_.transactions;
-  if (!txns || stop_error_ || fenced_) return {};
-  if (!committing_) {
-    if (!txns->in_transaction() || !pending_.empty()) return {};
-    const bool due = now - transaction_began_ >= options_.transaction_interval ||
-                     ledger_.records_since_commit() >= options_.transaction_max_records;
-    if (!force && !due) return {};
+common::Result<void> SlotCore::maybe_commit(Clock::time_point now, bool caught_up, bool force) {
+  if (!txns_ || stop_error_ || fenced_) return {};
+  const milliseconds wait = force ? options_.commit_slice : options_.commit_wait;
+  if (cycle_.committing()) {
+    auto settled = settle_commit(wait);
+    if (!settled) return settled.error();
+    if (!*settled) return {};
+    // What was read while it ran opens the next Kafka transaction at once.
+    if (auto r = retry_pending(); !r) return r;
+    now = Clock::now();
   }
+  if (!cycle_.open() || !pending_.empty()) return {};
+  // A PostgreSQL transaction half read is not caught up: the rest of it is
+  // on its way, and committing now would show a reader part of it.
+  const bool at_rest = caught_up && !ledger_.in_transaction();
+  if (!force && !cycle_.due(now, ledger_.records_since_commit(), at_rest)) return {};
   if (!lease_held()) return fence("lease expired before committing");
-  const Checkpoint checkpoint = committing_ ? *committing_ : ledger_.begin_commit();
-  if (!committing_) {
-    commit_began_ = Clock::now();
-    pending_bytes_while_committing_ = 0;
-  }
-  if (auto r = txns->commit(checkpoint, force ? options_.commit_slice : options_.commit_wait); !r) {
-    // Kafka is slow or away: the loop goes back to answering the server and
-    // reads on, holding what it reads for the next transaction, until this
-    // commit is done (backpressured()).
-    if (txns->in_transaction() || txns->commit_pending()) {
-      committing_ = checkpoint;
-      return {};
-    }
-    committing_.reset();
-    ++stats_.kafka_transactions_aborted;
-    // The deliveries that doomed the transaction are reported now, before
-    // the replay makes their tokens stale: the records Kafka refused are
-    // learned here, so that the replay sends their dead letters instead.
-    poll_reports(milliseconds(0));
-    return r;
-  }
-  on_committed(checkpoint);
-  // What was read while it ran opens the next Kafka transaction.
+  auto committed = commit_open(wait);
+  if (!committed) return committed.error();
+  if (!*committed) return {};
   return retry_pending();
 }
 
-void SlotCore::on_committed(const Checkpoint& checkpoint) {
-  committing_.reset();
-  ledger_.on_committed(checkpoint);
+void SlotCore::on_committed() {
+  const TransactionCycle::Committed c = cycle_.committed(Clock::now());
+  ledger_.on_committed(c.checkpoint);
   ++stats_.kafka_transactions_committed;
-  stats_.kafka_commit.observe_micros(
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - commit_began_).count());
-  stats_.checkpoint_lsn = checkpoint.end_lsn.value();
+  stats_.kafka_commit.observe_micros(c.took.count());
+  const int64_t now = wal::pg_now().micros;
+  for (const auto& rows : cycle_.visible()) {
+    stats_.commit_to_visible.observe_micros(now - rows.pg_commit_micros, rows.count);
+  }
+  stats_.checkpoint_lsn = c.checkpoint.end_lsn.value();
   stats_.checkpoint_known = true;
 }
 

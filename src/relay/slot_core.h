@@ -23,11 +23,12 @@
 #include "relay/relation_guard.h"
 #include "relay/router.h"
 #include "relay/stats.h"
+#include "relay/transaction_cycle.h"
 #include "wal/pgoutput.h"
 
 namespace relay {
 
-// What running under a consumer group adds to a slot.
+// How a slot runs: under a consumer group, and exactly once.
 struct SlotCoreOptions {
   // When set, records are produced only while the lease is held: it is
   // checked before and after every produce(), and the slot fences itself
@@ -35,13 +36,11 @@ struct SlotCoreOptions {
   const Lease* lease = nullptr;
   // Added to every record, so that ownership is visible in the data.
   std::optional<Header> instance_header;
-  // Exactly once: the publisher's transactions (null: at least once). A
-  // Kafka transaction opens with the first record after a commit and
-  // commits with the ledger's checkpoint after `transaction_interval`, or
-  // sooner at `transaction_max_records`.
-  TransactionalPublisher* transactions = nullptr;
-  std::chrono::milliseconds transaction_interval = config::kDefaultTransactionInterval;
-  uint64_t transaction_max_records = config::kDefaultTransactionMaxRecords;
+  // Exactly once (the publisher has transactions()): when the open Kafka
+  // transaction commits (TransactionCycle::Policy): as soon as the stream is
+  // caught up, and at the latest after `interval` or `max_records`.
+  TransactionCycle::Policy commit_policy{config::kDefaultTransactionInterval,
+                                         config::kDefaultTransactionMaxRecords};
   std::chrono::milliseconds transaction_timeout{30000};
   // How long one commit() may block the loop before it returns to answer
   // the server; a commit not done by then is resumed on the next turn.
@@ -95,10 +94,18 @@ class SlotCore {
   common::Result<void> drain(std::chrono::milliseconds timeout,
                              std::chrono::milliseconds purge_timeout);
 
-  // Exactly once: commits the open Kafka transaction with the ledger's
-  // checkpoint when it is due (or `force`), and only when every record read
+  // Exactly once: takes the outcome of the running commit, if one runs and
+  // has ended (what was read meanwhile goes into the next transaction);
+  // then commits the open Kafka transaction with the ledger's checkpoint
+  // when it is due (TransactionCycle::due(); `caught_up`: the driver has read
+  // everything the server sent) or `force`, and only when every record read
   // so far is in it. A failed commit was aborted: the session must restart.
-  common::Result<void> maybe_commit(Clock::time_point now, bool force = false);
+  common::Result<void> maybe_commit(Clock::time_point now, bool caught_up = false,
+                                    bool force = false);
+  // Exactly once: when maybe_commit() has something to do by the clock
+  // alone (the open transaction's interval runs out).
+  std::optional<Clock::time_point> commit_deadline() const { return cycle_.deadline(); }
+  const TransactionCycle& transaction_cycle() const { return cycle_; }
   // Exactly once, at a clean stop: commits what was read within `timeout`,
   // or fails with errc::unacknowledged (the next start streams it again).
   common::Result<void> commit_at_stop(std::chrono::milliseconds timeout);
@@ -158,8 +165,18 @@ class SlotCore {
   // Serves delivery reports, waiting up to `timeout` for the first; they
   // share one reading of the clock.
   void poll_reports(std::chrono::milliseconds timeout);
-  // A Kafka transaction committed with `checkpoint`: it is readable now.
-  void on_committed(const Checkpoint& checkpoint);
+  // The running commit went through: its checkpoint is readable now.
+  void on_committed();
+  // Opens a Kafka transaction for the next record, once an abort asked
+  // before went through.
+  common::Result<void> open_transaction();
+  // Starts committing the open transaction with the ledger's checkpoint and
+  // waits up to `wait` for it: true once committed, false while it runs;
+  // an error when it was aborted.
+  common::Result<bool> commit_open(std::chrono::milliseconds wait);
+  // Asks the running commit for its outcome, waiting up to `wait`: as
+  // commit_open().
+  common::Result<bool> settle_commit(std::chrono::milliseconds wait);
   // Turns `record` (failed for `reason`) into its dead-letter replacement.
   void replace_with_dead_letter(OutboxRecord& record, DeliveryReason reason,
                                 const std::string& error);
@@ -169,11 +186,10 @@ class SlotCore {
   using RowKey = std::pair<std::string, std::string>;
   static RowKey key_of(const OutboxRecord& record);
   std::map<RowKey, std::pair<DeliveryReason, std::string>> refused_;
-  Clock::time_point transaction_began_{};
-  // When the commit in progress was first asked for.
-  Clock::time_point commit_began_{};
-  // A commit that ran out of its time slice, resumed with this checkpoint.
-  std::optional<Checkpoint> committing_;
+  // Why the producer's transaction state is unknown (a commit whose outcome
+  // did not come, an abort that did not go through): the next transaction
+  // is not begun on it; a new producer starts over from the checkpoint.
+  std::optional<std::string> unresolved_;
   // Keys and payloads queued in pending_ since the running commit began.
   uint64_t pending_bytes_while_committing_ = 0;
 
@@ -184,8 +200,11 @@ class SlotCore {
   Router& router_;
   MessageRouter message_router_;
   Publisher& publisher_;
+  // publisher_.transactions(): exactly once when set.
+  TransactionalPublisher* const txns_;
   PipelineStats& stats_;
   SlotCoreOptions options_;
+  TransactionCycle cycle_;
   DeliveryLedger ledger_;
   TopicCountersCache topic_counters_;
   std::optional<RelationGuard> guard_;

@@ -24,16 +24,16 @@ void TopicStatsRegistry::for_each(
   for (const auto& [topic, counters] : topics_) fn(topic, *counters);
 }
 
-void LatencyHistogram::observe_micros(int64_t micros) {
+void LatencyHistogram::observe_micros(int64_t micros, uint64_t count) {
   // The commit time comes from the server's clock: a relay clock behind it
   // would give negative latencies, which a histogram cannot hold.
   if (micros < 0) micros = 0;
   const double seconds = static_cast<double>(micros) / 1e6;
   size_t i = 0;
   while (i < kBoundsSeconds.size() && seconds > kBoundsSeconds[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  sum_micros_.fetch_add(micros, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_release);
+  buckets_[i].fetch_add(count, std::memory_order_relaxed);
+  sum_micros_.fetch_add(micros * static_cast<int64_t>(count), std::memory_order_relaxed);
+  count_.fetch_add(count, std::memory_order_release);
 }
 
 LatencyHistogram::Snapshot LatencyHistogram::snapshot() const {

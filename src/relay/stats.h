@@ -71,7 +71,8 @@ class LatencyHistogram {
   static constexpr std::array<double, 14> kBoundsSeconds = {
       0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
 
-  void observe_micros(int64_t micros);
+  // `count` observations of the same value.
+  void observe_micros(int64_t micros, uint64_t count = 1);
 
   struct Snapshot {
     std::array<uint64_t, kBoundsSeconds.size()> cumulative{};
@@ -187,6 +188,9 @@ struct PipelineStats {
   LatencyHistogram commit_to_ack;
   // Exactly once: from the first commit() of a Kafka transaction to its success.
   LatencyHistogram kafka_commit;
+  // Exactly once: from the transaction's commit time on the server to the
+  // Kafka commit that made each of its records readable (read_committed).
+  LatencyHistogram commit_to_visible;
 
   void mark_loop_alive() { last_loop_unix_ms = unix_ms_now(); }
   // Longer than the longest wait the loop makes on purpose (the reconnect

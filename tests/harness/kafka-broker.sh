@@ -12,6 +12,9 @@
 #   kafka-broker.sh acl DIR ARGS...  kafka-acls ARGS... through the PLAINTEXT
 #                                    listener (e.g. --add --allow-principal
 #                                    User:relay --operation Write --topic t)
+#   kafka-broker.sh configs DIR ARGS...  kafka-configs ARGS... the same way
+#                                    (e.g. --alter --entity-type topics
+#                                    --entity-name t --add-config k=v)
 #
 # KAFKA_LISTEN_ADDRESS: the IPv4 address the client listeners bind and
 #   advertise (default 127.0.0.1), e.g. a network namespace's own address so
@@ -308,21 +311,28 @@ cmd_destroy() {
 # relay's principal is granted what a test means it to have, as an operator
 # would with kafka-acls. The PLAINTEXT listener's principal is the broker's
 # super user when an authorizer is configured.
-cmd_acl() {
+# tool NAME CLASS ARGS...: one of Kafka's own command-line tools, in a
+# short-lived JVM (the C1 compiler alone starts it fastest).
+run_tool() {
+  local name="$1" class="$2"
+  shift 2
   [[ -f "$DIR/bootstrap" ]] || die "$DIR was never started"
-  # A short-lived JVM: the C1 compiler alone starts it fastest.
-  java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$LIBS/*" kafka.admin.AclCommand \
-    --bootstrap-server "$(cat "$DIR/bootstrap")" "$@" >"$DIR/acl.log" 2>&1 || {
-    cat "$DIR/acl.log" >&2
-    die "kafka-acls $* failed"
+  java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$LIBS/*" "$class" \
+    --bootstrap-server "$(cat "$DIR/bootstrap")" "$@" >"$DIR/$name.log" 2>&1 || {
+    cat "$DIR/$name.log" >&2
+    die "$name $* failed"
   }
 }
+cmd_acl() { run_tool kafka-acls kafka.admin.AclCommand "$@"; }
+# Kafka's config tool (kafka.admin.ConfigCommand): a topic's settings
+# changed on a running broker, as an operator would with kafka-configs.
+cmd_configs() { run_tool kafka-configs kafka.admin.ConfigCommand "$@"; }
 
 [[ $# -ge 2 ]] || usage
 command="$1"
 DIR="$2"
 shift 2
-[[ $# -eq 0 || $command == acl ]] || usage
+[[ $# -eq 0 || $command == acl || $command == configs ]] || usage
 if [[ $command != start && -d $DIR ]]; then DIR="$(cd "$DIR" && pwd -P)"; fi
 case "$command" in
   start) cmd_start ;;
@@ -333,5 +343,6 @@ case "$command" in
   thaw) signal_broker CONT ;;
   destroy) cmd_destroy ;;
   acl) cmd_acl "$@" ;;
+  configs) cmd_configs "$@" ;;
   *) usage ;;
 esac

@@ -272,6 +272,12 @@ void KafkaBroker::acl(const std::vector<std::string>& args) {
   detail::run_script(kScript, argv);
 }
 
+void KafkaBroker::alter_topic_config(const std::string& topic, const std::string& key,
+                                     const std::string& value) {
+  detail::run_script(kScript, {"configs", broker_dir_, "--alter", "--entity-type", "topics",
+                               "--entity-name", topic, "--add-config", key + "=" + value});
+}
+
 void KafkaBroker::create_topic(const std::string& name, int partitions,
                                std::chrono::milliseconds deadline) {
   harness::create_topic(bootstrap_, name, partitions, deadline);

@@ -110,6 +110,10 @@ class KafkaBroker {
   // configured, that listener's principal (User:ANONYMOUS) must be a super
   // user. Throws with the tool's output if it fails.
   void acl(const std::vector<std::string>& args);
+  // Sets one of `topic`'s settings on the running broker with Kafka's
+  // kafka-configs (kafka.admin.ConfigCommand), as an operator would.
+  void alter_topic_config(const std::string& topic, const std::string& key,
+                          const std::string& value);
 
   // Partition count of `topic` from the broker's metadata; nullopt if the
   // broker does not know the topic.

@@ -209,5 +209,62 @@ TEST_F(BadRowsTest, HaltPolicyExitsWithoutConfirmingPastTheBadRow) {
   EXPECT_EQ(kafka().consume_all_until_quiet(read_committed(), topic, 2s, 20s).size(), 1u);
 }
 
+// Exactly once, a record the broker refuses (larger than the topic's
+// max.message.bytes) under the halt policy: the relay aborts the Kafka
+// transaction that holds it and exits at once, not after waiting out the
+// abort and the drain for a record that can never be delivered. Nothing
+// after it becomes readable; once the operator raises the limit, a restart
+// publishes it and what followed, and the key's order is A, B, C.
+TEST_F(BadRowsTest, HaltOnARecordTheBrokerRefusesExitsPromptlyAndKeepsTheKeysOrderAfterTheFix) {
+  auto db = make_outbox_db();
+  const std::string slot = unique("slot");
+  const std::string topic = unique("events");
+  harness::create_topic(kafka().bootstrap(), topic, 1, 30s, {{"max.message.bytes", "2000"}});
+  const std::string config = write_config(basic_config(db, slot, "outbox:\n  on_bad_row: halt\n"));
+  auto relay = start_relay(config);
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+
+  const std::string t = "'" + topic + "'";
+  insert(db, 1, t, "NULL", "'A'");
+  ASSERT_EQ(kafka().consume(read_committed(), topic, 1, 30s).size(), 1u) << relay->log_contents();
+  const std::string before_bad = current_wal_lsn(db);
+  // Hex digits of md5s: lz4 cannot bring 9,600 of them under 2,000 bytes.
+  const auto refused_at = std::chrono::steady_clock::now();
+  insert(db, 2, t, "NULL",
+         "convert_to((SELECT string_agg(md5(i::text), '') FROM generate_series(1, 300) i), "
+         "'UTF8')");
+  insert(db, 3, t, "NULL", "'C'");
+
+  auto code = relay->wait_exit(60s);
+  const auto took = std::chrono::steady_clock::now() - refused_at;
+  ASSERT_EQ(code, std::optional<int>(1)) << relay->log_contents();
+  EXPECT_LT(took, 5s) << "halting took "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                      << " ms\n"
+                      << relay->log_contents();
+  const std::string log = relay->log_contents();
+  EXPECT_NE(log.find(row_id(2)), std::string::npos) << log;
+  auto got = kafka().consume_all_until_quiet(read_committed(), topic, 2s, 20s);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].value, "A");
+  auto past = pg().query_scalar("SELECT confirmed_flush_lsn > '" + before_bad +
+                                    "'::pg_lsn FROM pg_replication_slots WHERE slot_name = '" +
+                                    slot + "'",
+                                db.name);
+  EXPECT_EQ(past, std::optional<std::string>("f")) << confirmed_flush(db, slot).value_or("?");
+
+  kafka().alter_topic_config(topic, "max.message.bytes", "1048588");
+  auto fixed = start_relay(config);
+  ASSERT_TRUE(wait_streaming(*fixed)) << fixed->log_contents();
+  got = kafka().consume(read_committed(), topic, 3, 30s);
+  ASSERT_EQ(got.size(), 3u) << fixed->log_contents();
+  EXPECT_EQ(got[0].value, "A");
+  EXPECT_EQ(header(got[1], "outbox-id"), std::optional<std::optional<std::string>>(row_id(2)));
+  EXPECT_EQ(got[1].value.size(), 9600u);
+  EXPECT_EQ(got[2].value, "C");
+  EXPECT_EQ(kafka().consume_all_until_quiet(read_committed(), topic, 2s, 20s).size(), 3u);
+  EXPECT_EQ(fixed->terminate(30s), std::optional<int>(0)) << fixed->log_contents();
+}
+
 }  // namespace
 }  // namespace itest

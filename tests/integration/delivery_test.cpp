@@ -188,6 +188,29 @@ TEST_F(DeliveryTest, TheConsumerExampleReadsEachRowOnceInOrderPerKey) {
   EXPECT_EQ(out_of_order, 0);
 }
 
+// Exactly once, transaction_interval bounds how long a Kafka transaction
+// stays open; it is not a cadence. A row read with nothing behind it commits
+// at once, so a read_committed reader sees each of these rows long before
+// the minute the interval allows.
+TEST_F(DeliveryTest, ExactlyOnceARowCommitsOnceTheStreamIsCaughtUpNotAtTheInterval) {
+  auto [db, slot, topic] = new_scene(1);
+  std::string body = basic_config(db, slot);
+  body.replace(body.find("  drain_timeout"), 0, "  transaction_interval: 60s\n");
+  auto relay = start_relay(write_config(body));
+  ASSERT_TRUE(wait_streaming(*relay)) << relay->log_contents();
+
+  for (int n = 1; n <= 3; ++n) {
+    pg().exec("INSERT INTO outbox (id, topic, key, payload) VALUES ('" + row_id(n) + "', '" +
+                  topic + "', 'k', 'row-" + std::to_string(n) + "')",
+              db.name);
+    auto got = kafka().consume(read_committed(), topic, static_cast<size_t>(n), 15s);
+    ASSERT_EQ(got.size(), static_cast<size_t>(n)) << relay->log_contents();
+    EXPECT_EQ(got.back().value, "row-" + std::to_string(n));
+  }
+  expect_clean_stop(*relay);
+  EXPECT_EQ(kafka().consume_all_until_quiet(read_committed(), topic, 2s, 20s).size(), 3u);
+}
+
 TEST_F(DeliveryTest, RowInsertedAndDeletedInSameTransactionIsDelivered) {
   auto [db, slot, topic] = new_scene(1);
   auto relay = start_relay(write_config(basic_config(db, slot)));

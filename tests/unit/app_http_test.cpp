@@ -387,7 +387,7 @@ TEST_F(MultiSlotMetrics, EveryFamilyAppearsOnceWithBothSlotsSamplesUnderIt) {
     if (kind == "HELP") ++helps[name];
     if (kind == "TYPE") ++types[name];
   }
-  EXPECT_EQ(helps.size(), 24u) << text;
+  EXPECT_EQ(helps.size(), 25u) << text;
   for (const auto& [name, n] : helps) EXPECT_EQ(n, 1) << name << " in:\n" << text;
   EXPECT_EQ(helps.size(), types.size());
   for (const auto& [name, n] : types) EXPECT_EQ(n, 1) << name << " in:\n" << text;

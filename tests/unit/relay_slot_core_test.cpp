@@ -741,9 +741,8 @@ void exactly_once_model(bool messages) {
     kafka.slow = chance(50);
     PipelineStats stats;
     SlotCoreOptions options;
-    options.transactions = &kafka;
-    options.transaction_interval = milliseconds(rng() % 2000);
-    options.transaction_max_records = 1 + rng() % 6;
+    options.commit_policy.interval = milliseconds(rng() % 2000);
+    options.commit_policy.max_records = 1 + rng() % 6;
     std::unique_ptr<SlotCore> core;
     Stream stream;
 
@@ -880,7 +879,7 @@ void exactly_once_model(bool messages) {
         kafka.report(i, chance(95) ? DeliveryStatus::kOk : DeliveryStatus::kPermanent);
         if (!core->serve(milliseconds(0))) restart(false);
       } else if (action < 80) {
-        if (!core->maybe_commit(now)) restart(false);
+        if (!core->maybe_commit(now, chance(50))) restart(false);
       } else if (action < 85) {
         kafka.finish_running = true;
         if (!core->maybe_commit(now)) restart(false);
@@ -906,7 +905,7 @@ void exactly_once_model(bool messages) {
         }
       }
       now += milliseconds(5000);
-      if (!core->maybe_commit(now, true)) restart(false);
+      if (!core->maybe_commit(now, false, true)) restart(false);
       if (::testing::Test::HasFatalFailure()) return;
     }
     now += milliseconds(20000);
@@ -940,7 +939,6 @@ class SlotCoreExactlyOnceStats : public ::testing::Test {
   SlotCore make_core() {
     hold_lease();
     SlotCoreOptions options;
-    options.transactions = &kafka_;
     options.lease = &lease_;
     return SlotCore(cfg_, router_, kafka_, stats_, options);
   }
@@ -977,7 +975,7 @@ TEST_F(SlotCoreExactlyOnceStats, ACommitIsCountedTimedAndItsCheckpointPublished)
   start(0x1000);
   EXPECT_FALSE(stats_.checkpoint_known.load());
   ASSERT_TRUE(txn(0x2000, {1, 2}).ok());
-  ASSERT_TRUE(core_.maybe_commit(Clock::now(), true).ok());
+  ASSERT_TRUE(core_.maybe_commit(Clock::now(), false, true).ok());
   EXPECT_EQ(kafka_.committed_checkpoint(), (Checkpoint{wal::Lsn(0x2000), std::nullopt, 42,
                                                         std::nullopt,
                                                         selection_fingerprint(cfg_.outbox)}));
@@ -987,7 +985,7 @@ TEST_F(SlotCoreExactlyOnceStats, ACommitIsCountedTimedAndItsCheckpointPublished)
   EXPECT_TRUE(stats_.checkpoint_known.load());
   EXPECT_EQ(stats_.checkpoint_lsn.load(), 0x2000u);
   // Nothing open: nothing to commit, nothing counted.
-  ASSERT_TRUE(core_.maybe_commit(Clock::now(), true).ok());
+  ASSERT_TRUE(core_.maybe_commit(Clock::now(), false, true).ok());
   EXPECT_EQ(stats_.kafka_transactions_committed.load(), 1u);
   EXPECT_EQ(stats_.kafka_commit.snapshot().count, 1u);
 }
@@ -1024,7 +1022,7 @@ TEST_F(SlotCoreExactlyOnceStats, AbortsAreCountedWhetherACommitFailsOrTheCoreAbo
   // A delivery Kafka refuses dooms the transaction: its commit aborts it.
   ASSERT_TRUE(txn(0x2000, {1}).ok());
   kafka_.report(0, DeliveryStatus::kPermanent);
-  EXPECT_FALSE(core_.maybe_commit(Clock::now(), true).ok());
+  EXPECT_FALSE(core_.maybe_commit(Clock::now(), false, true).ok());
   EXPECT_EQ(stats_.kafka_transactions_aborted.load(), 1u);
   EXPECT_EQ(stats_.kafka_transactions_committed.load(), 0u);
   EXPECT_FALSE(stats_.checkpoint_known.load());
@@ -1339,8 +1337,7 @@ TEST(SlotCoreMessagesExactlyOnce, AResumeInsideATransactionSkipsExactlyItsCommit
   ScriptedTransactions kafka;
   PipelineStats stats;
   SlotCoreOptions options;
-  options.transactions = &kafka;
-  options.transaction_max_records = 3;
+  options.commit_policy.max_records = 3;
   Stream stream;
   auto replay = [&](SlotCore& core) -> common::Result<void> {
     core.start_session(wal::Lsn(0x1000), outbox_guard(cfg));
@@ -1379,7 +1376,7 @@ TEST(SlotCoreMessagesExactlyOnce, AResumeInsideATransactionSkipsExactlyItsCommit
   wal::Commit c;
   c.end_lsn = wal::Lsn(0x2000);
   ASSERT_TRUE(second.on_message(c, wal::Lsn(0x1ff8)).ok());
-  ASSERT_TRUE(second.maybe_commit(Clock::now(), true).ok());
+  ASSERT_TRUE(second.maybe_commit(Clock::now(), false, true).ok());
   for (int id : {1, 2, 3, 4, 5}) EXPECT_EQ(kafka.visible[Stream::id_of(id)], 1) << id;
   EXPECT_EQ(kafka.visible.count(Stream::id_of(90)), 0u);
   EXPECT_EQ(kafka.committed_checkpoint(),
