@@ -66,8 +66,8 @@ struct KafkaConfig {
   bool create_topics = false;
   std::chrono::milliseconds drain_timeout{30000};
   // exactly_once: one transactional producer per slot; records and the
-  // position they reach commit together every transaction_interval, or at
-  // transaction_max_records.
+  // position they reach commit together as soon as the stream is caught up,
+  // at the latest after transaction_interval or at transaction_max_records.
   DeliveryGuarantee delivery = DeliveryGuarantee::kExactlyOnce;
   std::chrono::milliseconds transaction_interval = kDefaultTransactionInterval;
   uint64_t transaction_max_records = kDefaultTransactionMaxRecords;
