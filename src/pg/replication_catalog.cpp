@@ -209,6 +209,75 @@ common::Result<PublicationState> read_publication(const CatalogQuery& query,
   return state;
 }
 
+namespace {
+
+// The columns read_slot() selects, named: the SELECT list below is built
+// from this order, and each field is read by its name.
+enum SlotColumn {
+  kPlugin,
+  kSlotType,
+  kInThisDatabase,
+  kActivePid,
+  kConfirmedFlush,
+  kRestartLsn,
+  kWalStatus,
+  kFailover,
+  kSlotColumns,
+};
+
+std::string slot_select(const std::string& slot, int server_version) {
+  std::string columns[kSlotColumns];
+  columns[kPlugin] = "plugin";
+  columns[kSlotType] = "slot_type";
+  columns[kInThisDatabase] = "database = pg_catalog.current_database()";
+  columns[kActivePid] = "active_pid";
+  columns[kConfirmedFlush] = "confirmed_flush_lsn";
+  columns[kRestartLsn] = "restart_lsn";
+  // wal_status came with 13, failover with 17.
+  columns[kWalStatus] = server_version >= 130000 ? "wal_status" : "NULL";
+  columns[kFailover] = server_version >= 170000 ? "failover" : "false";
+  std::string sql = "SELECT ";
+  for (int i = 0; i < kSlotColumns; ++i) sql += (i ? ", " : "") + columns[i];
+  return sql + " FROM pg_catalog.pg_replication_slots WHERE slot_name = " + quote_literal(slot);
+}
+
+common::Result<std::optional<Lsn>> optional_lsn(const std::optional<std::string>& text,
+                                                const std::string& what) {
+  if (!text) return std::optional<Lsn>();
+  auto lsn = parse_server_lsn(*text, what);
+  if (!lsn) return lsn.error();
+  return std::optional<Lsn>(*lsn);
+}
+
+}  // namespace
+
+common::Result<std::optional<ReplicationSlotRow>> read_slot(const CatalogQuery& query, const std::string& slot,
+                                                 int server_version) {
+  auto rows = query(slot_select(slot, server_version));
+  if (!rows) return rows.error();
+  if (rows->empty()) return std::optional<ReplicationSlotRow>();
+  const auto& row = (*rows)[0];
+  if (row.size() != kSlotColumns) {
+    return error(replication_errc::query_failed,
+                 "pg_replication_slots: expected " + std::to_string(kSlotColumns) +
+                     " columns, got " + std::to_string(row.size()));
+  }
+  ReplicationSlotRow s;
+  s.plugin = row[kPlugin].value_or("");
+  s.slot_type = row[kSlotType].value_or("");
+  s.in_this_database = is_true(row[kInThisDatabase]);
+  s.active_pid = row[kActivePid];
+  auto confirmed = optional_lsn(row[kConfirmedFlush], "confirmed_flush_lsn of slot " + slot);
+  if (!confirmed) return confirmed.error();
+  s.confirmed_flush = *confirmed;
+  auto restart = optional_lsn(row[kRestartLsn], "restart_lsn of slot " + slot);
+  if (!restart) return restart.error();
+  s.restart_lsn = *restart;
+  s.wal_status = row[kWalStatus].value_or("");
+  s.failover = is_true(row[kFailover]);
+  return std::optional<ReplicationSlotRow>(std::move(s));
+}
+
 common::Result<void> check_publication(const PublicationState& state,
                                        const std::string& publication, const std::string& slot,
                                        const OutboxRelation& outbox, int server_version) {

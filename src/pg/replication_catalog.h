@@ -52,6 +52,24 @@ common::Result<PublicationState> read_publication(const CatalogQuery& query,
                                                   const std::string& publication,
                                                   const OutboxRelation& outbox, int server_version);
 
+// A replication slot as pg_replication_slots shows it.
+struct ReplicationSlotRow {
+  std::string plugin;
+  std::string slot_type;
+  bool in_this_database = false;
+  std::optional<std::string> active_pid;  // the backend streaming it
+  std::optional<Lsn> confirmed_flush;
+  std::optional<Lsn> restart_lsn;
+  std::string wal_status;  // empty before PostgreSQL 13
+  bool failover = false;   // PostgreSQL 17+
+
+  bool lost() const { return wal_status == "lost"; }
+};
+
+// The row of pg_replication_slots for `slot`; nullopt when there is none.
+common::Result<std::optional<ReplicationSlotRow>> read_slot(const CatalogQuery& query, const std::string& slot,
+                                                 int server_version);
+
 // Whether an existing publication delivers every outbox row to the slot
 // under the outbox's own OID; otherwise replication_errc::publication_invalid
 // with the SQL that fixes it.
@@ -62,7 +80,6 @@ common::Result<void> check_publication(const PublicationState& state,
 // CREATE PUBLICATION for the outbox: inserts only, and through the root of a
 // partitioned outbox.
 std::string create_publication_sql(const std::string& publication, const OutboxRelation& outbox);
-
 // The periodic check, on its own ordinary connection (connects on first use
 // and again after a failure). Errors with replication_errc::outbox_missing,
 // outbox_replaced, publication_missing or publication_invalid are verdicts:

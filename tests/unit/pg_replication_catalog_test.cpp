@@ -181,6 +181,57 @@ TEST(OutboxRelationRead, UnexpectedOidTextIsAnErrorNamingIt) {
   expect_contains(rel.error().describe(), "'16x84'");
 }
 
+TEST(SlotRead, EachColumnIsReadByItsName) {
+  ScriptedCatalog c;
+  c.answers = {{{"pgoutput", "logical", "t", "4242", "0/3000000", "0/2000000", "lost", "t"}}};
+  auto row = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_TRUE(row.ok()) << row.error().describe();
+  ASSERT_TRUE(row->has_value());
+  const ReplicationSlotRow& s = **row;
+  EXPECT_EQ(s.plugin, "pgoutput");
+  EXPECT_EQ(s.slot_type, "logical");
+  EXPECT_TRUE(s.in_this_database);
+  EXPECT_EQ(s.active_pid, std::optional<std::string>("4242"));
+  EXPECT_EQ(s.confirmed_flush, std::optional<Lsn>(Lsn(0x3000000)));
+  EXPECT_EQ(s.restart_lsn, std::optional<Lsn>(Lsn(0x2000000)));
+  EXPECT_TRUE(s.lost());
+  EXPECT_TRUE(s.failover);
+  expect_contains(c.asked[0],
+                  "SELECT plugin, slot_type, database = pg_catalog.current_database(), "
+                  "active_pid, confirmed_flush_lsn, restart_lsn, wal_status, failover FROM "
+                  "pg_catalog.pg_replication_slots WHERE slot_name = 'orders_slot'");
+}
+
+TEST(SlotRead, ColumnsAServerLacksAreAskedAsConstants) {
+  ScriptedCatalog c;
+  c.answers = {{{"pgoutput", "logical", "f", std::nullopt, std::nullopt, std::nullopt,
+                 std::nullopt, "f"}}};
+  auto row = read_slot(c.query(), "orders_slot", 120000);
+  ASSERT_TRUE(row.ok()) << row.error().describe();
+  expect_contains(c.asked[0], "restart_lsn, NULL, false FROM");
+  EXPECT_FALSE((*row)->in_this_database);
+  EXPECT_FALSE((*row)->lost());
+  EXPECT_EQ((*row)->confirmed_flush, std::nullopt);
+  EXPECT_EQ((*row)->active_pid, std::nullopt);
+}
+
+TEST(SlotRead, MissingSlotIsNoRowAndABadLsnIsAnErrorNamingIt) {
+  ScriptedCatalog c;
+  c.answers = {{}};
+  auto none = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  c.answers = {{{"pgoutput", "logical", "t", std::nullopt, "zz", std::nullopt, "reserved", "f"}}};
+  auto bad = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, replication_errc::lsn_invalid);
+  expect_contains(bad.error().describe(), "confirmed_flush_lsn of slot orders_slot 'zz'");
+  c.answers = {{{"pgoutput", "logical"}}};
+  auto short_row = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_FALSE(short_row.ok());
+  EXPECT_EQ(short_row.error().code, replication_errc::query_failed);
+}
+
 TEST(ServerLsn, TextThatIsNotAnLsnIsAnErrorNamingIt) {
   auto lsn = parse_server_lsn("16/B374D848", "confirmed_flush_lsn of slot s");
   ASSERT_TRUE(lsn.ok());
