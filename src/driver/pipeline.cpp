@@ -161,7 +161,7 @@ common::Result<void> Pipeline::connect_and_stream(relay::SlotCore& core, bool& s
   if (auto r = check_source(stream); !r) return r;
   const bool slot_exists = facts->slot.presence != relay::SlotPresence::kMissing;
   if (auto r = stream.prepare_catalog(slot_exists); !r) return prepare_failure(stream, r.error());
-  auto guard = make_guard(stream);
+  auto guard = make_guard(stream, slot_exists);
   if (!guard) return failure(errc::fatal, guard.error().describe());
   auto slot = take_slot(stream, decision.slot);
   if (!slot) return slot.error();
@@ -237,12 +237,19 @@ common::Result<void> Pipeline::check_source(const pg::ReplicationStream& stream)
                              stream.server_version()));
 }
 
-common::Result<relay::RelationGuard> Pipeline::make_guard(
-    const pg::ReplicationStream& stream) const {
-  const relay::GuardContext context{cfg_.postgres.slot, cfg_.postgres.publication};
+common::Result<relay::RelationGuard> Pipeline::make_guard(const pg::ReplicationStream& stream,
+                                                          bool slot_exists) const {
+  relay::GuardContext context{cfg_.postgres.slot, cfg_.postgres.publication};
+  context.scope = stream.publication_scope();
+  context.own_publication.name = stream.free_publication_name();
+  context.own_publication.create_sql =
+      cfg_.outbox.reads_table()
+          ? pg::create_publication_sql(context.own_publication.name, stream.outbox())
+          : pg::create_empty_publication_sql(context.own_publication.name);
+  context.slot_exists = slot_exists;
   return cfg_.outbox.reads_table()
-             ? relay::RelationGuard::create(cfg_.outbox, stream.outbox(), context)
-             : relay::RelationGuard::without_table(cfg_.outbox, context);
+             ? relay::RelationGuard::create(cfg_.outbox, stream.outbox(), std::move(context))
+             : relay::RelationGuard::without_table(cfg_.outbox, std::move(context));
 }
 
 common::Result<pg::SlotState> Pipeline::take_slot(pg::ReplicationStream& stream,

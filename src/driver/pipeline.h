@@ -72,7 +72,8 @@ class Pipeline {
                                                   const relay::SlotCore& core);
   relay::SlotRecall recall(const relay::SlotCore& core) const;
   common::Result<void> check_source(const pg::ReplicationStream& stream) const;
-  common::Result<relay::RelationGuard> make_guard(const pg::ReplicationStream& stream) const;
+  common::Result<relay::RelationGuard> make_guard(const pg::ReplicationStream& stream,
+                                                  bool slot_exists) const;
   common::Result<pg::SlotState> take_slot(pg::ReplicationStream& stream, relay::SlotStep step);
   // What a failure to read the catalog or to take the slot means here.
   common::Error prepare_failure(pg::ReplicationStream& stream, const common::Error& error);

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "config/config.h"
@@ -184,29 +185,58 @@ common::Result<PublicationState> read_publication(const CatalogQuery& query,
                                                   int server_version) {
   const std::string oid = std::to_string(outbox.oid);
   // publish_via_partition_root came with 13, FOR TABLES IN SCHEMA with 15.
+  const bool schemas = server_version >= 150000;
   std::string sql = std::string("SELECT p.pubinsert, ") +
                     (server_version >= 130000 ? "p.pubviaroot" : "false") +
                     ", p.puballtables OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r "
                     "WHERE r.prpubid = p.oid AND r.prrelid = " +
                     oid + ")";
-  if (server_version >= 150000) {
+  if (schemas) {
     sql +=
         " OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace s JOIN "
         "pg_catalog.pg_class c ON c.relnamespace = s.pnnspid WHERE s.pnpubid = p.oid AND "
         "c.oid = " +
         oid + ")";
   }
+  sql += ", p.puballtables, ";
+  sql += schemas ? "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace s WHERE "
+                   "s.pnpubid = p.oid)"
+                 : "false";
   sql += " FROM pg_catalog.pg_publication p WHERE p.pubname = " + quote_literal(publication);
   auto rows = query(sql);
   if (!rows) return rows.error();
   PublicationState state;
   if (rows->empty()) return state;
   const auto& row = (*rows)[0];
+  if (row.size() != 5) {
+    return error(replication_errc::query_failed,
+                 "pg_publication: expected 5 columns, got " + std::to_string(row.size()));
+  }
   state.exists = true;
   state.publishes_insert = is_true(row[0]);
   state.via_partition_root = is_true(row[1]);
   state.includes_outbox = is_true(row[2]);
+  state.scope.all_tables = is_true(row[3]);
+  state.scope.schemas = is_true(row[4]);
   return state;
+}
+
+common::Result<std::vector<wal::PublishedTable>> read_published_tables(
+    const CatalogQuery& query, const std::string& publication) {
+  auto rows = query(
+      "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_publication_tables t "
+      "JOIN pg_catalog.pg_namespace n ON n.nspname = t.schemaname "
+      "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename "
+      "WHERE t.pubname = " +
+      quote_literal(publication) + " ORDER BY n.nspname, c.relname");
+  if (!rows) return rows.error();
+  std::vector<wal::PublishedTable> tables;
+  for (const auto& row : *rows) {
+    auto oid = parse_oid(row[0], "pg_class.oid");
+    if (!oid) return oid.error();
+    tables.push_back({*oid, row[1].value_or(""), row[2].value_or("")});
+  }
+  return tables;
 }
 
 namespace {
@@ -298,7 +328,8 @@ common::Result<void> check_publication(const PublicationState& state,
                  where +
                      "does not publish inserts, so no outbox row reaches the slot; fix it "
                      "with: ALTER PUBLICATION " +
-                     pub + " SET (publish = 'insert')");
+                     pub + " SET (publish = 'insert') (rows inserted before that are not in the "
+                           "stream)");
   }
   if (!state.includes_outbox) {
     return error(replication_errc::publication_invalid,
@@ -336,6 +367,27 @@ std::string create_publication_sql(const std::string& publication, const OutboxR
          (outbox.relkind == OutboxRelation::kPartitioned ? ", publish_via_partition_root = true"
                                                          : "") +
          ")";
+}
+
+std::string create_empty_publication_sql(const std::string& publication) {
+  return "CREATE PUBLICATION " + quote_identifier(publication);
+}
+
+common::Result<std::string> free_publication_name(const CatalogQuery& query,
+                                                  const std::string& configured) {
+  auto rows = query(
+      "SELECT pubname FROM pg_catalog.pg_publication WHERE pubname LIKE 'outbox%pub%'");
+  if (!rows) return rows.error();
+  const auto taken = [&](const std::string& name) {
+    if (name == configured) return true;
+    return std::any_of(rows->begin(), rows->end(), [&](const auto& row) {
+      return !row.empty() && row[0] == std::optional<std::string>(name);
+    });
+  };
+  if (!taken("outbox_pub")) return std::string("outbox_pub");
+  std::string name = "outbox_relay_pub";
+  for (int n = 2; taken(name); ++n) name = "outbox_relay_pub_" + std::to_string(n);
+  return name;
 }
 
 struct CatalogWatch::Conn {

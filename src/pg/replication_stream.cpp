@@ -291,7 +291,12 @@ common::Result<void> ReplicationStream::ensure_publication(bool slot_exists) {
   // decode (or a retry that moves on would skip them). check_publication
   // refuses it with the explanation.
   if (state->exists || slot_exists) {
-    return check_publication(*state, options_.publication, options_.slot, outbox_, server_version_);
+    if (auto r = check_publication(*state, options_.publication, options_.slot, outbox_,
+                                   server_version_);
+        !r) {
+      return r;
+    }
+    return read_scope(state->scope);
   }
   const std::string create = create_publication_sql(options_.publication, outbox_);
   if (!options_.create_publication) {
@@ -309,15 +314,32 @@ common::Result<void> ReplicationStream::ensure_publication(bool slot_exists) {
   return {};
 }
 
+// A publication that covers more than the tables it lists sends the rows of
+// every table it covers: those are read here, for relay::RelationGuard to
+// judge against the outbox and outbox.ignore_relations before the slot.
+common::Result<void> ReplicationStream::read_scope(wal::PublicationScope scope) {
+  if (!scope.lists_tables_only()) {
+    const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
+    auto tables = read_published_tables(q, options_.publication);
+    if (!tables) return tables.error();
+    scope.tables = std::move(*tables);
+    auto name = pg::free_publication_name(q, options_.publication);
+    if (!name) return name.error();
+    free_publication_name_ = std::move(*name);
+  }
+  publication_scope_ = std::move(scope);
+  return {};
+}
+
 // pgoutput carries messages whatever the publication holds, but it loads the
 // publication at the first change of any table and fails if it is missing;
 // so it must exist, and from before the slot, as with a table.
 common::Result<void> ReplicationStream::ensure_message_publication(bool slot_exists) {
-  auto rows = conn_->query("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " +
-                           quote_literal(options_.publication));
-  if (!rows) return rows.error();
-  if (!rows->empty()) return {};
-  const std::string create = "CREATE PUBLICATION " + quote_identifier(options_.publication);
+  const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
+  auto state = read_publication(q, options_.publication, OutboxRelation{}, server_version_);
+  if (!state) return state.error();
+  if (state->exists) return read_scope(state->scope);
+  const std::string create = create_empty_publication_sql(options_.publication);
   const std::string where =
       "slot=" + options_.slot + " publication \"" + options_.publication + "\" does not exist";
   if (slot_exists) {

@@ -119,6 +119,12 @@ class ReplicationStream {
   // The outbox as the catalog described it in prepare_catalog(); empty (oid
   // 0) without an outbox table.
   const OutboxRelation& outbox() const { return outbox_; }
+  // What the publication covers beyond the tables it lists, with the tables
+  // it publishes when it covers more (FOR ALL TABLES, FOR TABLES IN SCHEMA).
+  const wal::PublicationScope& publication_scope() const { return publication_scope_; }
+  // For such a publication, a name no publication has yet, to suggest for
+  // one of the relay's own; empty otherwise.
+  const std::string& free_publication_name() const { return free_publication_name_; }
 
   // The slot step the resume policy decided (relay::ResumePolicy): stream
   // from the slot as it is, create it, or drop a lost one and create it
@@ -169,6 +175,7 @@ class ReplicationStream {
   common::Result<void> read_wal_safety();
   common::Result<void> ensure_publication(bool slot_exists);
   common::Result<void> ensure_message_publication(bool slot_exists);
+  common::Result<void> read_scope(wal::PublicationScope scope);
   common::Result<bool> wants_failover_slot();
   void await_copy_done();
 
@@ -182,6 +189,8 @@ class ReplicationStream {
   std::optional<wal::TimelineId> timeline_id_;
   Lsn identified_wal_end_;
   OutboxRelation outbox_;
+  wal::PublicationScope publication_scope_;
+  std::string free_publication_name_;
   bool streaming_ = false;
 };
 

@@ -181,6 +181,47 @@ TEST(OutboxRelationRead, UnexpectedOidTextIsAnErrorNamingIt) {
   expect_contains(rel.error().describe(), "'16x84'");
 }
 
+TEST(PublicationRead, ScopeBeyondListedTablesIsRead) {
+  ScriptedCatalog c;
+  c.answers = {{{"t", "t", "t", "t", "f"}}};
+  auto state = read_publication(c.query(), "dbz_publication", outbox(), 150000);
+  ASSERT_TRUE(state.ok()) << state.error().describe();
+  EXPECT_TRUE(state->scope.all_tables);
+  EXPECT_FALSE(state->scope.schemas);
+  EXPECT_FALSE(state->scope.lists_tables_only());
+  expect_contains(c.asked[0], "p.puballtables, EXISTS (SELECT 1 FROM "
+                              "pg_catalog.pg_publication_namespace s WHERE s.pnpubid = p.oid)");
+  // FOR TABLES IN SCHEMA arrived with 15.
+  c.answers = {{{"t", "f", "t", "f", "f"}}};
+  ASSERT_TRUE(read_publication(c.query(), "outbox_pub", outbox(), 140000).ok());
+  expect_contains(c.asked[1], "p.puballtables, false FROM");
+}
+
+TEST(PublicationRead, PublishedTablesAreReadWithTheirOids) {
+  ScriptedCatalog c;
+  c.answers = {{{"16384", "public", "outbox"}, {"16500", "public", "orders"}}};
+  auto tables = read_published_tables(c.query(), "dbz_publication");
+  ASSERT_TRUE(tables.ok()) << tables.error().describe();
+  EXPECT_EQ(*tables, (std::vector<wal::PublishedTable>{{16384, "public", "outbox"},
+                                                        {16500, "public", "orders"}}));
+  expect_contains(c.asked[0], "pg_publication_tables t");
+  expect_contains(c.asked[0], "WHERE t.pubname = 'dbz_publication'");
+}
+
+// sql/01-outbox-table.sql may have made outbox_pub beside Debezium's
+// publication: CREATE PUBLICATION of a name taken fails.
+TEST(PublicationAdvice, SuggestedPublicationNameIsOneNoPublicationHas) {
+  ScriptedCatalog c;
+  c.answers = {{}};
+  EXPECT_EQ(free_publication_name(c.query(), "dbz_publication").value(), "outbox_pub");
+  c.answers = {{}};
+  EXPECT_EQ(free_publication_name(c.query(), "outbox_pub").value(), "outbox_relay_pub");
+  c.answers = {{{"outbox_pub"}, {"outbox_relay_pub"}, {"outbox_relay_pub_2"}}};
+  EXPECT_EQ(free_publication_name(c.query(), "dbz_publication").value(), "outbox_relay_pub_3");
+  expect_contains(c.asked[0], "FROM pg_catalog.pg_publication WHERE pubname LIKE 'outbox%pub%'");
+  EXPECT_EQ(create_empty_publication_sql("outbox_pub"), "CREATE PUBLICATION \"outbox_pub\"");
+}
+
 TEST(SlotRead, EachColumnIsReadByItsName) {
   ScriptedCatalog c;
   c.answers = {{{"pgoutput", "logical", "t", "4242", "0/3000000", "0/2000000", "lost", "t"}}};
