@@ -183,6 +183,10 @@ RELAY_VARIANTS = {
     "zstd": {"kafka": {"compression.type": "zstd"}},
     # The in-flight window (default 20,000): memory held by librdkafka, and
     # how far apart in time a record is written and read again.
+    # Exactly once: how soon a caught-up stream commits again (default
+    # 20 ms), against the broker's cost of each commit.
+    "mingap0": {"kafka_keys": {"transaction_min_interval": "0ms"}},
+    "mingap50": {"kafka_keys": {"transaction_min_interval": "50ms"}},
     "inflight5k": {"limits": {"max_inflight_messages": 5000}},
     "inflight10k": {"limits": {"max_inflight_messages": 10000}},
     "inflight50k": {"limits": {"max_inflight_messages": 50000}},

@@ -57,6 +57,10 @@ struct PostgresConfig {
 // Exactly once's default commit cadence (bench/RESULTS-eos-vs-alo.md);
 // also the slot core's default.
 inline constexpr std::chrono::milliseconds kDefaultTransactionInterval{250};
+// Each Kafka commit costs the broker a transaction-log write and a marker
+// per partition: commits as fast as single-row transactions arrive saturated
+// a 2-core host's broker at 1,000 rows/s (bench/PROFILE.md, round five).
+inline constexpr std::chrono::milliseconds kDefaultTransactionMinInterval{20};
 inline constexpr uint64_t kDefaultTransactionMaxRecords = 50000;
 
 struct KafkaConfig {
@@ -70,6 +74,8 @@ struct KafkaConfig {
   // at the latest after transaction_interval or at transaction_max_records.
   DeliveryGuarantee delivery = DeliveryGuarantee::kExactlyOnce;
   std::chrono::milliseconds transaction_interval = kDefaultTransactionInterval;
+  // A caught-up commit waits until this long after the last one began.
+  std::chrono::milliseconds transaction_min_interval = kDefaultTransactionMinInterval;
   uint64_t transaction_max_records = kDefaultTransactionMaxRecords;
   std::chrono::milliseconds transaction_timeout{300000};
   std::string transactional_id_prefix = "outbox-relay-";

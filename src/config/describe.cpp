@@ -120,6 +120,8 @@ void emit_kafka(YAML::Emitter& out, const KafkaConfig& kafka) {
       << std::string(kDeliveryNames[static_cast<size_t>(kafka.delivery)]);
   out << YAML::Key << "transaction_interval" << YAML::Value
       << format_duration(kafka.transaction_interval);
+  out << YAML::Key << "transaction_min_interval" << YAML::Value
+      << format_duration(kafka.transaction_min_interval);
   out << YAML::Key << "transaction_max_records" << YAML::Value << kafka.transaction_max_records;
   out << YAML::Key << "transaction_timeout" << YAML::Value
       << format_duration(kafka.transaction_timeout);

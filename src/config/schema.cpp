@@ -37,6 +37,7 @@ constexpr std::string_view kKafkaKeys[] = {"brokers",
                                            "drain_timeout",
                                            "delivery",
                                            "transaction_interval",
+                                           "transaction_min_interval",
                                            "transaction_max_records",
                                            "transaction_timeout",
                                            "transactional_id_prefix"};
@@ -268,6 +269,8 @@ void read_kafka(const Mapping& root, KafkaConfig& kafka) {
   }
   read_key(m, "transaction_interval", kafka.transaction_interval,
            duration_within(milliseconds(1), std::chrono::minutes(10)));
+  read_key(m, "transaction_min_interval", kafka.transaction_min_interval,
+           duration_within(milliseconds(0), std::chrono::minutes(10)));
   read_key(m, "transaction_max_records", kafka.transaction_max_records,
            count_within(1, kMaxInflightMessages));
   read_key(m, "transaction_timeout", kafka.transaction_timeout,

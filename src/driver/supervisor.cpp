@@ -169,6 +169,7 @@ void Supervisor::start(int index) {
         std::to_string(std::clamp<int64_t>(lease.count() / 2, 1000, 2000));
   }
   if (auto made = make_producer(cfg, index, po, *runner); !made) {
+    spdlog::error("slot={} stopped: {}", cfg.postgres.slot, made.error().describe());
     std::lock_guard f(failure_mutex_);
     failure_ = made.error();
     return;

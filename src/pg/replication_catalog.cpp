@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "config/config.h"
@@ -184,29 +185,127 @@ common::Result<PublicationState> read_publication(const CatalogQuery& query,
                                                   int server_version) {
   const std::string oid = std::to_string(outbox.oid);
   // publish_via_partition_root came with 13, FOR TABLES IN SCHEMA with 15.
+  const bool schemas = server_version >= 150000;
   std::string sql = std::string("SELECT p.pubinsert, ") +
                     (server_version >= 130000 ? "p.pubviaroot" : "false") +
                     ", p.puballtables OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r "
                     "WHERE r.prpubid = p.oid AND r.prrelid = " +
                     oid + ")";
-  if (server_version >= 150000) {
+  if (schemas) {
     sql +=
         " OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace s JOIN "
         "pg_catalog.pg_class c ON c.relnamespace = s.pnnspid WHERE s.pnpubid = p.oid AND "
         "c.oid = " +
         oid + ")";
   }
+  sql += ", p.puballtables, ";
+  sql += schemas ? "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace s WHERE "
+                   "s.pnpubid = p.oid)"
+                 : "false";
   sql += " FROM pg_catalog.pg_publication p WHERE p.pubname = " + quote_literal(publication);
   auto rows = query(sql);
   if (!rows) return rows.error();
   PublicationState state;
   if (rows->empty()) return state;
   const auto& row = (*rows)[0];
+  if (row.size() != 5) {
+    return error(replication_errc::query_failed,
+                 "pg_publication: expected 5 columns, got " + std::to_string(row.size()));
+  }
   state.exists = true;
   state.publishes_insert = is_true(row[0]);
   state.via_partition_root = is_true(row[1]);
   state.includes_outbox = is_true(row[2]);
+  state.scope.all_tables = is_true(row[3]);
+  state.scope.schemas = is_true(row[4]);
   return state;
+}
+
+common::Result<std::vector<wal::PublishedTable>> read_published_tables(
+    const CatalogQuery& query, const std::string& publication) {
+  auto rows = query(
+      "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_publication_tables t "
+      "JOIN pg_catalog.pg_namespace n ON n.nspname = t.schemaname "
+      "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename "
+      "WHERE t.pubname = " +
+      quote_literal(publication) + " ORDER BY n.nspname, c.relname");
+  if (!rows) return rows.error();
+  std::vector<wal::PublishedTable> tables;
+  for (const auto& row : *rows) {
+    auto oid = parse_oid(row[0], "pg_class.oid");
+    if (!oid) return oid.error();
+    tables.push_back({*oid, row[1].value_or(""), row[2].value_or("")});
+  }
+  return tables;
+}
+
+namespace {
+
+// The columns read_slot() selects, named: the SELECT list below is built
+// from this order, and each field is read by its name.
+enum SlotColumn {
+  kPlugin,
+  kSlotType,
+  kInThisDatabase,
+  kActivePid,
+  kConfirmedFlush,
+  kRestartLsn,
+  kWalStatus,
+  kFailover,
+  kSlotColumns,
+};
+
+std::string slot_select(const std::string& slot, int server_version) {
+  std::string columns[kSlotColumns];
+  columns[kPlugin] = "plugin";
+  columns[kSlotType] = "slot_type";
+  columns[kInThisDatabase] = "database = pg_catalog.current_database()";
+  columns[kActivePid] = "active_pid";
+  columns[kConfirmedFlush] = "confirmed_flush_lsn";
+  columns[kRestartLsn] = "restart_lsn";
+  // wal_status came with 13, failover with 17.
+  columns[kWalStatus] = server_version >= 130000 ? "wal_status" : "NULL";
+  columns[kFailover] = server_version >= 170000 ? "failover" : "false";
+  std::string sql = "SELECT ";
+  for (int i = 0; i < kSlotColumns; ++i) sql += (i ? ", " : "") + columns[i];
+  return sql + " FROM pg_catalog.pg_replication_slots WHERE slot_name = " + quote_literal(slot);
+}
+
+common::Result<std::optional<Lsn>> optional_lsn(const std::optional<std::string>& text,
+                                                const std::string& what) {
+  if (!text) return std::optional<Lsn>();
+  auto lsn = parse_server_lsn(*text, what);
+  if (!lsn) return lsn.error();
+  return std::optional<Lsn>(*lsn);
+}
+
+}  // namespace
+
+common::Result<std::optional<ReplicationSlotRow>> read_slot(const CatalogQuery& query, const std::string& slot,
+                                                 int server_version) {
+  auto rows = query(slot_select(slot, server_version));
+  if (!rows) return rows.error();
+  if (rows->empty()) return std::optional<ReplicationSlotRow>();
+  const auto& row = (*rows)[0];
+  if (row.size() != kSlotColumns) {
+    return error(replication_errc::query_failed,
+                 "pg_replication_slots: expected " + std::to_string(kSlotColumns) +
+                     " columns, got " + std::to_string(row.size()));
+  }
+  ReplicationSlotRow s;
+  s.plugin = row[kPlugin].value_or("");
+  s.slot_type = row[kSlotType].value_or("");
+  s.in_this_database = is_true(row[kInThisDatabase]);
+  s.active_pid = row[kActivePid];
+  auto confirmed = optional_lsn(row[kConfirmedFlush], "confirmed_flush_lsn of slot " + slot);
+  if (!confirmed) return confirmed.error();
+  s.confirmed_flush = *confirmed;
+  auto restart = optional_lsn(row[kRestartLsn], "restart_lsn of slot " + slot);
+  if (!restart) return restart.error();
+  s.restart_lsn = *restart;
+  s.wal_status = row[kWalStatus].value_or("");
+  s.failover = is_true(row[kFailover]);
+  return std::optional<ReplicationSlotRow>(std::move(s));
 }
 
 common::Result<void> check_publication(const PublicationState& state,
@@ -229,7 +328,8 @@ common::Result<void> check_publication(const PublicationState& state,
                  where +
                      "does not publish inserts, so no outbox row reaches the slot; fix it "
                      "with: ALTER PUBLICATION " +
-                     pub + " SET (publish = 'insert')");
+                     pub + " SET (publish = 'insert') (rows inserted before that are not in the "
+                           "stream)");
   }
   if (!state.includes_outbox) {
     return error(replication_errc::publication_invalid,
@@ -267,6 +367,27 @@ std::string create_publication_sql(const std::string& publication, const OutboxR
          (outbox.relkind == OutboxRelation::kPartitioned ? ", publish_via_partition_root = true"
                                                          : "") +
          ")";
+}
+
+std::string create_empty_publication_sql(const std::string& publication) {
+  return "CREATE PUBLICATION " + quote_identifier(publication);
+}
+
+common::Result<std::string> free_publication_name(const CatalogQuery& query,
+                                                  const std::string& configured) {
+  auto rows = query(
+      "SELECT pubname FROM pg_catalog.pg_publication WHERE pubname LIKE 'outbox%pub%'");
+  if (!rows) return rows.error();
+  const auto taken = [&](const std::string& name) {
+    if (name == configured) return true;
+    return std::any_of(rows->begin(), rows->end(), [&](const auto& row) {
+      return !row.empty() && row[0] == std::optional<std::string>(name);
+    });
+  };
+  if (!taken("outbox_pub")) return std::string("outbox_pub");
+  std::string name = "outbox_relay_pub";
+  for (int n = 2; taken(name); ++n) name = "outbox_relay_pub_" + std::to_string(n);
+  return name;
 }
 
 struct CatalogWatch::Conn {

@@ -46,11 +46,37 @@ struct PublicationState {
   // The outbox is in the publication: listed by OID, its schema is
   // (FOR TABLES IN SCHEMA), or the publication is FOR ALL TABLES.
   bool includes_outbox = false;
+  // FOR ALL TABLES, FOR TABLES IN SCHEMA; the tables such a publication
+  // covers are read by read_published_tables().
+  wal::PublicationScope scope;
 };
 
 common::Result<PublicationState> read_publication(const CatalogQuery& query,
                                                   const std::string& publication,
                                                   const OutboxRelation& outbox, int server_version);
+
+// Every table the publication publishes now (pg_publication_tables), by
+// schema and name.
+common::Result<std::vector<wal::PublishedTable>> read_published_tables(
+    const CatalogQuery& query, const std::string& publication);
+
+// A replication slot as pg_replication_slots shows it.
+struct ReplicationSlotRow {
+  std::string plugin;
+  std::string slot_type;
+  bool in_this_database = false;
+  std::optional<std::string> active_pid;  // the backend streaming it
+  std::optional<Lsn> confirmed_flush;
+  std::optional<Lsn> restart_lsn;
+  std::string wal_status;  // empty before PostgreSQL 13
+  bool failover = false;   // PostgreSQL 17+
+
+  bool lost() const { return wal_status == "lost"; }
+};
+
+// The row of pg_replication_slots for `slot`; nullopt when there is none.
+common::Result<std::optional<ReplicationSlotRow>> read_slot(const CatalogQuery& query, const std::string& slot,
+                                                 int server_version);
 
 // Whether an existing publication delivers every outbox row to the slot
 // under the outbox's own OID; otherwise replication_errc::publication_invalid
@@ -62,6 +88,16 @@ common::Result<void> check_publication(const PublicationState& state,
 // CREATE PUBLICATION for the outbox: inserts only, and through the root of a
 // partitioned outbox.
 std::string create_publication_sql(const std::string& publication, const OutboxRelation& outbox);
+// CREATE PUBLICATION without tables, for outbox.source: messages (pgoutput
+// sends messages whatever the publication holds).
+std::string create_empty_publication_sql(const std::string& publication);
+
+// A name no publication has yet, for one of the relay's own to suggest in
+// place of `configured` when that one publishes more than the outbox:
+// sql/01-outbox-table.sql's outbox_pub when it is free, else outbox_relay_pub,
+// outbox_relay_pub_2, ...
+common::Result<std::string> free_publication_name(const CatalogQuery& query,
+                                                  const std::string& configured);
 
 // The periodic check, on its own ordinary connection (connects on first use
 // and again after a failure). Errors with replication_errc::outbox_missing,

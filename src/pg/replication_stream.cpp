@@ -291,7 +291,12 @@ common::Result<void> ReplicationStream::ensure_publication(bool slot_exists) {
   // decode (or a retry that moves on would skip them). check_publication
   // refuses it with the explanation.
   if (state->exists || slot_exists) {
-    return check_publication(*state, options_.publication, options_.slot, outbox_, server_version_);
+    if (auto r = check_publication(*state, options_.publication, options_.slot, outbox_,
+                                   server_version_);
+        !r) {
+      return r;
+    }
+    return read_scope(state->scope);
   }
   const std::string create = create_publication_sql(options_.publication, outbox_);
   if (!options_.create_publication) {
@@ -309,15 +314,32 @@ common::Result<void> ReplicationStream::ensure_publication(bool slot_exists) {
   return {};
 }
 
+// A publication that covers more than the tables it lists sends the rows of
+// every table it covers: those are read here, for relay::RelationGuard to
+// judge against the outbox and outbox.ignore_relations before the slot.
+common::Result<void> ReplicationStream::read_scope(wal::PublicationScope scope) {
+  if (!scope.lists_tables_only()) {
+    const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
+    auto tables = read_published_tables(q, options_.publication);
+    if (!tables) return tables.error();
+    scope.tables = std::move(*tables);
+    auto name = pg::free_publication_name(q, options_.publication);
+    if (!name) return name.error();
+    free_publication_name_ = std::move(*name);
+  }
+  publication_scope_ = std::move(scope);
+  return {};
+}
+
 // pgoutput carries messages whatever the publication holds, but it loads the
 // publication at the first change of any table and fails if it is missing;
 // so it must exist, and from before the slot, as with a table.
 common::Result<void> ReplicationStream::ensure_message_publication(bool slot_exists) {
-  auto rows = conn_->query("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " +
-                           quote_literal(options_.publication));
-  if (!rows) return rows.error();
-  if (!rows->empty()) return {};
-  const std::string create = "CREATE PUBLICATION " + quote_identifier(options_.publication);
+  const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
+  auto state = read_publication(q, options_.publication, OutboxRelation{}, server_version_);
+  if (!state) return state.error();
+  if (state->exists) return read_scope(state->scope);
+  const std::string create = create_empty_publication_sql(options_.publication);
   const std::string where =
       "slot=" + options_.slot + " publication \"" + options_.publication + "\" does not exist";
   if (slot_exists) {
@@ -343,20 +365,10 @@ common::Result<void> ReplicationStream::ensure_message_publication(bool slot_exi
   return {};
 }
 
-common::Result<bool> ReplicationStream::slot_exists() {
-  auto rows = conn_->query("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
-                           quote_literal(options_.slot));
-  if (!rows) return rows.error();
-  return !rows->empty();
+common::Result<std::optional<ReplicationSlotRow>> ReplicationStream::read_slot() {
+  const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
+  return pg::read_slot(q, options_.slot, server_version_);
 }
-
-namespace {
-
-std::string lost_confirmed(const std::vector<std::optional<std::string>>& row) {
-  return row[4] ? *row[4] : std::string("(none)");
-}
-
-}  // namespace
 
 // FAILOVER (17+): a standby with sync_replication_slots keeps a copy, so a
 // promotion does not lose the slot. A standby itself (logical decoding on a
@@ -368,99 +380,34 @@ common::Result<bool> ReplicationStream::wants_failover_slot() {
   return rows->empty() || (*rows)[0][0] != std::optional<std::string>("t");
 }
 
-common::Result<SlotState> ReplicationStream::ensure_slot() {
-  const bool has_wal_status = server_version_ >= 130000;
+common::Result<SlotState> ReplicationStream::use_slot() {
+  auto row = read_slot();
+  if (!row) return row.error();
+  const std::string name = "replication slot \"" + options_.slot + "\"";
+  if (!*row) return error(replication_errc::slot_missing, name + " does not exist");
+  const ReplicationSlotRow& slot = **row;
+  if (slot.plugin != "pgoutput" || slot.slot_type != "logical") {
+    return error(replication_errc::slot_invalid, name + " is not a logical pgoutput slot");
+  }
+  if (!slot.in_this_database) {
+    return error(replication_errc::slot_invalid, name + " belongs to another database");
+  }
+  // Invalidated since the resume policy looked: it judges the slot again at
+  // the next connect.
+  if (slot.lost()) {
+    return error(replication_errc::slot_lost,
+                 name + " was invalidated (wal_status = lost) while the relay connected");
+  }
+  if (slot.active_pid) {
+    return error(replication_errc::slot_in_use, name + " is active for PID " + *slot.active_pid);
+  }
+  SlotState state;
+  state.confirmed_flush = slot.confirmed_flush.value_or(Lsn());
+  state.restart_lsn = slot.restart_lsn.value_or(Lsn());
+  state.wal_status = slot.wal_status;
+  state.failover = slot.failover;
   auto failover = wants_failover_slot();
   if (!failover) return failover.error();
-  auto lookup = [&]() {
-    return conn_->query(
-        std::string("SELECT plugin, slot_type, database = current_database(), active_pid, "
-                    "confirmed_flush_lsn, restart_lsn, ") +
-        (has_wal_status ? "wal_status" : "NULL") + ", " +
-        (server_version_ >= 170000 ? "failover" : "false") +
-        " FROM pg_replication_slots WHERE slot_name = " + quote_literal(options_.slot));
-  };
-  auto rows = lookup();
-  if (!rows) return rows.error();
-  SlotState state;
-  if (!rows->empty() && (*rows)[0][6] == std::optional<std::string>("lost") &&
-      options_.recreate_lost_slot) {
-    const auto& lost = (*rows)[0];
-    if (lost[3]) {
-      return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +
-                                                      "\" is active for PID " + *lost[3]);
-    }
-    state.recreated_after = Lsn();
-    if (lost[4]) {
-      auto lsn = parse_server_lsn(*lost[4], "confirmed_flush_lsn of slot " + options_.slot);
-      if (!lsn) return lsn.error();
-      state.recreated_after = *lsn;
-    }
-    auto dropped = conn_->query("DROP_REPLICATION_SLOT " + quote_identifier(options_.slot),
-                                PGRES_COMMAND_OK);
-    if (!dropped) return dropped.error();
-    rows = lookup();
-    if (!rows) return rows.error();
-  }
-  if (rows->empty()) {
-    if (!options_.create_slot && !state.recreated_after) {
-      return error(replication_errc::slot_missing,
-                   "replication slot \"" + options_.slot +
-                       "\" does not exist and create_slot is false");
-    }
-    // PG15 replaced NOEXPORT_SNAPSHOT with the option list; both need no
-    // snapshot since the outbox is streamed from now on, never copied.
-    std::string sql =
-        "CREATE_REPLICATION_SLOT " + quote_identifier(options_.slot) + " LOGICAL pgoutput" +
-        (server_version_ >= 150000
-             ? (*failover ? " (SNAPSHOT 'nothing', FAILOVER)" : " (SNAPSHOT 'nothing')")
-             : " NOEXPORT_SNAPSHOT");
-    auto created = conn_->query(sql);
-    if (!created) return created.error();
-    state.created = true;
-    rows = lookup();
-    if (!rows) return rows.error();
-    if (rows->empty()) {
-      return error(replication_errc::slot_missing,
-                   "replication slot \"" + options_.slot + "\" vanished right after creation");
-    }
-  }
-  const auto& row = (*rows)[0];
-  if (row[0] != std::optional<std::string>("pgoutput") ||
-      row[1] != std::optional<std::string>("logical")) {
-    return error(replication_errc::slot_invalid,
-                 "replication slot \"" + options_.slot + "\" is not a logical pgoutput slot");
-  }
-  if (row[2] != std::optional<std::string>("t")) {
-    return error(replication_errc::slot_invalid,
-                 "replication slot \"" + options_.slot + "\" belongs to another database");
-  }
-  if (row[6] && *row[6] == "lost") {
-    return error(replication_errc::slot_lost,
-                 "replication slot \"" + options_.slot +
-                     "\" has been invalidated (wal_status = lost): the WAL it needed was "
-                     "removed (max_slot_wal_keep_size), so rows committed after its "
-                     "confirmed_flush_lsn " + lost_confirmed(row) +
-                     " may never be published; check the outbox against Kafka, then set "
-                     "postgres.on_slot_lost: recreate (or drop the slot) to stream again from "
-                     "now");
-  }
-  if (row[3]) {
-    return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +
-                                                    "\" is active for PID " + *row[3]);
-  }
-  if (row[4]) {
-    auto lsn = parse_server_lsn(*row[4], "confirmed_flush_lsn of slot " + options_.slot);
-    if (!lsn) return lsn.error();
-    state.confirmed_flush = *lsn;
-  }
-  if (row[5]) {
-    auto lsn = parse_server_lsn(*row[5], "restart_lsn of slot " + options_.slot);
-    if (!lsn) return lsn.error();
-    state.restart_lsn = *lsn;
-  }
-  if (row[6]) state.wal_status = *row[6];
-  state.failover = row[7] == std::optional<std::string>("t");
   if (*failover && !state.failover) {
     // A slot made before this setting (or by hand) becomes one too.
     auto altered = conn_->query(
@@ -470,6 +417,43 @@ common::Result<SlotState> ReplicationStream::ensure_slot() {
     state.failover = true;
   }
   return state;
+}
+
+common::Result<SlotState> ReplicationStream::create_slot() {
+  auto failover = wants_failover_slot();
+  if (!failover) return failover.error();
+  // PG15 replaced NOEXPORT_SNAPSHOT with the option list; both need no
+  // snapshot since the outbox is streamed from now on, never copied.
+  std::string sql =
+      "CREATE_REPLICATION_SLOT " + quote_identifier(options_.slot) + " LOGICAL pgoutput" +
+      (server_version_ >= 150000
+           ? (*failover ? " (SNAPSHOT 'nothing', FAILOVER)" : " (SNAPSHOT 'nothing')")
+           : " NOEXPORT_SNAPSHOT");
+  auto created = conn_->query(sql);
+  if (!created) return created.error();
+  auto state = use_slot();
+  if (!state) {
+    if (state.error().code != replication_errc::slot_missing) return state.error();
+    return error(replication_errc::slot_missing,
+                 "replication slot \"" + options_.slot + "\" vanished right after creation");
+  }
+  state->created = true;
+  return state;
+}
+
+common::Result<SlotState> ReplicationStream::recreate_lost_slot() {
+  auto row = read_slot();
+  if (!row) return row.error();
+  if (*row && (*row)->active_pid) {
+    return error(replication_errc::slot_in_use, "replication slot \"" + options_.slot +
+                                                    "\" is active for PID " + *(*row)->active_pid);
+  }
+  if (*row) {
+    auto dropped = conn_->query("DROP_REPLICATION_SLOT " + quote_identifier(options_.slot),
+                                PGRES_COMMAND_OK);
+    if (!dropped) return dropped.error();
+  }
+  return create_slot();
 }
 
 common::Result<std::optional<std::string>> ReplicationStream::terminate_relay_holder(
@@ -488,28 +472,25 @@ common::Result<std::optional<std::string>> ReplicationStream::terminate_relay_ho
   return std::optional<std::string>(pid);
 }
 
-common::Result<SlotState> ReplicationStream::prepare() {
+common::Result<void> ReplicationStream::prepare_catalog(bool slot_exists) {
   const CatalogQuery q = [this](const std::string& sql) { return conn_->query(sql); };
   if (options_.outbox_table) {
     auto outbox = read_outbox_relation(q, options_.table, server_version_);
     if (!outbox) return outbox.error();
     outbox_ = std::move(*outbox);
   }
-  auto exists = slot_exists();
-  if (!exists) return exists.error();
-  auto published =
-      options_.outbox_table ? ensure_publication(*exists) : ensure_message_publication(*exists);
-  if (!published) return published.error();
-  return ensure_slot();
+  return options_.outbox_table ? ensure_publication(slot_exists)
+                               : ensure_message_publication(slot_exists);
 }
 
-common::Result<void> ReplicationStream::start(Lsn from, bool binary, bool messages) {
+common::Result<void> ReplicationStream::start(Lsn from, bool binary) {
   std::string sql = "START_REPLICATION SLOT " + quote_identifier(options_.slot) + " LOGICAL " +
-                    from.to_string() + " (proto_version '1', publication_names " +
-                    quote_literal(quote_identifier(options_.publication));
-  // binary and messages arrived with PostgreSQL 14.
+                    from.to_string() + " (proto_version '" + std::to_string(kProtoVersion) +
+                    "', publication_names " + quote_literal(quote_identifier(options_.publication));
+  // binary and messages arrived with PostgreSQL 14. Messages of other
+  // prefixes than the relay's are dropped by the slot core.
   if (binary && server_version_ >= 140000) sql += ", binary 'true'";
-  if (messages && server_version_ >= 140000) sql += ", messages 'true'";
+  if (server_version_ >= 140000) sql += ", messages 'true'";
   sql += ")";
   ResultGuard r(PQexec(conn_->pg, sql.c_str()));
   if (PQresultStatus(r.res) != PGRES_COPY_BOTH) {

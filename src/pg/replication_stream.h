@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "common/result.h"
+#include "pg/replication_catalog.h"
 #include "pg/wal_safety.h"
 #include "pg/wal_types.h"
 #include "wal/timeline.h"
@@ -46,12 +47,8 @@ struct ReplicationOptions {
   // false (outbox.source: messages): there is no outbox table to read or to
   // find in the publication, which only has to exist, and is created empty.
   bool outbox_table = true;
-  bool create_slot = true;
   bool create_publication = true;
   bool binary = true;
-  // Drop and create again a slot invalidated for lack of WAL, instead of
-  // failing with replication_errc::slot_lost.
-  bool recreate_lost_slot = false;
   // Create the slot with FAILOVER on PostgreSQL 17 and later, so that a
   // standby with sync_replication_slots keeps a copy to resume from after a
   // promotion. Harmless on a primary without standbys; skipped on a standby,
@@ -60,13 +57,11 @@ struct ReplicationOptions {
   std::string application_name = "outbox-relay";
 };
 
+// The slot the relay streams from, once used or created.
 struct SlotState {
   Lsn confirmed_flush;
   Lsn restart_lsn;
   bool created = false;
-  // Set when a lost slot was dropped and created again: what the lost slot
-  // had confirmed, the start of the gap that was skipped.
-  std::optional<Lsn> recreated_after;
   std::string wal_status;
   bool failover = false;  // pg_replication_slots.failover (PostgreSQL 17+)
 };
@@ -113,20 +108,42 @@ class ReplicationStream {
   // none.
   common::Result<std::string> timeline_history(wal::TimelineId tli);
 
-  // Reads the outbox from the catalog; checks that the publication delivers
-  // it (creating the publication, before the slot, only when the slot does
-  // not exist yet: decoding reads the catalog as of each change, so a
-  // publication created after the slot is "not found" for earlier changes),
-  // then the slot; fails if the slot is lost or held by another backend.
-  common::Result<SlotState> prepare();
+  // The slot's row in pg_replication_slots now; nullopt when it is missing.
+  common::Result<std::optional<ReplicationSlotRow>> read_slot();
 
-  // The outbox as the catalog described it in prepare(); empty (oid 0)
-  // without an outbox table.
+  // Reads the outbox from the catalog and checks that the publication
+  // delivers it, creating the publication only when the slot does not exist
+  // yet (decoding reads the catalog as of each change, so a publication
+  // created after the slot is "not found" for earlier changes).
+  common::Result<void> prepare_catalog(bool slot_exists);
+  // The outbox as the catalog described it in prepare_catalog(); empty (oid
+  // 0) without an outbox table.
   const OutboxRelation& outbox() const { return outbox_; }
+  // What the publication covers beyond the tables it lists, with the tables
+  // it publishes when it covers more (FOR ALL TABLES, FOR TABLES IN SCHEMA).
+  const wal::PublicationScope& publication_scope() const { return publication_scope_; }
+  // For such a publication, a name no publication has yet, to suggest for
+  // one of the relay's own; empty otherwise.
+  const std::string& free_publication_name() const { return free_publication_name_; }
+
+  // The slot step the resume policy decided (relay::ResumePolicy): stream
+  // from the slot as it is, create it, or drop a lost one and create it
+  // again. Each fails with slot_in_use while another backend holds the
+  // slot, and with slot_invalid when it is not a logical pgoutput slot of
+  // this database.
+  common::Result<SlotState> use_slot();
+  common::Result<SlotState> create_slot();
+  common::Result<SlotState> recreate_lost_slot();
+
+  // The pgoutput protocol version START_REPLICATION asks for, and so the one
+  // the decoder must read. Version 1 carries all the relay reads; 2 and
+  // later add streamed and two-phase transactions, which it never asks for.
+  static constexpr int kProtoVersion = 1;
 
   // START_REPLICATION at `from` (0/0 means the slot's confirmed_flush_lsn; the
-  // server starts at max(from, confirmed_flush_lsn) anyway).
-  common::Result<void> start(Lsn from, bool binary, bool messages);
+  // server starts at max(from, confirmed_flush_lsn) anyway), with logical
+  // decoding messages from PostgreSQL 14 on.
+  common::Result<void> start(Lsn from, bool binary);
 
   int socket() const;
 
@@ -158,8 +175,7 @@ class ReplicationStream {
   common::Result<void> read_wal_safety();
   common::Result<void> ensure_publication(bool slot_exists);
   common::Result<void> ensure_message_publication(bool slot_exists);
-  common::Result<SlotState> ensure_slot();
-  common::Result<bool> slot_exists();
+  common::Result<void> read_scope(wal::PublicationScope scope);
   common::Result<bool> wants_failover_slot();
   void await_copy_done();
 
@@ -173,6 +189,8 @@ class ReplicationStream {
   std::optional<wal::TimelineId> timeline_id_;
   Lsn identified_wal_end_;
   OutboxRelation outbox_;
+  wal::PublicationScope publication_scope_;
+  std::string free_publication_name_;
   bool streaming_ = false;
 };
 

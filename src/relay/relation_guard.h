@@ -36,9 +36,23 @@
 
 namespace relay {
 
+// A publication of the relay's own, suggested in place of one that covers
+// more than the outbox.
+struct OwnPublication {
+  std::string name;
+  std::string create_sql;  // CREATE PUBLICATION for the outbox alone
+};
+
 struct GuardContext {
   std::string slot;         // for messages
   std::string publication;  // for messages and the SQL they suggest
+  // What the publication covers beyond the tables it lists, as read at
+  // connect.
+  wal::PublicationScope scope;
+  OwnPublication own_publication;
+  // The slot existed at connect: a publication created now would be "not
+  // found" for the changes it has yet to send.
+  bool slot_exists = false;
 };
 
 class RelationGuard {
@@ -46,7 +60,10 @@ class RelationGuard {
   // Resolves outbox.ignore_relations and checks the column mapping against
   // the catalog's columns, reporting every problem at once, so that a
   // missing or mistyped column stops the relay at start-up, not at the
-  // first row.
+  // first row. Also errc::unmapped_relation when a FOR ALL TABLES or FOR
+  // TABLES IN SCHEMA publication covers a table that is neither the outbox
+  // nor ignored: its first row would stop the relay, and no ALTER
+  // PUBLICATION can take it out.
   static common::Result<RelationGuard> create(const config::OutboxConfig& cfg,
                                               const wal::OutboxRelation& outbox,
                                               GuardContext context);
@@ -87,6 +104,12 @@ class RelationGuard {
   bool is_partition(wal::RelId relid) const;
   bool is_ignored(const QualifiedName& name) const;
   common::Result<void> read_ignored(const config::OutboxConfig& cfg);
+  common::Result<void> check_scope() const;
+  // What to do about a relation that is neither the outbox nor ignored.
+  std::string unlisted_remedy(const QualifiedName& name) const;
+  // Replacing a publication that covers more than the outbox.
+  std::string own_publication_fix(bool slot_exists) const;
+  const char* scope_name() const;
 
   bool has_table_ = true;
   wal::OutboxRelation outbox_;

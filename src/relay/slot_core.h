@@ -104,7 +104,9 @@ class SlotCore {
                                     bool force = false);
   // Exactly once: when maybe_commit() has something to do by the clock
   // alone (the open transaction's interval runs out).
-  std::optional<Clock::time_point> commit_deadline() const { return cycle_.deadline(); }
+  std::optional<Clock::time_point> commit_deadline(Clock::time_point now) const {
+    return cycle_.deadline(now);
+  }
   const TransactionCycle& transaction_cycle() const { return cycle_; }
   // Exactly once, at a clean stop: commits what was read within `timeout`,
   // or fails with errc::unacknowledged (the next start streams it again).

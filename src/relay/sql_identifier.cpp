@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "relay/errc.h"
 #include "relay/value_codec.h"
 
@@ -31,6 +33,24 @@ common::Result<std::string> resolve_identifier(std::string_view text, std::strin
   }
   return make_error(errc::invalid_config,
                     fmt::format("{} {} is not a valid quoted identifier", what, quote_value(text)));
+}
+
+std::string quote_identifier(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string spell_identifier(std::string_view name) {
+  const bool bare =
+      !name.empty() && !(name.front() >= '0' && name.front() <= '9') &&
+      std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+      });
+  return bare ? std::string(name) : quote_identifier(name);
 }
 
 size_t find_qualifying_dot(std::string_view name) {

@@ -20,6 +20,15 @@ inline constexpr std::string_view kDefaultSchema = "public";
 // naming `what` for an empty or unterminated one.
 common::Result<std::string> resolve_identifier(std::string_view text, std::string_view what);
 
+// `name` as SQL writes it: always double-quoted (with "" for a quote), so
+// that any name reads back as itself.
+std::string quote_identifier(std::string_view name);
+
+// The spelling resolve_identifier() reads back as `name`: bare when it is
+// lower-case letters, digits and underscores, not starting with a digit;
+// quoted otherwise. For names the relay suggests writing into its config.
+std::string spell_identifier(std::string_view name);
+
 // Where "schema.table" splits: the first dot outside double quotes, or npos.
 size_t find_qualifying_dot(std::string_view name);
 

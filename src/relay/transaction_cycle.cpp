@@ -128,9 +128,15 @@ bool TransactionCycle::due(Clock::time_point now, uint64_t records, bool caught_
   return !last_commit_started_at_ || now - *last_commit_started_at_ >= policy_.min_gap;
 }
 
-std::optional<TransactionCycle::Clock::time_point> TransactionCycle::deadline() const {
+std::optional<TransactionCycle::Clock::time_point> TransactionCycle::deadline(
+    Clock::time_point now) const {
   if (state_ != State::kOpen) return std::nullopt;
-  return opened_at_ + policy_.interval;
+  Clock::time_point at = opened_at_ + policy_.interval;
+  if (last_commit_started_at_) {
+    const Clock::time_point gap_end = *last_commit_started_at_ + policy_.min_gap;
+    if (gap_end > now && gap_end < at) at = gap_end;
+  }
+  return at;
 }
 
 void TransactionCycle::note_record(int64_t pg_commit_micros) {

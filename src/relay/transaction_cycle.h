@@ -86,8 +86,9 @@ class TransactionCycle {
   // `caught_up`: the stream has nothing more to read right now and no
   // PostgreSQL transaction is half read.
   bool due(Clock::time_point now, uint64_t records, bool caught_up) const;
-  // The latest moment due() turns true by the clock alone, if open.
-  std::optional<Clock::time_point> deadline() const;
+  // When due() may turn true by the clock alone, if open: the interval's
+  // end, or sooner the end of the minimum gap still running at `now`.
+  std::optional<Clock::time_point> deadline(Clock::time_point now) const;
 
   // The PostgreSQL commit time of each record added, so that a commit can
   // tell how long each row waited to be readable. Rows added while a commit

@@ -37,4 +37,26 @@ struct OutboxRelation {
   std::string qualified_name() const { return nspname + "." + relname; }
 };
 
+// A table a publication publishes (pg_publication_tables).
+struct PublishedTable {
+  RelId oid = 0;
+  std::string nspname;
+  std::string relname;
+
+  bool operator==(const PublishedTable&) const = default;
+};
+
+// What a publication covers beyond the tables it lists.
+struct PublicationScope {
+  bool all_tables = false;  // FOR ALL TABLES
+  bool schemas = false;     // FOR TABLES IN SCHEMA (PostgreSQL 15+), one schema or more
+  // For such a publication, every table it publishes at connect; empty
+  // otherwise.
+  std::vector<PublishedTable> tables;
+
+  // ALTER PUBLICATION ... DROP TABLE can take any one of its tables out;
+  // it cannot for a table covered by FOR ALL TABLES or by its schema.
+  bool lists_tables_only() const { return !all_tables && !schemas; }
+};
+
 }  // namespace wal

@@ -181,6 +181,98 @@ TEST(OutboxRelationRead, UnexpectedOidTextIsAnErrorNamingIt) {
   expect_contains(rel.error().describe(), "'16x84'");
 }
 
+TEST(PublicationRead, ScopeBeyondListedTablesIsRead) {
+  ScriptedCatalog c;
+  c.answers = {{{"t", "t", "t", "t", "f"}}};
+  auto state = read_publication(c.query(), "dbz_publication", outbox(), 150000);
+  ASSERT_TRUE(state.ok()) << state.error().describe();
+  EXPECT_TRUE(state->scope.all_tables);
+  EXPECT_FALSE(state->scope.schemas);
+  EXPECT_FALSE(state->scope.lists_tables_only());
+  expect_contains(c.asked[0], "p.puballtables, EXISTS (SELECT 1 FROM "
+                              "pg_catalog.pg_publication_namespace s WHERE s.pnpubid = p.oid)");
+  // FOR TABLES IN SCHEMA arrived with 15.
+  c.answers = {{{"t", "f", "t", "f", "f"}}};
+  ASSERT_TRUE(read_publication(c.query(), "outbox_pub", outbox(), 140000).ok());
+  expect_contains(c.asked[1], "p.puballtables, false FROM");
+}
+
+TEST(PublicationRead, PublishedTablesAreReadWithTheirOids) {
+  ScriptedCatalog c;
+  c.answers = {{{"16384", "public", "outbox"}, {"16500", "public", "orders"}}};
+  auto tables = read_published_tables(c.query(), "dbz_publication");
+  ASSERT_TRUE(tables.ok()) << tables.error().describe();
+  EXPECT_EQ(*tables, (std::vector<wal::PublishedTable>{{16384, "public", "outbox"},
+                                                        {16500, "public", "orders"}}));
+  expect_contains(c.asked[0], "pg_publication_tables t");
+  expect_contains(c.asked[0], "WHERE t.pubname = 'dbz_publication'");
+}
+
+// sql/01-outbox-table.sql may have made outbox_pub beside Debezium's
+// publication: CREATE PUBLICATION of a name taken fails.
+TEST(PublicationAdvice, SuggestedPublicationNameIsOneNoPublicationHas) {
+  ScriptedCatalog c;
+  c.answers = {{}};
+  EXPECT_EQ(free_publication_name(c.query(), "dbz_publication").value(), "outbox_pub");
+  c.answers = {{}};
+  EXPECT_EQ(free_publication_name(c.query(), "outbox_pub").value(), "outbox_relay_pub");
+  c.answers = {{{"outbox_pub"}, {"outbox_relay_pub"}, {"outbox_relay_pub_2"}}};
+  EXPECT_EQ(free_publication_name(c.query(), "dbz_publication").value(), "outbox_relay_pub_3");
+  expect_contains(c.asked[0], "FROM pg_catalog.pg_publication WHERE pubname LIKE 'outbox%pub%'");
+  EXPECT_EQ(create_empty_publication_sql("outbox_pub"), "CREATE PUBLICATION \"outbox_pub\"");
+}
+
+TEST(SlotRead, EachColumnIsReadByItsName) {
+  ScriptedCatalog c;
+  c.answers = {{{"pgoutput", "logical", "t", "4242", "0/3000000", "0/2000000", "lost", "t"}}};
+  auto row = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_TRUE(row.ok()) << row.error().describe();
+  ASSERT_TRUE(row->has_value());
+  const ReplicationSlotRow& s = **row;
+  EXPECT_EQ(s.plugin, "pgoutput");
+  EXPECT_EQ(s.slot_type, "logical");
+  EXPECT_TRUE(s.in_this_database);
+  EXPECT_EQ(s.active_pid, std::optional<std::string>("4242"));
+  EXPECT_EQ(s.confirmed_flush, std::optional<Lsn>(Lsn(0x3000000)));
+  EXPECT_EQ(s.restart_lsn, std::optional<Lsn>(Lsn(0x2000000)));
+  EXPECT_TRUE(s.lost());
+  EXPECT_TRUE(s.failover);
+  expect_contains(c.asked[0],
+                  "SELECT plugin, slot_type, database = pg_catalog.current_database(), "
+                  "active_pid, confirmed_flush_lsn, restart_lsn, wal_status, failover FROM "
+                  "pg_catalog.pg_replication_slots WHERE slot_name = 'orders_slot'");
+}
+
+TEST(SlotRead, ColumnsAServerLacksAreAskedAsConstants) {
+  ScriptedCatalog c;
+  c.answers = {{{"pgoutput", "logical", "f", std::nullopt, std::nullopt, std::nullopt,
+                 std::nullopt, "f"}}};
+  auto row = read_slot(c.query(), "orders_slot", 120000);
+  ASSERT_TRUE(row.ok()) << row.error().describe();
+  expect_contains(c.asked[0], "restart_lsn, NULL, false FROM");
+  EXPECT_FALSE((*row)->in_this_database);
+  EXPECT_FALSE((*row)->lost());
+  EXPECT_EQ((*row)->confirmed_flush, std::nullopt);
+  EXPECT_EQ((*row)->active_pid, std::nullopt);
+}
+
+TEST(SlotRead, MissingSlotIsNoRowAndABadLsnIsAnErrorNamingIt) {
+  ScriptedCatalog c;
+  c.answers = {{}};
+  auto none = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  c.answers = {{{"pgoutput", "logical", "t", std::nullopt, "zz", std::nullopt, "reserved", "f"}}};
+  auto bad = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, replication_errc::lsn_invalid);
+  expect_contains(bad.error().describe(), "confirmed_flush_lsn of slot orders_slot 'zz'");
+  c.answers = {{{"pgoutput", "logical"}}};
+  auto short_row = read_slot(c.query(), "orders_slot", 170000);
+  ASSERT_FALSE(short_row.ok());
+  EXPECT_EQ(short_row.error().code, replication_errc::query_failed);
+}
+
 TEST(ServerLsn, TextThatIsNotAnLsnIsAnErrorNamingIt) {
   auto lsn = parse_server_lsn("16/B374D848", "confirmed_flush_lsn of slot s");
   ASSERT_TRUE(lsn.ok());

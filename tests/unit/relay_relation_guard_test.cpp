@@ -118,8 +118,11 @@ TEST(RelationGuard, UnlistedRelationHaltsAtItsFirstRowNamingItAndTheFix) {
   const std::string msg = row.error().describe();
   expect_contains(msg, "relation public.audit_log (oid 16500) is in publication \"outbox_pub\"");
   expect_contains(msg, "lsn=16/B374D848");
-  expect_contains(msg, "outbox.ignore_relations");
-  expect_contains(msg, "ALTER PUBLICATION \"outbox_pub\" DROP TABLE public.audit_log");
+  // Dropping the table from the publication alone does not help: the rows
+  // already in the slot are decoded under the publication as it was.
+  expect_contains(msg, "List it in outbox.ignore_relations (public.audit_log)");
+  expect_contains(msg, "ALTER PUBLICATION \"outbox_pub\" DROP TABLE \"public\".\"audit_log\"");
+  expect_contains(msg, "which alone does not help");
   // The outbox's own rows are not affected by the announcement alone.
   ASSERT_TRUE(g.on_relation(relation(kOutboxOid, "public", "outbox")).has_value());
   EXPECT_TRUE(g.on_row(kOutboxOid, kLsn).value());
@@ -211,6 +214,95 @@ TEST(RelationGuard, UnparsableIgnoredNameIsAConfigError) {
   auto g = RelationGuard::create(cfg, outbox_in_catalog(), GuardContext{"s", "p"});
   ASSERT_FALSE(g.ok());
   EXPECT_EQ(g.error().code, errc::invalid_config);
+}
+
+// A publication FOR ALL TABLES, as Debezium's dbz_publication, beside the
+// outbox table `orders`.
+GuardContext wide_context(bool slot_exists = false) {
+  GuardContext c{"orders_slot", "dbz_publication"};
+  c.scope.all_tables = true;
+  c.scope.tables = {{kOutboxOid, "public", "outbox"}, {kOtherOid, "public", "orders"}};
+  c.own_publication = {"outbox_pub",
+                       "CREATE PUBLICATION \"outbox_pub\" FOR TABLE \"public\".\"outbox\" WITH "
+                       "(publish = 'insert')"};
+  c.slot_exists = slot_exists;
+  return c;
+}
+
+TEST(RelationGuard, AllTablesPublicationWithAnotherTableIsRefusedAtCreationWithAFixThatWorks) {
+  auto g = RelationGuard::create({}, outbox_in_catalog(), wide_context());
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.error().code, errc::unmapped_relation);
+  const std::string msg = g.error().describe();
+  expect_contains(msg,
+                  "slot=orders_slot publication \"dbz_publication\" is FOR ALL TABLES and "
+                  "publishes 1 table beside the outbox table public.outbox that is not listed in "
+                  "outbox.ignore_relations (public.orders)");
+  expect_contains(msg, "ALTER PUBLICATION cannot take one table out of a FOR ALL TABLES");
+  expect_contains(msg,
+                  "CREATE PUBLICATION \"outbox_pub\" FOR TABLE \"public\".\"outbox\" WITH "
+                  "(publish = 'insert'); then set postgres.publication: outbox_pub");
+  EXPECT_EQ(msg.find("DROP TABLE"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("postgres.slot"), std::string::npos) << "no slot yet: " << msg;
+}
+
+TEST(RelationGuard, WidePublicationWithAnExistingSlotAsksForANewSlotToo) {
+  GuardContext c = wide_context(true);
+  c.scope.all_tables = false;
+  c.scope.schemas = true;
+  auto g = RelationGuard::create({}, outbox_in_catalog(), c);
+  ASSERT_FALSE(g.ok());
+  const std::string msg = g.error().describe();
+  expect_contains(msg, "is FOR TABLES IN SCHEMA and publishes 1 table");
+  expect_contains(msg, "and postgres.slot to a new name: slot \"orders_slot\" exists already");
+}
+
+TEST(RelationGuard, WidePublicationOfTheOutboxAndIgnoredTablesOnlyIsAccepted) {
+  config::OutboxConfig cfg;
+  cfg.ignore_relations = {"public.orders"};
+  GuardContext c = wide_context();
+  c.scope.tables.push_back({kPartitionOid, "public", "outbox_2020s"});
+  EXPECT_TRUE(RelationGuard::create(cfg, outbox_in_catalog(wal::OutboxRelation::kPartitioned), c).ok());
+}
+
+TEST(RelationGuard, WidePublicationNamesAFewTablesAndCountsTheRest) {
+  GuardContext c = wide_context();
+  for (int i = 0; i < 7; ++i) {
+    c.scope.tables.push_back({static_cast<wal::RelId>(17000 + i), "sales", "t" + std::to_string(i)});
+  }
+  c.scope.tables.push_back({17100, "Sales", "Big Table"});
+  auto g = RelationGuard::create({}, outbox_in_catalog(), c);
+  ASSERT_FALSE(g.ok());
+  const std::string msg = g.error().describe();
+  expect_contains(msg, "publishes 9 tables beside the outbox table public.outbox that are not");
+  expect_contains(msg, "(public.orders, sales.t0, sales.t1, sales.t2, sales.t3, and 4 more)");
+}
+
+TEST(RelationGuard, WidePublicationWithoutAnOutboxTableRefusesAnyUnlistedTable) {
+  config::OutboxConfig cfg;
+  cfg.source = config::OutboxSource::kMessages;
+  GuardContext c = wide_context();
+  c.own_publication = {"outbox_pub", "CREATE PUBLICATION \"outbox_pub\""};
+  auto g = RelationGuard::without_table(cfg, c);
+  ASSERT_FALSE(g.ok());
+  const std::string msg = g.error().describe();
+  expect_contains(msg, "publishes 2 tables not listed in outbox.ignore_relations");
+  expect_contains(msg, "CREATE PUBLICATION \"outbox_pub\"; then set postgres.publication");
+}
+
+// A table created after the relay connected reaches the guard as a row.
+TEST(RelationGuard, RowOfAWidePublicationsNewTableSuggestsNoDropTable) {
+  GuardContext c = wide_context();
+  c.scope.tables = {{kOutboxOid, "public", "outbox"}};
+  auto made = RelationGuard::create({}, outbox_in_catalog(), c);
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  RelationGuard g = std::move(made).value();
+  g.on_relation(relation(kOtherOid, "public", "Orders"));
+  const std::string msg = error_of(g.on_row(kOtherOid, kLsn));
+  expect_contains(msg, "List it in outbox.ignore_relations (public.\"Orders\")");
+  expect_contains(msg, "is FOR ALL TABLES, so ALTER PUBLICATION cannot take the table out");
+  expect_contains(msg, "and postgres.slot to a new name");
+  EXPECT_EQ(msg.find("DROP TABLE"), std::string::npos) << msg;
 }
 
 }  // namespace

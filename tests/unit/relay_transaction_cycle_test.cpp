@@ -121,7 +121,7 @@ TEST(TransactionCycle, CaughtUpCommitsAtOnceAndOtherwiseTheBoundsDecide) {
   EXPECT_FALSE(cycle.due(t0 + milliseconds(249), 99, false));
   EXPECT_TRUE(cycle.due(t0 + milliseconds(250), 1, false));
   EXPECT_TRUE(cycle.due(t0, 100, false));
-  EXPECT_EQ(cycle.deadline(), t0 + milliseconds(250));
+  EXPECT_EQ(cycle.deadline(t0), t0 + milliseconds(250));
 }
 
 TEST(TransactionCycle, AMinimumGapHoldsACaughtUpCommitButNotTheBounds) {
@@ -137,7 +137,9 @@ TEST(TransactionCycle, AMinimumGapHoldsACaughtUpCommitButNotTheBounds) {
   (void)cycle.committed(t0 + milliseconds(1));
   cycle.begin(t0 + milliseconds(1));
   EXPECT_FALSE(cycle.due(t0 + milliseconds(4), 1, true));
+  EXPECT_EQ(cycle.deadline(t0 + milliseconds(4)), t0 + milliseconds(5));
   EXPECT_TRUE(cycle.due(t0 + milliseconds(5), 1, true));
+  EXPECT_EQ(cycle.deadline(t0 + milliseconds(5)), t0 + milliseconds(251));
   EXPECT_TRUE(cycle.due(t0 + milliseconds(2), 100, true));
 }
 
