@@ -100,7 +100,7 @@ configure_and_build() {
   local generator=()
   [[ -f "$dir/CMakeCache.txt" ]] || generator=(-G Ninja)
   if ! logged "$name-configure" cmake -S "$ROOT" -B "$dir" "${generator[@]}" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo "${LAUNCHER[@]}" "$@"; then
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUTBOX_WERROR=ON "${LAUNCHER[@]}" "$@"; then
     step_failed "$name: cmake configure failed (log: $LOGS/$name-configure.log)"
     return 1
   fi

@@ -203,7 +203,9 @@ common::Result<void> Router::bind(const RelationDesc& relation) {
   }
 
   if (!problems.empty()) {
-    return make_error(errc::invalid_mapping, fmt::format("{}", fmt::join(problems, "; ")));
+    std::string message = std::move(problems.front());
+    for (size_t i = 1; i < problems.size(); ++i) message.append("; ").append(problems[i]);
+    return make_error(errc::invalid_mapping, std::move(message));
   }
   bindings_.push_back(std::move(b));
   return {};
