@@ -208,6 +208,17 @@ class RelayTest : public ::testing::Test {
     return v && *v == "t";
   }
 
+  // Whether the slot confirmed a position past `lsn`; nullopt without the slot.
+  std::optional<bool> slot_confirmed_past(const OutboxDb& db, const std::string& slot,
+                                          const std::string& lsn) {
+    auto v = pg().query_scalar("SELECT confirmed_flush_lsn > '" + lsn +
+                                   "'::pg_lsn FROM pg_replication_slots WHERE slot_name = '" +
+                                   slot + "'",
+                               db.name);
+    if (!v) return std::nullopt;
+    return *v == "t";
+  }
+
   // The walsender holding the slot; nullopt while none does.
   std::optional<std::string> active_pid(const OutboxDb& db, const std::string& slot) {
     return pg().query_scalar(
